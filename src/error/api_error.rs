@@ -1,0 +1,132 @@
+//! [`ApiError`]: one rejection, before it is rendered.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use super::{Category, ErrorCode};
+
+/// A rejection: a stable [`ErrorCode`], a message for humans, optional
+/// machine-readable details and extra response headers (such as `Retry-After`).
+///
+/// Every layer rejects with an `ApiError`; the shared
+/// [`ErrorRenderer`](super::ErrorRenderer) turns it into the response, and
+/// puts a copy in the response's extensions so outer layers (metrics,
+/// logging) can read it.
+///
+/// The message is for humans and is never parsed by clients; it never
+/// contains a raw API key, a digest, or an internal error text.
+///
+/// ```
+/// use serde_json::json;
+/// use tollgate::error::{ApiError, ErrorCode};
+///
+/// let error = ApiError::new(ErrorCode::RATE_LIMITED, "Slow down.")
+///     .with_details(json!({ "retry_after": 3 }))
+///     .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("3"));
+/// assert_eq!(error.code(), &ErrorCode::RATE_LIMITED);
+/// assert_eq!(error.status(), http::StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(error.details().unwrap()["retry_after"], 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: Cow<'static, str>,
+    details: Option<Value>,
+    headers: HeaderMap,
+    subject: Option<Subject>,
+}
+
+/// Who the rejected request was from, when a layer knows: for logs only.
+#[derive(Clone, Debug)]
+pub(crate) struct Subject {
+    pub(crate) key_id: String,
+    pub(crate) project: String,
+}
+
+impl ApiError {
+    /// A rejection with `code` and a human `message`.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+            headers: HeaderMap::new(),
+            subject: None,
+        }
+    }
+
+    /// Adds machine-readable details (a JSON object by convention).
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// Adds a header to the rejection response.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    pub(crate) fn with_subject(mut self, key_id: &str, project: &str) -> Self {
+        self.subject = Some(Subject {
+            key_id: key_id.to_owned(),
+            project: project.to_owned(),
+        });
+        self
+    }
+
+    pub(crate) fn subject(&self) -> Option<&Subject> {
+        self.subject.as_ref()
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
+    }
+
+    /// The HTTP status (the code's).
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The category (the code's).
+    pub fn category(&self) -> Category {
+        self.code.category()
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The machine-readable details, if any.
+    pub fn details(&self) -> Option<&Value> {
+        self.details.as_ref()
+    }
+
+    /// Extra headers for the rejection response.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    /// A rejection with the code's generic message.
+    fn from(code: ErrorCode) -> Self {
+        let message = code.default_message().unwrap_or("The request was rejected.");
+        Self::new(code, message)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,376 @@
+//! Rendering: the one place an [`ApiError`] becomes an HTTP response.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ApiError;
+use crate::route::Route;
+
+/// What a renderer may know of the rejected request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenderContext<'a> {
+    request_id: Option<&'a str>,
+    route: Option<&'a str>,
+}
+
+impl<'a> RenderContext<'a> {
+    /// A context with the given request id and route name.
+    pub fn new(request_id: Option<&'a str>, route: Option<&'a str>) -> Self {
+        Self { request_id, route }
+    }
+
+    /// The request's id, echoed from its request-id header when present.
+    pub fn request_id(&self) -> Option<&'a str> {
+        self.request_id
+    }
+
+    /// The name of the matched route (its pattern), when a
+    /// [`RouteLayer`](crate::route::RouteLayer) ran.
+    pub fn route(&self) -> Option<&'a str> {
+        self.route
+    }
+}
+
+/// Turns an [`ApiError`] into a response: the one extension point for the
+/// shape of error bodies.
+///
+/// Closures `Fn(&ApiError, &RenderContext) -> serde_json::Value` implement it:
+/// the value becomes an `application/json` body with the error's status. For
+/// full control (another content type, other headers) implement the trait.
+///
+/// ```
+/// use serde_json::json;
+/// use tollgate::error::{ApiError, ErrorRenderer, RenderContext};
+///
+/// // `{"error":"code","details":{…}}`
+/// let renderer = ErrorRenderer::from_fn(|error: &ApiError, _: &RenderContext<'_>| {
+///     json!({ "error": error.code().as_str(), "details": error.details() })
+/// });
+/// # let _ = renderer;
+/// ```
+pub trait RenderError: Send + Sync + 'static {
+    /// The response for `error`. The renderer sets the status and content
+    /// type; the error's own headers are added afterwards.
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes>;
+}
+
+impl<F> RenderError for F
+where
+    F: Fn(&ApiError, &RenderContext<'_>) -> Value + Send + Sync + 'static,
+{
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        json_response(error.status(), APPLICATION_JSON, &self(error, context))
+    }
+}
+
+const APPLICATION_JSON: &str = "application/json";
+const APPLICATION_PROBLEM_JSON: &str = "application/problem+json";
+
+/// Serializes `body` into a JSON response with `status` and `content_type`.
+pub fn json_response<T: Serialize + ?Sized>(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &T,
+) -> Response<Bytes> {
+    // Serializing our own values cannot fail; if a user's `Serialize` does,
+    // the client still gets a well-formed body with the right status.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The default envelope:
+/// `{"error":{"code","message","status","category","details","request_id"}}`,
+/// `application/json`. `details` and `request_id` are left out when absent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonEnvelope;
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: EnvelopeError<'a>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError<'a> {
+    code: &'a str,
+    message: &'a str,
+    status: u16,
+    category: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl RenderError for JsonEnvelope {
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        let body = Envelope {
+            error: EnvelopeError {
+                code: error.code().as_str(),
+                message: error.message(),
+                status: error.status().as_u16(),
+                category: error.category().as_str(),
+                details: error.details(),
+                request_id: context.request_id(),
+            },
+        };
+        json_response(error.status(), APPLICATION_JSON, &body)
+    }
+}
+
+/// RFC 9457 problem details, `application/problem+json`: `type`, `title`,
+/// `status`, `detail`, and the extension members `code`, `details` and
+/// `request_id`.
+///
+/// `type` is `about:blank` (and `title` the status's reason phrase) unless a
+/// base URI is set, in which case `type` is the base followed by the code,
+/// for example `https://docs.example.com/errors/rate_limited`.
+#[derive(Clone, Debug, Default)]
+pub struct ProblemJson {
+    type_base: Option<String>,
+}
+
+impl ProblemJson {
+    /// Problem details with `type: "about:blank"`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Problem details whose `type` is `base` followed by the error code.
+    #[must_use]
+    pub fn with_type_base(mut self, base: impl Into<String>) -> Self {
+        self.type_base = Some(base.into());
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl RenderError for ProblemJson {
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        let code = error.code().as_str();
+        let kind = self
+            .type_base
+            .as_ref()
+            .map_or_else(|| String::from("about:blank"), |base| format!("{base}{code}"));
+        let body = Problem {
+            kind: &kind,
+            title: error.status().canonical_reason().unwrap_or("Error"),
+            status: error.status().as_u16(),
+            detail: error.message(),
+            code,
+            details: error.details(),
+            request_id: context.request_id(),
+        };
+        json_response(error.status(), APPLICATION_PROBLEM_JSON, &body)
+    }
+}
+
+/// The renderer every layer shares: set once, cheap to clone.
+///
+/// It picks the response shape ([`JsonEnvelope`] by default), answers gRPC
+/// requests (`content-type: application/grpc…`) with a trailers-only gRPC
+/// status instead, echoes the request id, adds the error's headers, puts the
+/// typed [`ApiError`] in the response's extensions, and emits one `tracing`
+/// event per rejection (code, status, route, and key id and project when
+/// known; never the key).
+#[derive(Clone)]
+pub struct ErrorRenderer {
+    renderer: Arc<dyn RenderError>,
+    request_id_header: HeaderName,
+    grpc: bool,
+}
+
+/// The longest request id echoed back; longer ones are ignored.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+impl ErrorRenderer {
+    /// A renderer producing the shape of `renderer`.
+    pub fn new(renderer: impl RenderError) -> Self {
+        Self {
+            renderer: Arc::new(renderer),
+            request_id_header: HeaderName::from_static("x-request-id"),
+            grpc: true,
+        }
+    }
+
+    /// A renderer from a closure that returns the JSON body.
+    pub fn from_fn<F>(render: F) -> Self
+    where
+        F: Fn(&ApiError, &RenderContext<'_>) -> Value + Send + Sync + 'static,
+    {
+        Self::new(render)
+    }
+
+    /// RFC 9457 `application/problem+json` responses.
+    pub fn problem_json() -> Self {
+        Self::new(ProblemJson::new())
+    }
+
+    /// Reads the request id from `header` instead of `x-request-id`.
+    #[must_use]
+    pub fn with_request_id_header(mut self, header: HeaderName) -> Self {
+        self.request_id_header = header;
+        self
+    }
+
+    /// Whether gRPC requests get gRPC status responses (on by default).
+    #[must_use]
+    pub fn with_grpc(mut self, enabled: bool) -> Self {
+        self.grpc = enabled;
+        self
+    }
+
+    /// The response rejecting `request` with `error`.
+    pub fn respond<B>(&self, error: ApiError, request: &Request<B>) -> Response<Bytes> {
+        let headers = request.headers();
+        let request_id = headers
+            .get(&self.request_id_header)
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN);
+        let route = request.extensions().get::<Route>().map(Route::name);
+        log_rejection(&error, request, route);
+
+        let mut response = if self.grpc && is_grpc(headers) {
+            grpc_response(&error)
+        } else {
+            self.renderer
+                .render(&error, &RenderContext::new(request_id, route))
+        };
+        for (name, value) in error.headers() {
+            response.headers_mut().append(name, value.clone());
+        }
+        response.extensions_mut().insert(error);
+        response
+    }
+}
+
+impl Default for ErrorRenderer {
+    fn default() -> Self {
+        Self::new(JsonEnvelope)
+    }
+}
+
+impl fmt::Debug for ErrorRenderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorRenderer")
+            .field("request_id_header", &self.request_id_header)
+            .field("grpc", &self.grpc)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tracing")]
+fn log_rejection<B>(error: &ApiError, request: &Request<B>, route: Option<&str>) {
+    let principal = request.extensions().get::<crate::key::Principal>();
+    let (key_id, project) = match (error.subject(), principal) {
+        (Some(subject), _) => (Some(subject.key_id.as_str()), Some(subject.project.as_str())),
+        (None, Some(principal)) => (Some(principal.key_id()), Some(principal.project())),
+        (None, None) => (None, None),
+    };
+    let code = error.code().as_str();
+    let status = error.status().as_u16();
+    if error.status().is_server_error() {
+        tracing::warn!(target: "tollgate", code, status, route, key_id, project, "request rejected");
+    } else {
+        tracing::info!(target: "tollgate", code, status, route, key_id, project, "request rejected");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+fn log_rejection<B>(_: &ApiError, _: &Request<B>, _: Option<&str>) {}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The gRPC status code for an HTTP status.
+///
+/// 404 maps to `UNIMPLEMENTED` (12), what a gRPC server answers for a method it
+/// does not have, so a hidden route looks absent to gRPC clients too.
+pub fn grpc_status(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        400 => 3,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        413 | 429 => 8,
+        500 => 13,
+        502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+fn grpc_response(error: &ApiError) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(
+        HeaderName::from_static("grpc-status"),
+        HeaderValue::from(u16::from(grpc_status(error.status()))),
+    );
+    let message = percent_encode_grpc(&format!("{}: {}", error.code(), error.message()));
+    if let Ok(value) = HeaderValue::from_str(&message) {
+        headers.insert(HeaderName::from_static("grpc-message"), value);
+    }
+    response
+}
+
+/// Percent-encodes a `grpc-message` as the gRPC spec asks: every byte outside
+/// printable ASCII, and `%` itself.
+fn percent_encode_grpc(message: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = String::with_capacity(message.len());
+    for &byte in message.as_bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push('%');
+            encoded.push(char::from(HEX[usize::from(byte >> 4)]));
+            encoded.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(percent_encode_grpc("a b%c\né"), "a b%25c%0A%C3%A9");
+    }
+
+    #[test]
+    fn grpc_status_mapping_follows_the_design() {
+        let cases = [(401, 16), (403, 7), (429, 8), (413, 8), (400, 3), (502, 14), (503, 14), (500, 13), (404, 12), (418, 2)];
+        for (http, grpc) in cases {
+            assert_eq!(grpc_status(StatusCode::from_u16(http).unwrap()), grpc, "{http}");
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Key stores: where key records are looked up by digest.
+
+use std::fmt;
+use std::future::{Future, Ready, ready};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+
+use super::digest::KeyDigest;
+use super::parse::{KeyEnv, KeyKind};
+
+/// What the store knows of one key. Never holds the key itself.
+///
+/// ```
+/// use tollgate::key::{KeyKind, KeyRecord};
+///
+/// let record = KeyRecord::new("key_1", "acme", KeyKind::Restricted);
+/// assert_eq!(record.scopes(), ["read"]); // the kind's default scopes
+/// let record = record.with_scopes(["people.*"]);
+/// assert_eq!(record.scopes(), ["people.*"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    key_id: String,
+    project: String,
+    kind: KeyKind,
+    env: Option<KeyEnv>,
+    scopes: Vec<String>,
+    origins: Vec<String>,
+    status: KeyStatus,
+    expires_at: Option<SystemTime>,
+}
+
+/// Whether a key may still be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Revoked: answered exactly like an unknown key.
+    Revoked,
+}
+
+impl KeyRecord {
+    /// An active key of `kind`, with the kind's default scopes, no
+    /// environment, no origins and no expiry.
+    pub fn new(key_id: impl Into<String>, project: impl Into<String>, kind: KeyKind) -> Self {
+        Self {
+            key_id: key_id.into(),
+            project: project.into(),
+            kind,
+            env: None,
+            scopes: default_scopes(kind),
+            origins: Vec::new(),
+            status: KeyStatus::Active,
+            expires_at: None,
+        }
+    }
+
+    /// Sets the environment.
+    #[must_use]
+    pub fn with_env(mut self, env: KeyEnv) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Sets the granted scopes; an empty list means the kind's defaults.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        if self.scopes.is_empty() {
+            self.scopes = default_scopes(self.kind);
+        }
+        self
+    }
+
+    /// Sets the origins a browser may use this key from.
+    #[must_use]
+    pub fn with_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn with_status(mut self, status: KeyStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the moment the key stops working.
+    #[must_use]
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The key's id: safe to log and show, unlike the key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The project the key belongs to.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The stored kind.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The stored environment.
+    pub fn env(&self) -> Option<KeyEnv> {
+        self.env
+    }
+
+    /// The granted scopes (the kind's defaults when none were set).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The allowed browser origins (patterns), possibly none.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// The status.
+    pub fn status(&self) -> KeyStatus {
+        self.status
+    }
+
+    /// When the key stops working, if ever.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+}
+
+fn default_scopes(kind: KeyKind) -> Vec<String> {
+    kind.default_scopes().iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A store could not answer. The text goes to logs, never to clients, who
+/// see `upstream_failed`.
+#[derive(Debug)]
+pub struct StoreError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps the store's own error.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key store error: {}", self.source)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// What a lookup yields: the record, `None` for an unknown key, or an error.
+pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
+
+/// Looks key records up by digest.
+///
+/// The lookup's future is an associated type, so the layer is generic over
+/// it and the in-memory store's lookup ([`Ready`]) costs no allocation. A
+/// store backed by a database can use a boxed future.
+///
+/// ```
+/// use std::future::{Ready, ready};
+/// use std::sync::Arc;
+/// use tollgate::key::{KeyDigest, KeyKind, KeyRecord, KeyStore, LookupResult};
+///
+/// /// Every key belongs to one project: a toy store.
+/// struct Everyone;
+///
+/// impl KeyStore for Everyone {
+///     type Lookup = Ready<LookupResult>;
+///     fn lookup(&self, _digest: &KeyDigest) -> Self::Lookup {
+///         ready(Ok(Some(Arc::new(KeyRecord::new("any", "public", KeyKind::Publishable)))))
+///     }
+/// }
+/// ```
+pub trait KeyStore: Send + Sync + 'static {
+    /// The lookup in progress.
+    type Lookup: Future<Output = LookupResult> + Send + 'static;
+
+    /// Starts looking up `digest`.
+    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup;
+}
+
+impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
+    type Lookup = S::Lookup;
+
+    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+        (**self).lookup(digest)
+    }
+}
+
+/// An in-memory store: a concurrent map from digest to record, changed at
+/// run time through any clone.
+///
+/// ```
+/// use tollgate::key::{InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord};
+///
+/// let store = InMemoryKeyStore::new();
+/// let hasher = KeyHasher::new();
+/// let minted = hasher.mint(KeyKind::Secret, None).unwrap();
+/// store.insert(minted.digest(), KeyRecord::new("key_1", "acme", KeyKind::Secret));
+/// assert_eq!(store.len(), 1);
+/// assert!(store.revoke(&minted.digest()));
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryKeyStore {
+    records: Arc<DashMap<KeyDigest, Arc<KeyRecord>>>,
+}
+
+impl InMemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the record for `digest`.
+    pub fn insert(&self, digest: KeyDigest, record: KeyRecord) {
+        self.records.insert(digest, Arc::new(record));
+    }
+
+    /// Marks the key revoked; returns whether it was known.
+    pub fn revoke(&self, digest: &KeyDigest) -> bool {
+        match self.records.get_mut(digest) {
+            Some(mut entry) => {
+                let revoked = entry.as_ref().clone().with_status(KeyStatus::Revoked);
+                *entry = Arc::new(revoked);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the key; returns its record if it was known.
+    pub fn remove(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
+        self.records.remove(digest).map(|(_, record)| record)
+    }
+
+    /// The record for `digest`, if any.
+    pub fn get(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
+        self.records.get(digest).map(|entry| Arc::clone(&entry))
+    }
+
+    /// How many keys are stored.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+impl KeyStore for InMemoryKeyStore {
+    type Lookup = Ready<LookupResult>;
+
+    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+        ready(Ok(self.get(digest)))
+    }
+}
+
+impl fmt::Debug for InMemoryKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryKeyStore")
+            .field("keys", &self.records.len())
+            .finish()
+    }
+}

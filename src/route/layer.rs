@@ -1,0 +1,95 @@
+//! [`RouteLayer`]: tags each request with its [`Route`].
+
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Route, Routes};
+
+/// Matches each request against [`Routes`] and inserts the matched [`Route`]
+/// (or the default route) into its extensions. Never rejects.
+#[derive(Clone, Debug)]
+pub struct RouteLayer {
+    routes: Routes,
+}
+
+impl RouteLayer {
+    /// A layer matching against `routes`.
+    pub fn new(routes: Routes) -> Self {
+        Self { routes }
+    }
+
+    /// The routes it matches against.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = RouteService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RouteService {
+            inner,
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// The service made by [`RouteLayer`].
+#[derive(Clone, Debug)]
+pub struct RouteService<S> {
+    inner: S,
+    routes: Routes,
+}
+
+impl<S> RouteService<S> {
+    /// Wraps `inner`, matching against `routes`.
+    pub fn new(inner: S, routes: Routes) -> Self {
+        Self { inner, routes }
+    }
+
+    /// A layer that makes this service.
+    pub fn layer(routes: Routes) -> RouteLayer {
+        RouteLayer::new(routes)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for RouteService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let route: Route = self
+            .routes
+            .find(request.method(), request.uri().path())
+            .clone();
+        request.extensions_mut().insert(route);
+        self.inner.call(request)
+    }
+}

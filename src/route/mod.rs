@@ -1,0 +1,31 @@
+//! Routes: which declared route a request is for.
+//!
+//! [`Routes`] matches `METHOD /path/{param}` patterns and gives each route a
+//! dense [`RouteId`] and a name (its pattern). [`RouteLayer`] matches each
+//! request once and inserts its [`Route`] into the request's extensions,
+//! where every later layer reads it for its per-route settings.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tollgate::route::{Route, RouteLayer, Routes};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let routes = Routes::builder().route("GET /v1/items/{id}").build().unwrap();
+//! let service = ServiceBuilder::new()
+//!     .layer(RouteLayer::new(routes))
+//!     .service_fn(|request: Request<()>| async move {
+//!         let route = request.extensions().get::<Route>().unwrap();
+//!         Ok::<_, Infallible>(Response::new(route.name().to_owned()))
+//!     });
+//! let response = service.oneshot(Request::get("/v1/items/7").body(()).unwrap()).await.unwrap();
+//! assert_eq!(response.body(), "GET /v1/items/{id}");
+//! # });
+//! ```
+
+mod layer;
+mod table;
+
+pub use layer::{RouteLayer, RouteService};
+pub use table::{Route, RouteId, Routes, RoutesBuilder};
