@@ -1,0 +1,283 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tollgate::key::{
+    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyRecord, KeyStore, LookupResult,
+    MintedKey, Principal, StoreError,
+};
+use tower::ServiceExt;
+
+pub type TestRequest = Request<Full<Bytes>>;
+
+/// A handler that counts its calls and answers 200 with what it saw: the
+/// principal, and whether any credential reached it.
+#[derive(Clone, Default)]
+pub struct Handler {
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl Handler {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn service(&self) -> impl tower::Service<
+        TestRequest,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        handler_service(Arc::clone(&self.calls))
+    }
+}
+
+fn handler_service(
+    calls: Arc<AtomicUsize>,
+) -> impl tower::Service<
+        TestRequest,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |request: TestRequest| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let principal = request.extensions().get::<Principal>().map(|p| {
+                json!({
+                    "key_id": p.key_id(),
+                    "project": p.project(),
+                    "kind": p.kind().as_str(),
+                    "scopes": p.scopes(),
+                })
+            });
+            let seen = json!({
+                "principal": principal,
+                "authorization": request.headers().contains_key("authorization"),
+                "x_api_key": request.headers().contains_key("x-api-key"),
+                "uri": request.uri().to_string(),
+            });
+            ready(Ok(Response::new(Full::new(Bytes::from(seen.to_string())))))
+        })
+}
+
+/// A status, headers and JSON body (or `null` when the body is empty).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Bytes,
+    pub error: Option<tollgate::error::ApiError>,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn send<S, B>(service: S, request: TestRequest) -> Answer
+where
+    S: tower::Service<TestRequest, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service.oneshot(request).await.expect("service error");
+    let (parts, body) = response.into_parts();
+    let raw = body.collect().await.expect("body error").to_bytes();
+    let body = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()))
+    };
+    Answer {
+        status: parts.status,
+        error: parts.extensions.get::<tollgate::error::ApiError>().cloned(),
+        headers: parts.headers,
+        body,
+        raw,
+    }
+}
+
+pub fn get(uri: &str) -> http::request::Builder {
+    Request::get(uri)
+}
+
+pub fn empty(builder: http::request::Builder) -> TestRequest {
+    builder.body(Full::new(Bytes::new())).unwrap()
+}
+
+/// Minted keys of every kind in one in-memory store, with a pepper.
+pub struct Keys {
+    pub hasher: KeyHasher,
+    pub store: InMemoryKeyStore,
+    pub publishable: MintedKey,
+    pub secret: MintedKey,
+    pub restricted: MintedKey,
+}
+
+pub const PEPPER: &[u8] = b"test-pepper-9f8e7d";
+
+impl Keys {
+    pub fn new() -> Self {
+        let hasher = KeyHasher::with_pepper(PEPPER);
+        let store = InMemoryKeyStore::new();
+        let mint = |kind, id: &str| {
+            let minted = hasher.mint(kind, Some(KeyEnv::Test)).unwrap();
+            store.insert(
+                minted.digest(),
+                KeyRecord::new(id, "demo", kind).with_env(KeyEnv::Test),
+            );
+            minted
+        };
+        let publishable = mint(KeyKind::Publishable, "key_pk");
+        let secret = mint(KeyKind::Secret, "key_sk");
+        let restricted = mint(KeyKind::Restricted, "key_rk");
+        Self {
+            hasher,
+            store,
+            publishable,
+            secret,
+            restricted,
+        }
+    }
+
+    /// Mints a key and stores `record` for it.
+    pub fn add(&self, kind: KeyKind, record: KeyRecord) -> MintedKey {
+        let minted = self.hasher.mint(kind, Some(KeyEnv::Test)).unwrap();
+        self.store.insert(minted.digest(), record);
+        minted
+    }
+}
+
+/// Wraps a store: counts lookups.
+#[derive(Clone)]
+pub struct CountingStore<S> {
+    pub inner: S,
+    pub lookups: Arc<AtomicUsize>,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            lookups: Arc::default(),
+        }
+    }
+
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: KeyStore> KeyStore for CountingStore<S> {
+    type Lookup = S::Lookup;
+    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.lookup(digest)
+    }
+}
+
+/// A store that always fails, with an error text that must never reach a client.
+#[derive(Clone)]
+pub struct FailingStore;
+
+pub const STORE_ERROR_TEXT: &str = "connection refused by db-7.internal:5432";
+
+impl KeyStore for FailingStore {
+    type Lookup = Ready<LookupResult>;
+    fn lookup(&self, _: &KeyDigest) -> Self::Lookup {
+        ready(Err(StoreError::new(STORE_ERROR_TEXT)))
+    }
+}
+
+/// A store that never answers.
+#[derive(Clone)]
+pub struct HangingStore;
+
+impl KeyStore for HangingStore {
+    type Lookup = Pin<Box<dyn Future<Output = LookupResult> + Send>>;
+    fn lookup(&self, _: &KeyDigest) -> Self::Lookup {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A store that answers after a (Tokio) delay.
+#[derive(Clone)]
+pub struct SlowStore<S> {
+    pub inner: S,
+    pub delay: std::time::Duration,
+}
+
+impl<S: KeyStore + Clone> KeyStore for SlowStore<S> {
+    type Lookup = Pin<Box<dyn Future<Output = LookupResult> + Send>>;
+    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+        let lookup = self.inner.lookup(digest);
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            lookup.await
+        })
+    }
+}
+
+/// Serves `service` over HTTP/1.1 and HTTP/2 on 127.0.0.1, on a free port,
+/// until the test's runtime ends. Returns the address.
+pub async fn serve<S, B>(service: S) -> std::net::SocketAddr
+where
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// A real HTTP/1.1 client.
+pub fn http_client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` over the socket; returns status, headers and JSON body.
+pub async fn fetch(request: TestRequest) -> Answer {
+    let response = http_client().request(request).await.expect("request failed");
+    let (parts, body) = response.into_parts();
+    let raw = body.collect().await.expect("body error").to_bytes();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Answer {
+        status: parts.status,
+        error: None,
+        headers: parts.headers,
+        body,
+        raw,
+    }
+}
