@@ -32,6 +32,13 @@ use super::{Category, ErrorCode};
 /// ```
 #[derive(Clone, Debug)]
 pub struct ApiError {
+    // Boxed: results carrying an `ApiError` stay one pointer wide on the
+    // success path.
+    inner: Box<Inner>,
+}
+
+#[derive(Clone, Debug)]
+struct Inner {
     code: ErrorCode,
     message: Cow<'static, str>,
     details: Option<Value>,
@@ -50,30 +57,32 @@ impl ApiError {
     /// A rejection with `code` and a human `message`.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            code,
-            message: message.into(),
-            details: None,
-            headers: HeaderMap::new(),
-            subject: None,
+            inner: Box::new(Inner {
+                code,
+                message: message.into(),
+                details: None,
+                headers: HeaderMap::new(),
+                subject: None,
+            }),
         }
     }
 
     /// Adds machine-readable details (a JSON object by convention).
     #[must_use]
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.inner.details = Some(details);
         self
     }
 
     /// Adds a header to the rejection response.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+        self.inner.headers.append(name, value);
         self
     }
 
     pub(crate) fn with_subject(mut self, key_id: &str, project: &str) -> Self {
-        self.subject = Some(Subject {
+        self.inner.subject = Some(Subject {
             key_id: key_id.to_owned(),
             project: project.to_owned(),
         });
@@ -81,37 +90,37 @@ impl ApiError {
     }
 
     pub(crate) fn subject(&self) -> Option<&Subject> {
-        self.subject.as_ref()
+        self.inner.subject.as_ref()
     }
 
     /// The stable code.
     pub fn code(&self) -> &ErrorCode {
-        &self.code
+        &self.inner.code
     }
 
     /// The HTTP status (the code's).
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        self.inner.code.status()
     }
 
     /// The category (the code's).
     pub fn category(&self) -> Category {
-        self.code.category()
+        self.inner.code.category()
     }
 
     /// The human message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// The machine-readable details, if any.
     pub fn details(&self) -> Option<&Value> {
-        self.details.as_ref()
+        self.inner.details.as_ref()
     }
 
     /// Extra headers for the rejection response.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.inner.headers
     }
 }
 
@@ -125,7 +134,7 @@ impl From<ErrorCode> for ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.inner.code, self.inner.message)
     }
 }
 
