@@ -44,7 +44,11 @@ fn fixture() -> (KeyHasher, InMemoryKeyStore, Vec<String>) {
         let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Live)).unwrap();
         store.insert(
             minted.digest(),
-            KeyRecord::new(format!("key_{i}"), format!("project_{}", i % 1_000), KeyKind::Secret),
+            KeyRecord::new(
+                format!("key_{i}"),
+                format!("project_{}", i % 1_000),
+                KeyKind::Secret,
+            ),
         );
         keys.push(minted.into_key());
     }
@@ -53,7 +57,10 @@ fn fixture() -> (KeyHasher, InMemoryKeyStore, Vec<String>) {
 
 fn poll_once<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("an in-memory lookup must be ready at once"),
     }

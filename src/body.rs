@@ -59,7 +59,9 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Rejection { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            KindProj::Rejection { data } => {
+                Poll::Ready(data.take().map(|data| Ok(Frame::data(data))))
+            }
         }
     }
 

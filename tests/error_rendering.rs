@@ -56,7 +56,8 @@ fn default_envelope_is_exact() {
 #[test]
 fn envelope_leaves_out_absent_details_and_request_id() {
     let request = Request::get("/").body(()).unwrap();
-    let response = ErrorRenderer::default().respond(ApiError::from(ErrorCode::MISSING_API_KEY), &request);
+    let response =
+        ErrorRenderer::default().respond(ApiError::from(ErrorCode::MISSING_API_KEY), &request);
     assert_eq!(
         body(&response),
         json!({ "error": { "code": "missing_api_key", "message": "No API key was provided.", "status": 401, "category": "auth" } })
@@ -66,7 +67,10 @@ fn envelope_leaves_out_absent_details_and_request_id() {
 #[test]
 fn problem_json_is_exact() {
     let response = ErrorRenderer::problem_json().respond(rate_limited(), &request());
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         body(&response),
@@ -80,19 +84,32 @@ fn problem_json_is_exact() {
             "request_id": "7f3c9a"
         })
     );
-    let typed = ErrorRenderer::new(tollgate::error::ProblemJson::new().with_type_base("https://docs.example.com/errors/"));
+    let typed = ErrorRenderer::new(
+        tollgate::error::ProblemJson::new().with_type_base("https://docs.example.com/errors/"),
+    );
     let response = typed.respond(rate_limited(), &request());
-    assert_eq!(body(&response)["type"], "https://docs.example.com/errors/rate_limited");
+    assert_eq!(
+        body(&response)["type"],
+        "https://docs.example.com/errors/rate_limited"
+    );
 }
 
 #[test]
 fn request_id_header_is_configurable() {
-    let renderer = ErrorRenderer::default().with_request_id_header(HeaderName::from_static("x-trace-id"));
-    let request = Request::get("/").header("x-trace-id", "trace-9").header("x-request-id", "other").body(()).unwrap();
+    let renderer =
+        ErrorRenderer::default().with_request_id_header(HeaderName::from_static("x-trace-id"));
+    let request = Request::get("/")
+        .header("x-trace-id", "trace-9")
+        .header("x-request-id", "other")
+        .body(())
+        .unwrap();
     let response = renderer.respond(ApiError::from(ErrorCode::NOT_FOUND), &request);
     assert_eq!(body(&response)["error"]["request_id"], "trace-9");
     // An absurdly long id is not echoed.
-    let request = Request::get("/").header("x-request-id", "a".repeat(1000)).body(()).unwrap();
+    let request = Request::get("/")
+        .header("x-request-id", "a".repeat(1000))
+        .body(())
+        .unwrap();
     let response = ErrorRenderer::default().respond(ApiError::from(ErrorCode::NOT_FOUND), &request);
     assert!(body(&response)["error"].get("request_id").is_none());
 }
@@ -116,7 +133,10 @@ fn grpc_requests_get_trailers_only_statuses() {
         (ErrorCode::INTERNAL_ERROR, "13"),
     ];
     for (code, grpc) in cases {
-        let request = Request::post("/pkg.Service/Method").header("content-type", "application/grpc").body(()).unwrap();
+        let request = Request::post("/pkg.Service/Method")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
         let response = ErrorRenderer::default().respond(ApiError::from(code.clone()), &request);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "application/grpc");
@@ -125,13 +145,26 @@ fn grpc_requests_get_trailers_only_statuses() {
         assert!(message.starts_with(code.as_str()), "{message}");
         assert!(response.body().is_empty());
     }
-    let custom = ErrorCode::custom("team_quota_spent", StatusCode::BAD_REQUEST, tollgate::error::Category::Validation).unwrap();
-    let request = Request::post("/x").header("content-type", "application/grpc+proto").body(()).unwrap();
+    let custom = ErrorCode::custom(
+        "team_quota_spent",
+        StatusCode::BAD_REQUEST,
+        tollgate::error::Category::Validation,
+    )
+    .unwrap();
+    let request = Request::post("/x")
+        .header("content-type", "application/grpc+proto")
+        .body(())
+        .unwrap();
     let response = ErrorRenderer::default().respond(ApiError::new(custom, "50% used; é"), &request);
     assert_eq!(response.headers()["grpc-status"], "3");
-    assert_eq!(response.headers()["grpc-message"], "team_quota_spent: 50%25 used; %C3%A9");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "team_quota_spent: 50%25 used; %C3%A9"
+    );
     // Off when asked.
-    let response = ErrorRenderer::default().with_grpc(false).respond(ApiError::from(ErrorCode::RATE_LIMITED), &request);
+    let response = ErrorRenderer::default()
+        .with_grpc(false)
+        .respond(ApiError::from(ErrorCode::RATE_LIMITED), &request);
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -139,7 +172,9 @@ fn grpc_requests_get_trailers_only_statuses() {
 
 #[test]
 fn shape_error_string_with_details() {
-    let renderer = ErrorRenderer::from_fn(|e, _| json!({ "error": e.code().as_str(), "details": e.details() }));
+    let renderer = ErrorRenderer::from_fn(
+        |e, _| json!({ "error": e.code().as_str(), "details": e.details() }),
+    );
     let response = renderer.respond(rate_limited(), &request());
     assert_eq!(
         response.body().as_ref(),
@@ -151,9 +186,9 @@ fn shape_error_string_with_details() {
 
 #[test]
 fn shape_error_object_with_detail() {
-    let renderer = ErrorRenderer::from_fn(|e, _| {
-        json!({ "error": { "code": e.code().as_str(), "message": e.message(), "detail": e.details() } })
-    });
+    let renderer = ErrorRenderer::from_fn(
+        |e, _| json!({ "error": { "code": e.code().as_str(), "message": e.message(), "detail": e.details() } }),
+    );
     let response = renderer.respond(rate_limited(), &request());
     assert_eq!(
         body(&response),
@@ -168,7 +203,11 @@ fn shape_error_object_with_detail() {
 #[test]
 fn shape_flat_with_issues_and_attempt_id() {
     let renderer = ErrorRenderer::from_fn(|e, cx: &RenderContext<'_>| {
-        let issues = e.details().and_then(|d| d.get("issues")).cloned().unwrap_or_else(|| json!([]));
+        let issues = e
+            .details()
+            .and_then(|d| d.get("issues"))
+            .cloned()
+            .unwrap_or_else(|| json!([]));
         json!({ "error": e.code().as_str(), "message": e.message(), "issues": issues, "attemptId": cx.request_id() })
     });
     let error = ApiError::new(ErrorCode::PAYLOAD_TOO_LARGE, "Body over 8192 bytes.")
@@ -234,7 +273,11 @@ async fn a_layer_uses_the_renderer_it_is_given() {
     let keys = Keys::new();
     let renderer = ErrorRenderer::problem_json();
     let service = ServiceBuilder::new()
-        .layer(KeyLayer::new(keys.store.clone()).with_hasher(keys.hasher.clone()).with_renderer(renderer))
+        .layer(
+            KeyLayer::new(keys.store.clone())
+                .with_hasher(keys.hasher.clone())
+                .with_renderer(renderer),
+        )
         .service(Handler::default().service());
     let answer = send(service, empty(get("/").header("x-request-id", "r-1"))).await;
     assert_eq!(answer.headers["content-type"], "application/problem+json");

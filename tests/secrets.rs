@@ -44,27 +44,49 @@ async fn secrets_never_leak() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let keys = Keys::new();
-    let revoked = keys.add(KeyKind::Secret, KeyRecord::new("key_revoked", "demo", KeyKind::Secret).with_status(KeyStatus::Revoked));
+    let revoked = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("key_revoked", "demo", KeyKind::Secret).with_status(KeyStatus::Revoked),
+    );
     let expired = keys.add(
         KeyKind::Secret,
-        KeyRecord::new("key_expired", "demo", KeyKind::Secret).with_expiry(SystemTime::UNIX_EPOCH + Duration::from_secs(1)),
+        KeyRecord::new("key_expired", "demo", KeyKind::Secret)
+            .with_expiry(SystemTime::UNIX_EPOCH + Duration::from_secs(1)),
     );
-    let mismatched = keys.add(KeyKind::Secret, KeyRecord::new("key_mismatch", "demo", KeyKind::Restricted));
+    let mismatched = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("key_mismatch", "demo", KeyKind::Restricted),
+    );
     let unknown = keys.hasher.mint(KeyKind::Secret, None).unwrap();
     let mut typo = keys.secret.key().to_owned();
     typo.replace_range(12..13, if &typo[12..13] == "Z" { "Y" } else { "Z" });
 
-    let every_key: Vec<String> = [&keys.publishable, &keys.secret, &keys.restricted, &revoked, &expired, &mismatched, &unknown]
+    let every_key: Vec<String> = [
+        &keys.publishable,
+        &keys.secret,
+        &keys.restricted,
+        &revoked,
+        &expired,
+        &mismatched,
+        &unknown,
+    ]
+    .iter()
+    .map(|minted| minted.key().to_owned())
+    .chain([typo.clone()])
+    .collect();
+    let every_digest: Vec<String> = every_key
         .iter()
-        .map(|minted| minted.key().to_owned())
-        .chain([typo.clone()])
+        .map(|key| keys.hasher.digest(key).to_hex())
         .collect();
-    let every_digest: Vec<String> = every_key.iter().map(|key| keys.hasher.digest(key).to_hex()).collect();
 
     let cached = CachedKeyStore::new(keys.store.clone());
-    let layer = KeyLayer::new(cached.clone()).with_hasher(keys.hasher.clone()).with_query_parameter("api_key");
+    let layer = KeyLayer::new(cached.clone())
+        .with_hasher(keys.hasher.clone())
+        .with_query_parameter("api_key");
     let handler = Handler::default();
-    let service = ServiceBuilder::new().layer(layer.clone()).service(handler.service());
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(handler.service());
     let failing = ServiceBuilder::new()
         .layer(KeyLayer::new(FailingStore).with_hasher(keys.hasher.clone()))
         .service(handler.service());
@@ -74,7 +96,11 @@ async fn secrets_never_leak() {
     let requests = vec![
         empty(get("/")),
         empty(get("/").header("authorization", format!("Basic {}", keys.secret.key()))),
-        empty(get("/").header("authorization", format!("Bearer {}", keys.secret.key())).header("x-api-key", keys.restricted.key())),
+        empty(
+            get("/")
+                .header("authorization", format!("Bearer {}", keys.secret.key()))
+                .header("x-api-key", keys.restricted.key()),
+        ),
         empty(get(&format!("/?api_key={}", keys.secret.key()))),
         empty(get("/").header("x-api-key", typo.as_str())),
         empty(get("/").header("x-api-key", unknown.key())),
@@ -89,26 +115,50 @@ async fn secrets_never_leak() {
         seen.push_str(&String::from_utf8_lossy(&answer.raw));
         seen.push_str(&format!("{:?} {:?}", answer.headers, answer.error));
     }
-    let answer = send(failing, empty(get("/").header("x-api-key", keys.secret.key()))).await;
+    let answer = send(
+        failing,
+        empty(get("/").header("x-api-key", keys.secret.key())),
+    )
+    .await;
     codes.push(answer.code().to_owned());
     seen.push_str(&String::from_utf8_lossy(&answer.raw));
     assert_eq!(
         codes,
         [
-            "missing_api_key", "malformed_api_key", "malformed_api_key", "malformed_api_key", "malformed_api_key",
-            "invalid_api_key", "invalid_api_key", "expired_api_key", "key_kind_mismatch", "", "upstream_failed",
+            "missing_api_key",
+            "malformed_api_key",
+            "malformed_api_key",
+            "malformed_api_key",
+            "malformed_api_key",
+            "invalid_api_key",
+            "invalid_api_key",
+            "expired_api_key",
+            "key_kind_mismatch",
+            "",
+            "upstream_failed",
         ]
     );
 
     seen.push_str(&format!(
         "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-        keys.hasher, keys.secret, keys.secret.digest(), keys.store, cached, layer,
+        keys.hasher,
+        keys.secret,
+        keys.secret.digest(),
+        keys.store,
+        cached,
+        layer,
         keys.store.get(&keys.secret.digest()),
         tollgate::key::Principal::new(keys.store.get(&keys.secret.digest()).unwrap()),
     ));
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("request rejected"), "rejections are logged: {logs}");
-    assert!(logs.contains("key_expired"), "key ids are logged when known: {logs}");
+    assert!(
+        logs.contains("request rejected"),
+        "rejections are logged: {logs}"
+    );
+    assert!(
+        logs.contains("key_expired"),
+        "key ids are logged when known: {logs}"
+    );
     assert!(logs.contains("key store lookup failed"));
     seen.push_str(&logs);
 

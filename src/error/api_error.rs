@@ -127,7 +127,9 @@ impl ApiError {
 impl From<ErrorCode> for ApiError {
     /// A rejection with the code's generic message.
     fn from(code: ErrorCode) -> Self {
-        let message = code.default_message().unwrap_or("The request was rejected.");
+        let message = code
+            .default_message()
+            .unwrap_or("The request was rejected.");
         Self::new(code, message)
     }
 }

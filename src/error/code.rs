@@ -161,7 +161,9 @@ impl ErrorCode {
         if !well_formed {
             return Err(ConfigError::new(
                 "code",
-                format!("`{name}` is not a valid error code: use 1 to 64 characters of [a-z0-9_], starting with a letter"),
+                format!(
+                    "`{name}` is not a valid error code: use 1 to 64 characters of [a-z0-9_], starting with a letter"
+                ),
             ));
         }
         if Self::CATALOGUE.iter().any(|code| code.as_str() == name) {
@@ -268,19 +270,35 @@ mod tests {
     fn codes_are_unique_and_have_messages() {
         let names: HashSet<&str> = ErrorCode::CATALOGUE.iter().map(ErrorCode::as_str).collect();
         assert_eq!(names.len(), ErrorCode::CATALOGUE.len());
-        assert!(ErrorCode::CATALOGUE.iter().all(|c| c.default_message().is_some()));
+        assert!(
+            ErrorCode::CATALOGUE
+                .iter()
+                .all(|c| c.default_message().is_some())
+        );
     }
 
     #[test]
     fn custom_codes_are_validated() {
-        let ok = ErrorCode::custom("forget_requires_secret_key", StatusCode::FORBIDDEN, Category::Auth).unwrap();
+        let ok = ErrorCode::custom(
+            "forget_requires_secret_key",
+            StatusCode::FORBIDDEN,
+            Category::Auth,
+        )
+        .unwrap();
         assert!(!ok.is_builtin());
         assert_eq!(ok.default_message(), None);
-        for bad in ["", "Upper", "with-dash", "9starts_with_digit", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Upper",
+            "with-dash",
+            "9starts_with_digit",
+            &"x".repeat(65),
+        ] {
             let err = ErrorCode::custom(bad, StatusCode::FORBIDDEN, Category::Auth).unwrap_err();
             assert_eq!(err.field(), "code", "{bad}");
         }
-        let err = ErrorCode::custom("rate_limited", StatusCode::FORBIDDEN, Category::Auth).unwrap_err();
+        let err =
+            ErrorCode::custom("rate_limited", StatusCode::FORBIDDEN, Category::Auth).unwrap_err();
         assert!(err.reason().contains("built-in"));
         let err = ErrorCode::custom("fine", StatusCode::OK, Category::Auth).unwrap_err();
         assert_eq!(err.field(), "status");

@@ -171,10 +171,10 @@ struct Problem<'a> {
 impl RenderError for ProblemJson {
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
         let code = error.code().as_str();
-        let kind = self
-            .type_base
-            .as_ref()
-            .map_or_else(|| String::from("about:blank"), |base| format!("{base}{code}"));
+        let kind = self.type_base.as_ref().map_or_else(
+            || String::from("about:blank"),
+            |base| format!("{base}{code}"),
+        );
         let body = Problem {
             kind: &kind,
             title: error.status().canonical_reason().unwrap_or("Error"),
@@ -286,7 +286,10 @@ impl fmt::Debug for ErrorRenderer {
 fn log_rejection<B>(error: &ApiError, request: &Request<B>, route: Option<&str>) {
     let principal = request.extensions().get::<crate::key::Principal>();
     let (key_id, project) = match (error.subject(), principal) {
-        (Some(subject), _) => (Some(subject.key_id.as_str()), Some(subject.project.as_str())),
+        (Some(subject), _) => (
+            Some(subject.key_id.as_str()),
+            Some(subject.project.as_str()),
+        ),
         (None, Some(principal)) => (Some(principal.key_id()), Some(principal.project())),
         (None, None) => (None, None),
     };
@@ -368,9 +371,24 @@ mod tests {
 
     #[test]
     fn grpc_status_mapping_follows_the_design() {
-        let cases = [(401, 16), (403, 7), (429, 8), (413, 8), (400, 3), (502, 14), (503, 14), (500, 13), (404, 12), (418, 2)];
+        let cases = [
+            (401, 16),
+            (403, 7),
+            (429, 8),
+            (413, 8),
+            (400, 3),
+            (502, 14),
+            (503, 14),
+            (500, 13),
+            (404, 12),
+            (418, 2),
+        ];
         for (http, grpc) in cases {
-            assert_eq!(grpc_status(StatusCode::from_u16(http).unwrap()), grpc, "{http}");
+            assert_eq!(
+                grpc_status(StatusCode::from_u16(http).unwrap()),
+                grpc,
+                "{http}"
+            );
         }
     }
 }

@@ -174,7 +174,11 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
                 known: Cache::new(self.capacity.max(1)),
                 unknown: Cache::new(self.negative_capacity.max(1)),
                 ttl: nanos(self.ttl),
-                negative_ttl: if self.negative_capacity == 0 { 0 } else { nanos(self.negative_ttl) },
+                negative_ttl: if self.negative_capacity == 0 {
+                    0
+                } else {
+                    nanos(self.negative_ttl)
+                },
                 clock: self.clock,
             }),
         }
@@ -382,7 +386,11 @@ mod tests {
         assert_eq!(store.len(), 1);
         let calls = inner.calls.load(Ordering::SeqCst);
         lookup(&store, "known").await.unwrap();
-        assert_eq!(inner.calls.load(Ordering::SeqCst), calls, "known key still cached");
+        assert_eq!(
+            inner.calls.load(Ordering::SeqCst),
+            calls,
+            "known key still cached"
+        );
     }
 
     #[tokio::test]

@@ -84,9 +84,7 @@ fn text(value: &HeaderValue) -> Result<&str, CredentialError> {
 
 fn bearer_token(value: &HeaderValue) -> Result<&str, CredentialError> {
     let value = text(value)?.trim_matches(is_space);
-    let (scheme, token) = value
-        .split_once(is_space)
-        .unwrap_or((value, ""));
+    let (scheme, token) = value.split_once(is_space).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(CredentialError::Malformed(
             "the Authorization header must use the Bearer scheme",
@@ -176,13 +174,25 @@ mod tests {
 
     #[test]
     fn finds_each_source() {
-        assert_eq!(run(&[("authorization", b"Bearer k1")], "/"), Ok(("k1".into(), false)));
-        assert_eq!(run(&[("authorization", b"bEaReR   k1 ")], "/"), Ok(("k1".into(), false)));
-        assert_eq!(run(&[("authorization", b"Bearer\tk1")], "/"), Ok(("k1".into(), false)));
+        assert_eq!(
+            run(&[("authorization", b"Bearer k1")], "/"),
+            Ok(("k1".into(), false))
+        );
+        assert_eq!(
+            run(&[("authorization", b"bEaReR   k1 ")], "/"),
+            Ok(("k1".into(), false))
+        );
+        assert_eq!(
+            run(&[("authorization", b"Bearer\tk1")], "/"),
+            Ok(("k1".into(), false))
+        );
         assert_eq!(run(&[("x-api-key", b"k2")], "/"), Ok(("k2".into(), false)));
         assert_eq!(run(&[], "/t?a=1&api_key=k3"), Ok(("k3".into(), true)));
         assert_eq!(
-            run(&[("authorization", b"Bearer k1"), ("x-api-key", b"k1")], "/"),
+            run(
+                &[("authorization", b"Bearer k1"), ("x-api-key", b"k1")],
+                "/"
+            ),
             Ok(("k1".into(), false))
         );
     }
@@ -190,12 +200,21 @@ mod tests {
     #[test]
     fn refuses_ambiguous_or_broken_credentials() {
         let malformed = |pairs: &[(&str, &[u8])], uri: &str| {
-            assert!(matches!(run(pairs, uri), Err(CredentialError::Malformed(_))), "{pairs:?} {uri}");
+            assert!(
+                matches!(run(pairs, uri), Err(CredentialError::Malformed(_))),
+                "{pairs:?} {uri}"
+            );
         };
         malformed(&[("authorization", b"Basic dXNlcjpwYXNz")], "/");
         malformed(&[("authorization", b"Bearer")], "/");
         malformed(&[("authorization", b"Bearer   ")], "/");
-        malformed(&[("authorization", b"Bearer a"), ("authorization", b"Bearer a")], "/");
+        malformed(
+            &[
+                ("authorization", b"Bearer a"),
+                ("authorization", b"Bearer a"),
+            ],
+            "/",
+        );
         malformed(&[("authorization", b"Bearer a"), ("x-api-key", b"b")], "/");
         malformed(&[("x-api-key", b"\xff\xfe")], "/");
         malformed(&[("x-api-key", b"")], "/");
@@ -208,7 +227,10 @@ mod tests {
     #[test]
     fn strips_the_parameter() {
         let uri: Uri = "/t?a=1&api_key=k&b=2".parse().unwrap();
-        assert_eq!(without_query_parameter(&uri, "api_key").unwrap(), "/t?a=1&b=2");
+        assert_eq!(
+            without_query_parameter(&uri, "api_key").unwrap(),
+            "/t?a=1&b=2"
+        );
         let uri: Uri = "/t?api_key=k".parse().unwrap();
         assert_eq!(without_query_parameter(&uri, "api_key").unwrap(), "/t");
     }

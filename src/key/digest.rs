@@ -143,7 +143,11 @@ impl KeyHasher {
     }
 
     /// Mints a key with a custom `prefix` (see [`KeyParser::with_prefix`](super::KeyParser::with_prefix)).
-    pub fn mint_with_prefix(&self, prefix: &str, env: Option<KeyEnv>) -> Result<MintedKey, MintError> {
+    pub fn mint_with_prefix(
+        &self,
+        prefix: &str,
+        env: Option<KeyEnv>,
+    ) -> Result<MintedKey, MintError> {
         let mut key = String::with_capacity(prefix.len() + 6 + MINTED_SECRET_LEN + CHECKSUM_LEN);
         key.push_str(prefix);
         key.push('_');
@@ -175,7 +179,14 @@ impl KeyHasher {
 impl fmt::Debug for KeyHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyHasher")
-            .field("pepper", &if self.has_pepper() { "<redacted>" } else { "<none>" })
+            .field(
+                "pepper",
+                &if self.has_pepper() {
+                    "<redacted>"
+                } else {
+                    "<none>"
+                },
+            )
             .finish()
     }
 }
@@ -264,7 +275,10 @@ mod tests {
         assert_ne!(a.key(), b.key());
         assert_eq!(a.key().len(), "sk_test_".len() + 32 + 6);
         let parsed = parser.parse(a.key()).unwrap();
-        assert_eq!((parsed.kind(), parsed.env()), (KeyKind::Secret, Some(KeyEnv::Test)));
+        assert_eq!(
+            (parsed.kind(), parsed.env()),
+            (KeyKind::Secret, Some(KeyEnv::Test))
+        );
         let no_env = hasher.mint(KeyKind::Restricted, None).unwrap();
         assert_eq!(parser.parse(no_env.key()).unwrap().env(), None);
     }

@@ -111,7 +111,8 @@ where
                             let Some(timeout) = options.lookup_timeout else {
                                 return Poll::Pending;
                             };
-                            let sleep = deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                            let sleep = deadline
+                                .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                             ready!(sleep.as_mut().poll(cx));
                             Err(options.timed_out())
                         }

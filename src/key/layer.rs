@@ -193,7 +193,11 @@ impl KeyOptions {
     }
 
     /// Judges the store's answer for a key presented as `kind`.
-    pub(crate) fn admit(&self, result: LookupResult, kind: KeyKind) -> Result<Arc<KeyRecord>, ApiError> {
+    pub(crate) fn admit(
+        &self,
+        result: LookupResult,
+        kind: KeyKind,
+    ) -> Result<Arc<KeyRecord>, ApiError> {
         let record = match result {
             Ok(Some(record)) => record,
             Ok(None) => return Err(ApiError::from(ErrorCode::INVALID_API_KEY)),

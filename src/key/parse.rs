@@ -229,7 +229,9 @@ impl KeyParser {
     /// Adds a prefix for `kind` (lower-case letters and digits, 1 to 16).
     pub fn with_prefix(mut self, prefix: &str, kind: KeyKind) -> Result<Self, ConfigError> {
         let valid = (1..=16).contains(&prefix.len())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !valid {
             return Err(ConfigError::new(
                 "prefix",
@@ -237,7 +239,10 @@ impl KeyParser {
             ));
         }
         if prefix == "live" || prefix == "test" {
-            return Err(ConfigError::new("prefix", format!("`{prefix}` is an environment, not a prefix")));
+            return Err(ConfigError::new(
+                "prefix",
+                format!("`{prefix}` is an environment, not a prefix"),
+            ));
         }
         match self.prefixes.iter_mut().find(|(p, _)| &**p == prefix) {
             Some(entry) => entry.1 = kind,
@@ -301,11 +306,16 @@ impl KeyParser {
             return Err(ParseError::TooLong);
         }
         let bytes = key.as_bytes();
-        if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             return Err(ParseError::BadCharacter);
         }
         let (prefix, rest) = key.split_once('_').ok_or(ParseError::UnknownPrefix)?;
-        let kind = self.kind_of_prefix(prefix).ok_or(ParseError::UnknownPrefix)?;
+        let kind = self
+            .kind_of_prefix(prefix)
+            .ok_or(ParseError::UnknownPrefix)?;
         let (env, secret) = match rest.split_once('_') {
             Some(("live", secret)) => (Some(KeyEnv::Live), secret),
             Some(("test", secret)) => (Some(KeyEnv::Test), secret),
@@ -356,9 +366,21 @@ mod tests {
     fn classifies_kind_and_env() {
         let parser = KeyParser::new();
         for (body, kind, env) in [
-            ("pk_live_abcdefghijklmnopqrstuvwxyz012345", KeyKind::Publishable, Some(KeyEnv::Live)),
-            ("sk_test_abcdefghijklmnopqrstuvwxyz012345", KeyKind::Secret, Some(KeyEnv::Test)),
-            ("rk_abcdefghijklmnopqrstuvwxyz012345", KeyKind::Restricted, None),
+            (
+                "pk_live_abcdefghijklmnopqrstuvwxyz012345",
+                KeyKind::Publishable,
+                Some(KeyEnv::Live),
+            ),
+            (
+                "sk_test_abcdefghijklmnopqrstuvwxyz012345",
+                KeyKind::Secret,
+                Some(KeyEnv::Test),
+            ),
+            (
+                "rk_abcdefghijklmnopqrstuvwxyz012345",
+                KeyKind::Restricted,
+                None,
+            ),
         ] {
             let key = with_checksum(body);
             let parsed = parser.parse(&key).unwrap();
@@ -380,12 +402,21 @@ mod tests {
             (format!("{good}-"), ParseError::BadCharacter),
             ("sk live".into(), ParseError::BadCharacter),
             ("skliveabc".into(), ParseError::UnknownPrefix),
-            (with_checksum("xk_live_abcdefghijklmnopqrstuvwxyz012345"), ParseError::UnknownPrefix),
+            (
+                with_checksum("xk_live_abcdefghijklmnopqrstuvwxyz012345"),
+                ParseError::UnknownPrefix,
+            ),
             ("sk_live_".into(), ParseError::BadSecret),
             (with_checksum("sk_live_abc"), ParseError::BadSecret),
-            (with_checksum("sk_live_abcdefghij_klmnopqrstuvwxyz"), ParseError::BadSecret),
+            (
+                with_checksum("sk_live_abcdefghij_klmnopqrstuvwxyz"),
+                ParseError::BadSecret,
+            ),
             (typo, ParseError::BadChecksum),
-            (format!("{}000000", &good[..good.len() - 6]), ParseError::BadChecksum),
+            (
+                format!("{}000000", &good[..good.len() - 6]),
+                ParseError::BadChecksum,
+            ),
         ];
         for (key, expected) in cases {
             assert_eq!(parser.parse(&key).unwrap_err(), expected, "{key}");
@@ -408,7 +439,13 @@ mod tests {
         let sk = with_checksum("sk_live_abcdefghijklmnopqrstuvwxyz012345");
         assert_eq!(parser.parse(&sk).unwrap_err(), ParseError::UnknownPrefix);
         for bad in ["", "PK", "p_k", "live", "abcdefghijklmnopq"] {
-            assert_eq!(KeyParser::new().with_prefix(bad, KeyKind::Secret).unwrap_err().field(), "prefix");
+            assert_eq!(
+                KeyParser::new()
+                    .with_prefix(bad, KeyKind::Secret)
+                    .unwrap_err()
+                    .field(),
+                "prefix"
+            );
         }
     }
 }

@@ -146,7 +146,10 @@ impl KeyRecord {
 }
 
 fn default_scopes(kind: KeyKind) -> Vec<String> {
-    kind.default_scopes().iter().map(|s| (*s).to_owned()).collect()
+    kind.default_scopes()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 /// A store could not answer. The text goes to logs, never to clients, who

@@ -123,7 +123,11 @@ impl Routes {
         let table = &*self.table;
         let id = table
             .lookup(method, path)
-            .or_else(|| (method == Method::HEAD).then(|| table.lookup(&Method::GET, path)).flatten())
+            .or_else(|| {
+                (method == Method::HEAD)
+                    .then(|| table.lookup(&Method::GET, path))
+                    .flatten()
+            })
             .or_else(|| table.any_method.at(path).ok().map(|found| *found.value))
             .unwrap_or(RouteId::DEFAULT);
         &table.routes[id.index()]
@@ -211,7 +215,11 @@ impl RoutesBuilder {
 
     /// Checks every pattern and builds the table.
     pub fn build(self) -> Result<Routes, ConfigError> {
-        let mut routes = vec![make_route(RouteId::DEFAULT, Route::DEFAULT_NAME.into(), self.default_public)];
+        let mut routes = vec![make_route(
+            RouteId::DEFAULT,
+            Route::DEFAULT_NAME.into(),
+            self.default_public,
+        )];
         let mut by_method: Vec<(Method, matchit::Router<RouteId>)> = Vec::new();
         let mut any_method = matchit::Router::new();
         let mut seen = HashSet::new();
@@ -267,7 +275,9 @@ fn parse_pattern(pattern: &str) -> Result<(Option<Method>, &str), ConfigError> {
     let error = |reason: &str| ConfigError::new("route", reason).in_route(pattern);
     let mut parts = pattern.split_whitespace();
     let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(error("expected `METHOD /path`, for example `POST /v1/track`"));
+        return Err(error(
+            "expected `METHOD /path`, for example `POST /v1/track`",
+        ));
     };
     if !path.starts_with('/') {
         return Err(error("the path must start with `/`"));
@@ -275,9 +285,13 @@ fn parse_pattern(pattern: &str) -> Result<(Option<Method>, &str), ConfigError> {
     if method == "*" {
         return Ok((None, path));
     }
-    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
     if !KNOWN.contains(&method) {
-        return Err(error("unknown method: use an upper-case HTTP method or `*`"));
+        return Err(error(
+            "unknown method: use an upper-case HTTP method or `*`",
+        ));
     }
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| error("unknown method"))?;
     Ok((Some(method), path))
@@ -314,13 +328,19 @@ mod tests {
         let b = routes.find(&Method::GET, "/v1/items/2");
         assert_eq!(a.id(), b.id());
         assert_eq!(a.name(), "GET /v1/items/{id}");
-        assert_eq!(routes.find(&Method::GET, "/files/a/b/c").name(), "GET /files/{*rest}");
+        assert_eq!(
+            routes.find(&Method::GET, "/files/a/b/c").name(),
+            "GET /files/{*rest}"
+        );
     }
 
     #[test]
     fn method_specific_wins_then_any_then_default() {
         let routes = routes();
-        assert_eq!(routes.find(&Method::PUT, "/v1/items/1").name(), "* /v1/items/{id}");
+        assert_eq!(
+            routes.find(&Method::PUT, "/v1/items/1").name(),
+            "* /v1/items/{id}"
+        );
         assert_eq!(routes.find(&Method::HEAD, "/health").name(), "GET /health");
         assert!(routes.find(&Method::GET, "/v1/track").is_default());
         assert!(!routes.find(&Method::GET, "/v1/track").is_public());
@@ -348,7 +368,11 @@ mod tests {
             assert_eq!(error.route(), Some(pattern), "{pattern}");
             assert!(error.reason().contains(reason), "{pattern}: {error}");
         }
-        let error = Routes::builder().route("GET /a").public("GET  /a").build().unwrap_err();
+        let error = Routes::builder()
+            .route("GET /a")
+            .public("GET  /a")
+            .build()
+            .unwrap_err();
         assert_eq!(error.route(), Some("GET /a"));
         assert!(error.reason().contains("twice"));
     }

@@ -32,7 +32,9 @@ impl Handler {
         self.calls.load(Ordering::SeqCst)
     }
 
-    pub fn service(&self) -> impl tower::Service<
+    pub fn service(
+        &self,
+    ) -> impl tower::Service<
         TestRequest,
         Response = Response<Full<Bytes>>,
         Error = Infallible,
@@ -47,31 +49,31 @@ impl Handler {
 fn handler_service(
     calls: Arc<AtomicUsize>,
 ) -> impl tower::Service<
-        TestRequest,
-        Response = Response<Full<Bytes>>,
-        Error = Infallible,
-        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
-    > + Clone
-    + Send
-    + 'static {
-        tower::service_fn(move |request: TestRequest| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            let principal = request.extensions().get::<Principal>().map(|p| {
-                json!({
-                    "key_id": p.key_id(),
-                    "project": p.project(),
-                    "kind": p.kind().as_str(),
-                    "scopes": p.scopes(),
-                })
-            });
-            let seen = json!({
-                "principal": principal,
-                "authorization": request.headers().contains_key("authorization"),
-                "x_api_key": request.headers().contains_key("x-api-key"),
-                "uri": request.uri().to_string(),
-            });
-            ready(Ok(Response::new(Full::new(Bytes::from(seen.to_string())))))
-        })
+    TestRequest,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |request: TestRequest| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let principal = request.extensions().get::<Principal>().map(|p| {
+            json!({
+                "key_id": p.key_id(),
+                "project": p.project(),
+                "kind": p.kind().as_str(),
+                "scopes": p.scopes(),
+            })
+        });
+        let seen = json!({
+            "principal": principal,
+            "authorization": request.headers().contains_key("authorization"),
+            "x_api_key": request.headers().contains_key("x-api-key"),
+            "uri": request.uri().to_string(),
+        });
+        ready(Ok(Response::new(Full::new(Bytes::from(seen.to_string())))))
+    })
 }
 
 /// A status, headers and JSON body (or `null` when the body is empty).
@@ -102,7 +104,8 @@ where
     let body = if raw.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()))
+        serde_json::from_slice(&raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()))
     };
     Answer {
         status: parts.status,
@@ -239,7 +242,10 @@ impl<S: KeyStore + Clone> KeyStore for SlowStore<S> {
 /// until the test's runtime ends. Returns the address.
 pub async fn serve<S, B>(service: S) -> std::net::SocketAddr
 where
-    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: Body<Data = Bytes> + Send + 'static,
@@ -249,10 +255,14 @@ where
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let service = hyper_util::service::TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
                 let _ = builder
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -263,13 +273,19 @@ where
 }
 
 /// A real HTTP/1.1 client.
-pub fn http_client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+pub fn http_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 /// Sends `request` over the socket; returns status, headers and JSON body.
 pub async fn fetch(request: TestRequest) -> Answer {
-    let response = http_client().request(request).await.expect("request failed");
+    let response = http_client()
+        .request(request)
+        .await
+        .expect("request failed");
     let (parts, body) = response.into_parts();
     let raw = body.collect().await.expect("body error").to_bytes();
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);

@@ -1,0 +1,43 @@
+//! The README's error catalogue cannot drift from the code.
+
+use tollgate::error::ErrorCode;
+
+#[test]
+fn readme_catalogue_matches_the_code() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("### The catalogue")
+        .nth(1)
+        .expect("README has a catalogue section");
+    let rows: Vec<(String, u16, String)> = section
+        .lines()
+        .skip_while(|line| !line.starts_with("| `"))
+        .take_while(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_owned(),
+                cells[2].parse().expect("a status"),
+                cells[3].to_owned(),
+            )
+        })
+        .collect();
+    let code: Vec<(String, u16, String)> = ErrorCode::CATALOGUE
+        .iter()
+        .map(|c| {
+            (
+                c.as_str().to_owned(),
+                c.status().as_u16(),
+                c.category().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, code);
+}
+
+#[test]
+fn readme_names_the_two_commands() {
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("cargo run --release --example gateway"));
+    assert!(readme.contains("cargo test"));
+}
