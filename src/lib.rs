@@ -52,10 +52,14 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod body_limit;
 pub mod clock;
 mod config;
 pub mod error;
+pub mod guard;
 pub mod key;
+pub mod origin;
 pub mod route;
+pub mod scope;
 
 pub use config::ConfigError;

@@ -267,6 +267,28 @@ impl ErrorRenderer {
     }
 }
 
+impl ErrorRenderer {
+    /// The parts of `request` that rendering a rejection reads (its request
+    /// id and content type, its route and principal), for a rejection decided
+    /// after the request itself was handed on.
+    pub(crate) fn snapshot<B>(&self, request: &Request<B>) -> Request<()> {
+        let mut snapshot = Request::new(());
+        for name in [&self.request_id_header, &CONTENT_TYPE] {
+            if let Some(value) = request.headers().get(name) {
+                snapshot.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        let extensions = request.extensions();
+        if let Some(route) = extensions.get::<Route>() {
+            snapshot.extensions_mut().insert(route.clone());
+        }
+        if let Some(principal) = extensions.get::<crate::key::Principal>() {
+            snapshot.extensions_mut().insert(principal.clone());
+        }
+        snapshot
+    }
+}
+
 impl Default for ErrorRenderer {
     fn default() -> Self {
         Self::new(JsonEnvelope)

@@ -69,7 +69,7 @@ pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyLayer};
 pub use parse::{
-    CHECKSUM_LEN, KeyEnv, KeyKind, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,
+    CHECKSUM_LEN, KeyEnv, KeyKind, KeyKinds, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,
     ParsedKey, checksum,
 };
 pub use principal::Principal;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::parse::{KeyEnv, KeyKind};
 use super::store::KeyRecord;
+use crate::origin::OriginPattern;
 
 /// The authenticated caller: the key's id, project, kind, environment, scopes
 /// and allowed origins. [`KeyLayer`](super::KeyLayer) inserts it into the
@@ -59,7 +60,7 @@ impl Principal {
     }
 
     /// The origins a browser may use this key from.
-    pub fn origins(&self) -> &[String] {
+    pub fn origins(&self) -> &[OriginPattern] {
         self.record.origins()
     }
 

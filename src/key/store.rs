@@ -9,6 +9,8 @@ use dashmap::DashMap;
 
 use super::digest::KeyDigest;
 use super::parse::{KeyEnv, KeyKind};
+use crate::ConfigError;
+use crate::origin::OriginPattern;
 
 /// What the store knows of one key. Never holds the key itself.
 ///
@@ -27,7 +29,7 @@ pub struct KeyRecord {
     kind: KeyKind,
     env: Option<KeyEnv>,
     scopes: Vec<String>,
-    origins: Vec<String>,
+    origins: Vec<OriginPattern>,
     status: KeyStatus,
     expires_at: Option<SystemTime>,
 }
@@ -79,15 +81,18 @@ impl KeyRecord {
         self
     }
 
-    /// Sets the origins a browser may use this key from.
-    #[must_use]
-    pub fn with_origins<I, S>(mut self, origins: I) -> Self
+    /// Sets the origins a browser may use this key from (patterns as in
+    /// [`OriginPattern`]); a bad pattern is an error naming it.
+    pub fn with_origins<I, S>(mut self, origins: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.origins = origins.into_iter().map(Into::into).collect();
-        self
+        self.origins = origins
+            .into_iter()
+            .map(|origin| OriginPattern::parse(origin.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     /// Sets the status.
@@ -130,7 +135,7 @@ impl KeyRecord {
     }
 
     /// The allowed browser origins (patterns), possibly none.
-    pub fn origins(&self) -> &[String] {
+    pub fn origins(&self) -> &[OriginPattern] {
         &self.origins
     }
 

@@ -3,7 +3,8 @@
 //! [`Routes`] matches `METHOD /path/{param}` patterns and gives each route a
 //! dense [`RouteId`] and a name (its pattern). [`RouteLayer`] matches each
 //! request once and inserts its [`Route`] into the request's extensions,
-//! where every later layer reads it for its per-route settings.
+//! where every later layer reads it for its per-route settings, kept in a
+//! [`PerRoute`].
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -25,7 +26,9 @@
 //! ```
 
 mod layer;
+mod per_route;
 mod table;
 
 pub use layer::{RouteLayer, RouteService};
+pub use per_route::PerRoute;
 pub use table::{Route, RouteId, Routes, RoutesBuilder};

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Method;
 
@@ -25,6 +26,18 @@ impl RouteId {
     }
 }
 
+/// Which [`Routes`] table a route belongs to: settings resolved against one
+/// table are never applied to a route of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TableId(u64);
+
+impl TableId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// The route a request matched, as [`RouteLayer`](super::RouteLayer) inserts
 /// it into the request's extensions. Cheap to clone.
 ///
@@ -37,6 +50,7 @@ pub struct Route {
 
 struct RouteInfo {
     id: RouteId,
+    table: TableId,
     name: Box<str>,
     public: bool,
 }
@@ -58,6 +72,10 @@ impl Route {
     /// Whether the route is public: no API key is needed to call it.
     pub fn is_public(&self) -> bool {
         self.info.public
+    }
+
+    pub(crate) fn table(&self) -> TableId {
+        self.info.table
     }
 
     /// Whether this is the default route for unmatched requests.
@@ -104,6 +122,7 @@ pub struct Routes {
 }
 
 struct Table {
+    id: TableId,
     routes: Vec<Route>,
     by_method: Vec<(Method, matchit::Router<RouteId>)>,
     any_method: matchit::Router<RouteId>,
@@ -133,9 +152,24 @@ impl Routes {
         &table.routes[id.index()]
     }
 
-    /// The route with this name (its pattern as declared, or `default`).
+    /// The route with this name (its pattern, `METHOD /path`, or `default`);
+    /// spacing between method and path does not matter.
     pub fn get(&self, name: &str) -> Option<&Route> {
-        self.table.routes.iter().find(|route| route.name() == name)
+        let mut words = name.split_whitespace();
+        let (Some(method), path) = (words.next(), words.next()) else {
+            return None;
+        };
+        if words.next().is_some() {
+            return None;
+        }
+        self.table.routes.iter().find(|route| {
+            let mut own = route.name().split_whitespace();
+            own.next() == Some(method) && own.next() == path
+        })
+    }
+
+    pub(crate) fn table_id(&self) -> TableId {
+        self.table.id
     }
 
     /// The route with this id.
@@ -215,7 +249,9 @@ impl RoutesBuilder {
 
     /// Checks every pattern and builds the table.
     pub fn build(self) -> Result<Routes, ConfigError> {
+        let table = TableId::next();
         let mut routes = vec![make_route(
+            table,
             RouteId::DEFAULT,
             Route::DEFAULT_NAME.into(),
             self.default_public,
@@ -252,10 +288,11 @@ impl RoutesBuilder {
                 ConfigError::new("route", format!("the path cannot be routed: {error}"))
                     .in_route(name.clone())
             })?;
-            routes.push(make_route(id, name.into(), public));
+            routes.push(make_route(table, id, name.into(), public));
         }
         Ok(Routes {
             table: Arc::new(Table {
+                id: table,
                 routes,
                 by_method,
                 any_method,
@@ -264,9 +301,14 @@ impl RoutesBuilder {
     }
 }
 
-fn make_route(id: RouteId, name: Box<str>, public: bool) -> Route {
+fn make_route(table: TableId, id: RouteId, name: Box<str>, public: bool) -> Route {
     Route {
-        info: Arc::new(RouteInfo { id, name, public }),
+        info: Arc::new(RouteInfo {
+            id,
+            table,
+            name,
+            public,
+        }),
     }
 }
 
