@@ -167,10 +167,10 @@ impl ScopeRule {
     }
 
     fn satisfied_by(&self, granted: &[String]) -> bool {
-        let held = |required: &Box<str>| granted.iter().any(|g| covers(g, required));
+        let held = |required: &str| granted.iter().any(|g| covers(g, required));
         match self.mode {
-            Mode::All => self.required.iter().all(held),
-            Mode::Any => self.required.is_empty() || self.required.iter().any(held),
+            Mode::All => self.required().all(held),
+            Mode::Any => self.required.is_empty() || self.required().any(held),
         }
     }
 

@@ -297,3 +297,41 @@ pub async fn fetch(request: TestRequest) -> Answer {
         raw,
     }
 }
+
+/// A body of frames with no declared size (sent chunked over HTTP/1.1),
+/// counting how many frames were pulled from it.
+pub struct Chunks {
+    frames: std::collections::VecDeque<Bytes>,
+    pub pulled: Arc<AtomicUsize>,
+}
+
+impl Chunks {
+    pub fn new(frames: usize, frame_size: usize) -> Self {
+        Self {
+            frames: (0..frames)
+                .map(|_| Bytes::from(vec![b'x'; frame_size]))
+                .collect(),
+            pulled: Arc::default(),
+        }
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let frame = self.frames.pop_front();
+        if frame.is_some() {
+            self.pulled.fetch_add(1, Ordering::SeqCst);
+        }
+        std::task::Poll::Ready(frame.map(|data| Ok(http_body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
