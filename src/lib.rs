@@ -57,8 +57,10 @@ pub mod clock;
 mod config;
 pub mod error;
 pub mod guard;
+mod hash;
 pub mod key;
 pub mod origin;
+pub mod rate_limit;
 pub mod route;
 pub mod scope;
 

@@ -24,6 +24,7 @@
 mod api_error;
 mod code;
 mod render;
+mod store;
 
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
@@ -31,3 +32,4 @@ pub use render::{
     ErrorRenderer, JsonEnvelope, ProblemJson, RenderContext, RenderError, grpc_status,
     json_response,
 };
+pub use store::StoreError;

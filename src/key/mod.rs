@@ -64,6 +64,7 @@ mod principal;
 mod service;
 mod store;
 
+pub use crate::error::StoreError;
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
 pub use future::ResponseFuture;
@@ -74,4 +75,4 @@ pub use parse::{
 };
 pub use principal::Principal;
 pub use service::KeyService;
-pub use store::{InMemoryKeyStore, KeyRecord, KeyStatus, KeyStore, LookupResult, StoreError};
+pub use store::{InMemoryKeyStore, KeyRecord, KeyStatus, KeyStore, LookupResult};

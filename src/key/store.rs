@@ -10,6 +10,8 @@ use dashmap::DashMap;
 use super::digest::KeyDigest;
 use super::parse::{KeyEnv, KeyKind};
 use crate::ConfigError;
+use crate::error::StoreError;
+use crate::hash;
 use crate::origin::OriginPattern;
 
 /// What the store knows of one key. Never holds the key itself.
@@ -26,6 +28,10 @@ use crate::origin::OriginPattern;
 pub struct KeyRecord {
     key_id: String,
     project: String,
+    // Keyed hashes of the two, for rate-limit partitions: computed once here
+    // instead of on every request.
+    key_id_hash: u64,
+    project_hash: u64,
     kind: KeyKind,
     env: Option<KeyEnv>,
     scopes: Vec<String>,
@@ -48,9 +54,13 @@ impl KeyRecord {
     /// An active key of `kind`, with the kind's default scopes, no
     /// environment, no origins and no expiry.
     pub fn new(key_id: impl Into<String>, project: impl Into<String>, kind: KeyKind) -> Self {
+        let key_id: String = key_id.into();
+        let project: String = project.into();
         Self {
-            key_id: key_id.into(),
-            project: project.into(),
+            key_id_hash: hash::keyed(hash::KEY_ID, key_id.as_bytes()),
+            project_hash: hash::keyed(hash::PROJECT, project.as_bytes()),
+            key_id,
+            project,
             kind,
             env: None,
             scopes: default_scopes(kind),
@@ -119,6 +129,14 @@ impl KeyRecord {
         &self.project
     }
 
+    pub(crate) fn key_id_hash(&self) -> u64 {
+        self.key_id_hash
+    }
+
+    pub(crate) fn project_hash(&self) -> u64 {
+        self.project_hash
+    }
+
     /// The stored kind.
     pub fn kind(&self) -> KeyKind {
         self.kind
@@ -155,34 +173,6 @@ fn default_scopes(kind: KeyKind) -> Vec<String> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
-}
-
-/// A store could not answer. The text goes to logs, never to clients, who
-/// see `upstream_failed`.
-#[derive(Debug)]
-pub struct StoreError {
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl StoreError {
-    /// Wraps the store's own error.
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key store error: {}", self.source)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
 }
 
 /// What a lookup yields: the record, `None` for an unknown key, or an error.

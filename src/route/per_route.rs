@@ -111,6 +111,31 @@ impl<T> PerRoute<T> {
         })
     }
 
+    /// A setting for every route of the table (each made by `make` from the
+    /// route and its value, explicit or default), and for requests without a
+    /// route (`make(None, default)`).
+    pub(crate) fn resolve<U, E>(
+        &self,
+        mut make: impl FnMut(Option<&Route>, &T) -> Result<U, E>,
+    ) -> Result<PerRoute<U>, E> {
+        let default = make(None, &self.default)?;
+        let mut by_route = Vec::with_capacity(self.by_route.len());
+        if let Some(routes) = &self.routes {
+            for (route, value) in routes.iter().zip(&self.by_route) {
+                by_route.push(Some(make(
+                    Some(route),
+                    value.as_ref().unwrap_or(&self.default),
+                )?));
+            }
+        }
+        Ok(PerRoute {
+            default,
+            table: self.table,
+            by_route,
+            routes: self.routes.clone(),
+        })
+    }
+
     /// Applies `change` to the default and to every set value.
     pub fn map<U>(self, mut change: impl FnMut(T) -> U) -> PerRoute<U> {
         PerRoute {
@@ -151,10 +176,17 @@ mod tests {
     #[test]
     fn routes_of_another_table_get_the_default() {
         let a = Routes::builder().route("GET /x").build().unwrap();
-        let b = Routes::builder().route("GET /x").build().unwrap();
+        let b = Routes::builder()
+            .route("GET /y")
+            .route("GET /x")
+            .build()
+            .unwrap();
         let settings = PerRoute::new(&a, 1).route("GET /x", 2).unwrap();
         assert_eq!(*settings.get(Some(a.find(&Method::GET, "/x"))), 2);
         assert_eq!(*settings.get(Some(b.find(&Method::GET, "/x"))), 1);
+        // A table built again from the same declarations is the same table.
+        let again = Routes::builder().route("GET /x").build().unwrap();
+        assert_eq!(*settings.get(Some(again.find(&Method::GET, "/x"))), 2);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::Hasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Method;
 
@@ -26,15 +26,20 @@ impl RouteId {
     }
 }
 
-/// Which [`Routes`] table a route belongs to: settings resolved against one
-/// table are never applied to a route of another.
+/// The shape of a [`Routes`] table: a hash of its route names in id order.
+/// Settings resolved against one table apply to routes of any table built
+/// from the same declarations (same names, same ids), never to another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TableId(u64);
 
 impl TableId {
-    fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    fn of<'a>(names: impl Iterator<Item = &'a str>) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for name in names {
+            hasher.write(name.as_bytes());
+            hasher.write_u8(0xff);
+        }
+        Self(hasher.finish())
     }
 }
 
@@ -51,6 +56,8 @@ pub struct Route {
 struct RouteInfo {
     id: RouteId,
     table: TableId,
+    /// Keyed hash of the name: the route's part of a rate-limit bucket key.
+    hash: u64,
     name: Box<str>,
     public: bool,
 }
@@ -76,6 +83,10 @@ impl Route {
 
     pub(crate) fn table(&self) -> TableId {
         self.info.table
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.info.hash
     }
 
     /// Whether this is the default route for unmatched requests.
@@ -249,13 +260,8 @@ impl RoutesBuilder {
 
     /// Checks every pattern and builds the table.
     pub fn build(self) -> Result<Routes, ConfigError> {
-        let table = TableId::next();
-        let mut routes = vec![make_route(
-            table,
-            RouteId::DEFAULT,
-            Route::DEFAULT_NAME.into(),
-            self.default_public,
-        )];
+        let mut declared: Vec<(String, bool)> =
+            vec![(Route::DEFAULT_NAME.into(), self.default_public)];
         let mut by_method: Vec<(Method, matchit::Router<RouteId>)> = Vec::new();
         let mut any_method = matchit::Router::new();
         let mut seen = HashSet::new();
@@ -268,7 +274,7 @@ impl RoutesBuilder {
             if !seen.insert(name.clone()) {
                 return Err(ConfigError::new("route", "declared twice").in_route(name));
             }
-            let id = RouteId(u32::try_from(routes.len()).map_err(|_| {
+            let id = RouteId(u32::try_from(declared.len()).map_err(|_| {
                 ConfigError::new("route", "too many routes").in_route(name.clone())
             })?);
             let router = match method {
@@ -288,8 +294,14 @@ impl RoutesBuilder {
                 ConfigError::new("route", format!("the path cannot be routed: {error}"))
                     .in_route(name.clone())
             })?;
-            routes.push(make_route(table, id, name.into(), public));
+            declared.push((name, public));
         }
+        let table = TableId::of(declared.iter().map(|(name, _)| name.as_str()));
+        let routes = declared
+            .into_iter()
+            .enumerate()
+            .map(|(id, (name, public))| make_route(table, RouteId(id as u32), name.into(), public))
+            .collect();
         Ok(Routes {
             table: Arc::new(Table {
                 id: table,
@@ -306,6 +318,7 @@ fn make_route(table: TableId, id: RouteId, name: Box<str>, public: bool) -> Rout
         info: Arc::new(RouteInfo {
             id,
             table,
+            hash: crate::hash::keyed(crate::hash::ROUTE, name.as_bytes()),
             name,
             public,
         }),

@@ -1,0 +1,194 @@
+//! Rate-limit response headers: the IETF draft's `RateLimit-Policy` and
+//! `RateLimit`, and the legacy `X-RateLimit-*` trio.
+
+use std::fmt::Write;
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+
+use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
+use crate::clock::Nanos;
+
+/// Which rate-limit headers responses carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitHeaders {
+    /// `RateLimit-Policy: "<policy>";q=<burst>;w=<seconds to refill from empty>`
+    /// and `RateLimit: "<policy>";r=<remaining>;t=<seconds until full>`
+    /// (IETF draft; the default). Stacked quotas are list members.
+    #[default]
+    Draft,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`
+    /// (Unix seconds when full), for the quota with the fewest tokens left.
+    Legacy,
+    /// Both sets.
+    Both,
+    /// None (a refusal still carries `Retry-After`).
+    None,
+}
+
+impl RateLimitHeaders {
+    fn draft(self) -> bool {
+        matches!(self, Self::Draft | Self::Both)
+    }
+
+    fn legacy(self) -> bool {
+        matches!(self, Self::Legacy | Self::Both)
+    }
+}
+
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Whole seconds, rounded up: a client told to wait `n` seconds that waits
+/// `n` seconds is never early.
+pub(crate) fn ceil_seconds(nanos: Nanos) -> u64 {
+    nanos.div_ceil(1_000_000_000)
+}
+
+/// `Retry-After`: whole seconds rounded up, at least 1.
+pub(crate) fn retry_after_seconds(nanos: Nanos) -> u64 {
+    ceil_seconds(nanos).max(1)
+}
+
+fn push_name(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+}
+
+/// The `RateLimit-Policy` value of quotas on `route`.
+pub(crate) fn policy(quotas: &[QuotaSpec], route: &str) -> Option<HeaderValue> {
+    if quotas.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (index, quota) in quotas.iter().enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        push_name(&mut out, &quota.label(route, index));
+        let _ = write!(
+            out,
+            ";q={};w={}",
+            quota.burst(),
+            ceil_seconds(quota.tolerance_nanos())
+        );
+    }
+    HeaderValue::try_from(out).ok()
+}
+
+/// The rate-limit headers of one response, computed when the decision is
+/// made and added to whichever response goes out.
+#[derive(Debug, Default)]
+pub(crate) struct RateHeaders {
+    values: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl RateHeaders {
+    /// The headers `mode` asks for, describing `decision` on `limits`.
+    /// `unix_now` is read only for the legacy reset time.
+    pub(crate) fn new(
+        mode: RateLimitHeaders,
+        limits: &RouteLimits,
+        bucket: &Bucket<'_>,
+        decision: &Decision,
+        unix_now: impl FnOnce() -> u64,
+    ) -> Self {
+        let states = decision.states();
+        let mut values = Vec::with_capacity(5);
+        if !decision.is_allowed() {
+            values.push((
+                RETRY_AFTER,
+                HeaderValue::from(retry_after_seconds(decision.retry_after())),
+            ));
+        }
+        if states.is_empty() {
+            return Self { values };
+        }
+        if mode.draft() {
+            let policy = match limits.cached_policy(bucket.route_hash()) {
+                Some(cached) => Some(cached.clone()),
+                None => policy(limits.quotas(), bucket.route()),
+            };
+            if let Some(policy) = policy {
+                values.push((RATELIMIT_POLICY.clone(), policy));
+            }
+            let mut out = String::with_capacity(48);
+            for (index, (quota, state)) in limits.quotas().iter().zip(states).enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                push_name(&mut out, &quota.label(bucket.route(), index));
+                let _ = write!(
+                    out,
+                    ";r={};t={}",
+                    state.remaining,
+                    ceil_seconds(state.reset_after)
+                );
+            }
+            if let Ok(value) = HeaderValue::try_from(out) {
+                values.push((RATELIMIT.clone(), value));
+            }
+        }
+        if mode.legacy() {
+            let tightest = states
+                .iter()
+                .min_by_key(|state| (state.remaining, std::cmp::Reverse(state.reset_after)))
+                .copied()
+                .unwrap_or_default();
+            values.push((X_LIMIT.clone(), HeaderValue::from(tightest.limit)));
+            values.push((X_REMAINING.clone(), HeaderValue::from(tightest.remaining)));
+            values.push((
+                X_RESET.clone(),
+                HeaderValue::from(unix_now() + ceil_seconds(tightest.reset_after)),
+            ));
+        }
+        Self { values }
+    }
+
+    /// Adds them to `headers`.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in self.values {
+            headers.insert(name, value);
+        }
+    }
+
+    /// The name-value pairs.
+    pub(crate) fn into_pairs(self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+        self.values.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_at_least_one() {
+        assert_eq!(retry_after_seconds(0), 1);
+        assert_eq!(retry_after_seconds(200_000_000), 1);
+        assert_eq!(retry_after_seconds(1_000_000_000), 1);
+        assert_eq!(retry_after_seconds(1_010_000_000), 2);
+        assert_eq!(retry_after_seconds(2_999_999_999), 3);
+    }
+
+    #[test]
+    fn names_are_quoted_and_escaped() {
+        let mut out = String::new();
+        push_name(&mut out, "a\"b\\c é");
+        assert_eq!(out, r#""a\"b\\c ?""#);
+    }
+}

@@ -1,0 +1,345 @@
+//! [`InMemoryRateStore`]: buckets in a sharded map, one atomic word each.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Ready;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::gcra::{Gcra, QuotaState};
+use super::quota::MAX_STACKED_QUOTAS;
+use super::store::{Bucket, Decision, RateStore, RouteLimits, Verdict};
+use crate::clock::{Clock, Nanos};
+use crate::error::StoreError;
+use crate::hash::{BuildPrehashed, combine};
+
+const SHARDS: usize = 64;
+
+/// After this many decisions on one thread, that thread sweeps one shard.
+const SWEEP_EVERY: u32 = 1024;
+
+/// At the cap, the whole map is swept at most this often (100 ms).
+const FULL_SWEEP_INTERVAL: Nanos = 100_000_000;
+
+/// The default cap on live buckets.
+pub const DEFAULT_MAX_BUCKETS: usize = 1_000_000;
+
+type Shard = RwLock<HashMap<u64, AtomicU64, BuildPrehashed>>;
+
+/// Buckets in memory: a map sharded 64 ways from a bucket's key to one
+/// `AtomicU64`, its GCRA state, updated with a compare-exchange loop. A
+/// decision on an existing bucket takes one shard's read lock and never
+/// waits for another decision.
+///
+/// **Eviction.** A bucket that is full again holds nothing worth keeping, so
+/// full buckets are removed: every 1 024 decisions a thread sweeps the next
+/// shard (amortised on the request path; no background thread or runtime).
+/// A flood of one-off partitions therefore cannot grow memory without bound.
+///
+/// **Cap.** At most `max_buckets` live buckets (default 1 000 000). When a
+/// new bucket is needed and the cap is reached, its shard is swept, then (at
+/// most every 100 ms) every shard; if that frees nothing, the request is
+/// refused with `rate_limited`
+/// (`details.reason = "capacity"`, `Retry-After: 1`). Existing buckets keep
+/// working, so clients already known are not affected by a flood of new ones.
+///
+/// **Memory.** About 16 bytes per bucket plus the map's spare capacity
+/// (measured in `examples/bucket_memory.rs`).
+///
+/// Cheap to clone; clones share the buckets.
+#[derive(Clone)]
+pub struct InMemoryRateStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    shards: Box<[Shard]>,
+    live: AtomicUsize,
+    max_buckets: usize,
+    cursor: AtomicUsize,
+    last_full_sweep: AtomicU64,
+    clock: Clock,
+}
+
+thread_local! {
+    static DECISIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+impl InMemoryRateStore {
+    /// A store with the system clock and the default cap.
+    pub fn new() -> Self {
+        Self::with_clock(Clock::system())
+    }
+
+    /// A store reading time from `clock`.
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+                live: AtomicUsize::new(0),
+                max_buckets: DEFAULT_MAX_BUCKETS,
+                cursor: AtomicUsize::new(0),
+                last_full_sweep: AtomicU64::new(0),
+                clock,
+            }),
+        }
+    }
+
+    /// Sets the cap on live buckets (at least 1).
+    #[must_use]
+    pub fn max_buckets(self, max: usize) -> Self {
+        let shared = Shared {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            live: AtomicUsize::new(0),
+            max_buckets: max.max(1),
+            cursor: AtomicUsize::new(0),
+            last_full_sweep: AtomicU64::new(0),
+            clock: self.shared.clock.clone(),
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// How many buckets are live.
+    pub fn len(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether no bucket is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every full bucket now (the store also does this by itself,
+    /// a shard at a time); returns how many were removed.
+    pub fn evict_full(&self) -> usize {
+        let now = self.shared.clock.now();
+        (0..SHARDS).map(|index| self.shared.sweep(index, now)).sum()
+    }
+
+    /// The clock the store decides by.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// Decides at once; see [`RateStore::decide`].
+    pub fn decide_now(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Decision {
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        let decision = match limits.quotas() {
+            [] => Decision::allowed(&[]),
+            [single] => shared.take(bucket_key(base, 0), single.gcra, now, limits.cost()),
+            quotas => shared.take_all(base, quotas.iter().map(|q| q.gcra), now, limits.cost()),
+        };
+        shared.tick(now);
+        decision
+    }
+}
+
+fn bucket_key(base: u64, quota: usize) -> u64 {
+    if quota == 0 {
+        base
+    } else {
+        combine(base, quota as u64, 0x5bd1_e995)
+    }
+}
+
+impl Shared {
+    #[inline]
+    fn shard(&self, key: u64) -> &Shard {
+        // Middle bits: the map itself uses the low bits (position) and the
+        // top seven (tags) of the same key.
+        &self.shards[(key >> 32) as usize % SHARDS]
+    }
+
+    /// Takes `cost` tokens from one bucket, or refuses without writing.
+    fn take(&self, key: u64, gcra: Gcra, now: Nanos, cost: u64) -> Decision {
+        let outcome = self.with_bucket(key, now, |tat| cas_admit(tat, gcra, now, cost));
+        match outcome {
+            None => Decision::over_capacity(1_000_000_000),
+            Some(Ok(tat)) => Decision::allowed(&[gcra.state(tat, now)]),
+            Some(Err((wait, tat))) => Decision::denied(wait, 0, &[gcra.state(tat, now)]),
+        }
+    }
+
+    /// Takes `cost` tokens from every bucket of a stack, or from none.
+    fn take_all(
+        &self,
+        base: u64,
+        quotas: impl Iterator<Item = Gcra> + Clone,
+        now: Nanos,
+        cost: u64,
+    ) -> Decision {
+        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let count = quotas.clone().count();
+        // First a look without writing: a request one quota refuses must
+        // consume from none.
+        let mut refusal: Option<(Nanos, usize)> = None;
+        for (index, gcra) in quotas.clone().enumerate() {
+            let tat = self.peek(bucket_key(base, index));
+            states[index] = gcra.state(tat, now);
+            if let (Err(wait), None) = (gcra.admit(tat, now, cost), refusal) {
+                refusal = Some((wait, index));
+            }
+        }
+        if let Some((wait, index)) = refusal {
+            return Decision::denied(wait, index, &states[..count]);
+        }
+        // Then take from each; if another request emptied one meanwhile,
+        // give back what was taken.
+        for (index, gcra) in quotas.clone().enumerate() {
+            let key = bucket_key(base, index);
+            match self.with_bucket(key, now, |tat| cas_admit(tat, gcra, now, cost)) {
+                Some(Ok(tat)) => states[index] = gcra.state(tat, now),
+                refused => {
+                    for (undo, gcra) in quotas.clone().enumerate().take(index) {
+                        self.with_bucket(bucket_key(base, undo), now, |tat| {
+                            let _ =
+                                tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
+                                    Some(value.saturating_sub(gcra.increment(cost)))
+                                });
+                        });
+                    }
+                    return match refused {
+                        Some(Err((wait, tat))) => {
+                            states[index] = gcra.state(tat, now);
+                            Decision::denied(wait, index, &states[..count])
+                        }
+                        _ => Decision::over_capacity(1_000_000_000),
+                    };
+                }
+            }
+        }
+        Decision::allowed(&states[..count])
+    }
+
+    fn peek(&self, key: u64) -> Nanos {
+        let map = self
+            .shard(key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(&key).map_or(0, |tat| tat.load(Ordering::Acquire))
+    }
+
+    /// Runs `act` on the bucket `key`, creating it (full) if needed; `None`
+    /// when it would have to be created and the cap is reached.
+    fn with_bucket<R>(&self, key: u64, now: Nanos, act: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        let shard = self.shard(key);
+        {
+            let map = shard.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tat) = map.get(&key) {
+                return Some(act(tat));
+            }
+        }
+        if self.live.load(Ordering::Relaxed) >= self.max_buckets && !self.make_room(shard, now) {
+            return None;
+        }
+        let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+        let tat = map.entry(key).or_insert_with(|| {
+            self.live.fetch_add(1, Ordering::Relaxed);
+            AtomicU64::new(0)
+        });
+        Some(act(tat))
+    }
+
+    /// At the cap: sweeps the shard a new bucket would go to, then — at most
+    /// every `FULL_SWEEP_INTERVAL`, so that a flood cannot make every request
+    /// scan the whole map — every shard. Whether there is room now.
+    fn make_room(&self, shard: &Shard, now: Nanos) -> bool {
+        self.sweep_shard(shard, now);
+        if self.live.load(Ordering::Relaxed) < self.max_buckets {
+            return true;
+        }
+        let last = self.last_full_sweep.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last.saturating_add(FULL_SWEEP_INTERVAL);
+        if due
+            && self
+                .last_full_sweep
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            for index in 0..SHARDS {
+                self.sweep(index, now);
+            }
+        }
+        self.live.load(Ordering::Relaxed) < self.max_buckets
+    }
+
+    /// Counts a decision; every `SWEEP_EVERY` on this thread, sweeps a shard.
+    #[inline]
+    fn tick(&self, now: Nanos) {
+        let due = DECISIONS.with(|count| {
+            let next = count.get() + 1;
+            count.set(if next >= SWEEP_EVERY { 0 } else { next });
+            next >= SWEEP_EVERY
+        });
+        if due {
+            let index = self.cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            self.sweep(index, now);
+        }
+    }
+
+    fn sweep(&self, index: usize, now: Nanos) -> usize {
+        self.sweep_shard(&self.shards[index], now)
+    }
+
+    /// Removes the shard's full buckets (those whose TAT is not after `now`).
+    fn sweep_shard(&self, shard: &Shard, now: Nanos) -> usize {
+        let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+        let before = map.len();
+        map.retain(|_, tat| tat.load(Ordering::Acquire) > now);
+        let after = map.len();
+        let removed = before - after;
+        if map.capacity() > 64 && after < map.capacity() / 4 {
+            map.shrink_to(after * 2);
+        }
+        self.live.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+}
+
+/// The compare-exchange loop on one bucket: the new TAT, or how long to
+/// wait and the TAT as it stands.
+#[inline]
+fn cas_admit(tat: &AtomicU64, gcra: Gcra, now: Nanos, cost: u64) -> Result<Nanos, (Nanos, Nanos)> {
+    let mut current = tat.load(Ordering::Acquire);
+    loop {
+        match gcra.admit(current, now, cost) {
+            Ok(next) => {
+                match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return Ok(next),
+                    Err(actual) => current = actual,
+                }
+            }
+            Err(wait) => return Err((wait, current)),
+        }
+    }
+}
+
+impl Default for InMemoryRateStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for InMemoryRateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryRateStore")
+            .field("live", &self.len())
+            .field("max_buckets", &self.shared.max_buckets)
+            .finish()
+    }
+}
+
+impl RateStore for InMemoryRateStore {
+    type Future = Ready<Result<Decision, StoreError>>;
+
+    #[inline]
+    fn decide(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Verdict<Self::Future> {
+        Verdict::Ready(Ok(self.decide_now(bucket, limits)))
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Quota`] and [`RateLimit`]: what a route allows, as configured.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::gcra::Gcra;
+use crate::ConfigError;
+
+/// A token bucket: it holds `burst` tokens and refills `rate` tokens per
+/// `period`. One request costs one token unless its route says otherwise.
+///
+/// Values are checked when a layer is built: zero or overflowing values are
+/// configuration errors, not panics.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate::rate_limit::Quota;
+///
+/// // 50 requests a second on average, bursts of up to 200.
+/// let quota = Quota::per_second(50).burst(200);
+/// assert_eq!(quota.burst_size(), 200);
+/// assert_eq!(quota.replenish_interval(), Duration::from_millis(20));
+/// // Without `burst`, the bucket holds one period's worth.
+/// assert_eq!(Quota::per_minute(600).burst_size(), 600);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Quota {
+    rate: u64,
+    period: Duration,
+    burst: Option<u64>,
+    name: Option<Arc<str>>,
+}
+
+/// The longest period a quota may have.
+const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+impl Quota {
+    /// `rate` tokens per `period`.
+    pub const fn per(rate: u64, period: Duration) -> Self {
+        Self {
+            rate,
+            period,
+            burst: None,
+            name: None,
+        }
+    }
+
+    /// `rate` tokens per second.
+    pub const fn per_second(rate: u64) -> Self {
+        Self::per(rate, Duration::from_secs(1))
+    }
+
+    /// `rate` tokens per minute.
+    pub const fn per_minute(rate: u64) -> Self {
+        Self::per(rate, Duration::from_secs(60))
+    }
+
+    /// `rate` tokens per hour.
+    pub const fn per_hour(rate: u64) -> Self {
+        Self::per(rate, Duration::from_secs(60 * 60))
+    }
+
+    /// `rate` tokens per day.
+    pub const fn per_day(rate: u64) -> Self {
+        Self::per(rate, Duration::from_secs(24 * 60 * 60))
+    }
+
+    /// Sets the bucket's capacity (default: `rate`).
+    #[must_use]
+    pub const fn burst(mut self, burst: u64) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Names the quota in rate-limit headers and errors (default: the route's
+    /// name, with `#2`, `#3`… for stacked quotas).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The bucket's capacity.
+    pub fn burst_size(&self) -> u64 {
+        self.burst.unwrap_or(self.rate)
+    }
+
+    /// Tokens added per period.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The time one token takes to come back.
+    pub fn replenish_interval(&self) -> Duration {
+        match self.rate {
+            0 => Duration::MAX,
+            rate => Duration::from_nanos(nanos(self.period) / rate),
+        }
+    }
+
+    /// The name, if set.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(crate) fn gcra(&self) -> Result<Gcra, ConfigError> {
+        let fail = |reason: String| Err(ConfigError::new("quota", reason));
+        if self.rate == 0 {
+            return fail(format!("{self:?}: the rate must be at least 1"));
+        }
+        if self.period.is_zero() || self.period > MAX_PERIOD {
+            return fail(format!(
+                "{self:?}: the period must be between 1 ns and 366 days"
+            ));
+        }
+        let burst = self.burst_size();
+        if burst == 0 {
+            return fail(format!("{self:?}: the burst must be at least 1"));
+        }
+        let emission = nanos(self.period) / self.rate;
+        if emission == 0 {
+            return fail(format!("{self:?}: more than one token per nanosecond"));
+        }
+        let Some(tolerance) = emission
+            .checked_mul(burst)
+            .filter(|t| *t <= nanos(MAX_PERIOD) * 16)
+        else {
+            return fail(format!("{self:?}: the burst takes too long to refill"));
+        };
+        Ok(Gcra::new(emission, tolerance, burst))
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl fmt::Debug for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Quota({}/{:?}, burst {})",
+            self.rate,
+            self.period,
+            self.burst_size()
+        )?;
+        if let Some(name) = &self.name {
+            write!(f, " \"{name}\"")?;
+        }
+        Ok(())
+    }
+}
+
+/// The rate limit of one route: no limit, or one or more quotas that must all
+/// allow a request, and what a request costs.
+///
+/// ```
+/// use tollgate::rate_limit::{Quota, RateLimit};
+///
+/// let track = RateLimit::new(Quota::per_second(50).burst(200));
+/// let batch = RateLimit::stacked([Quota::per_second(5).burst(20), Quota::per_day(100_000)]).cost(2);
+/// let health = RateLimit::unlimited();
+/// # let _ = (track, batch, health);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    quotas: Vec<Quota>,
+    cost: u64,
+}
+
+/// The most quotas one route may stack.
+pub const MAX_STACKED_QUOTAS: usize = 4;
+
+impl RateLimit {
+    /// One quota.
+    pub fn new(quota: Quota) -> Self {
+        Self {
+            quotas: vec![quota],
+            cost: 1,
+        }
+    }
+
+    /// Several quotas, all of which must allow a request (at most
+    /// [`MAX_STACKED_QUOTAS`]). A request one of them denies consumes from none.
+    pub fn stacked(quotas: impl IntoIterator<Item = Quota>) -> Self {
+        Self {
+            quotas: quotas.into_iter().collect(),
+            cost: 1,
+        }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self {
+            quotas: Vec::new(),
+            cost: 1,
+        }
+    }
+
+    /// Sets what one request costs (default 1).
+    #[must_use]
+    pub fn cost(mut self, cost: u64) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// The quotas.
+    pub fn quotas(&self) -> &[Quota] {
+        &self.quotas
+    }
+
+    /// What one request costs.
+    pub fn request_cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// Whether there is no quota.
+    pub fn is_unlimited(&self) -> bool {
+        self.quotas.is_empty()
+    }
+}
+
+impl From<Quota> for RateLimit {
+    fn from(quota: Quota) -> Self {
+        Self::new(quota)
+    }
+}

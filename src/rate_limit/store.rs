@@ -1,0 +1,292 @@
+//! The store trait, and what it is asked and answers.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+
+use http::HeaderValue;
+
+use super::gcra::{Gcra, QuotaState};
+use super::partition::PartitionKey;
+use super::quota::{MAX_STACKED_QUOTAS, RateLimit};
+use crate::ConfigError;
+use crate::clock::Nanos;
+use crate::error::StoreError;
+use crate::route::Route;
+
+/// One quota of a route, ready to decide with.
+#[derive(Clone, Debug)]
+pub struct QuotaSpec {
+    pub(crate) gcra: Gcra,
+    name: Option<Box<str>>,
+}
+
+impl QuotaSpec {
+    /// The name it was given, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The policy name on `route` as headers and errors show it: its own
+    /// name, else the route's (`#2`, `#3`… for later quotas of a stack).
+    pub fn label<'a>(&'a self, route: &'a str, index: usize) -> Cow<'a, str> {
+        match (&self.name, index) {
+            (Some(name), _) => Cow::Borrowed(name),
+            (None, 0) => Cow::Borrowed(route),
+            (None, index) => Cow::Owned(format!("{route}#{}", index + 1)),
+        }
+    }
+
+    /// The bucket's capacity.
+    pub fn burst(&self) -> u64 {
+        self.gcra.burst()
+    }
+
+    /// Nanoseconds one token takes to come back.
+    pub fn emission_nanos(&self) -> Nanos {
+        self.gcra.increment(1)
+    }
+
+    /// Nanoseconds to refill the bucket from empty (`burst × emission`).
+    pub fn tolerance_nanos(&self) -> Nanos {
+        self.gcra.state(0, 0).window
+    }
+}
+
+/// The rate limit of a route, checked and ready: its quotas and its cost.
+#[derive(Clone, Debug)]
+pub struct RouteLimits {
+    quotas: Box<[QuotaSpec]>,
+    cost: u64,
+    /// The route these limits were made for, and its `RateLimit-Policy`
+    /// value, made once.
+    policy: Option<(u64, HeaderValue)>,
+}
+
+impl RouteLimits {
+    pub(crate) fn compile(route: Option<&Route>, limit: &RateLimit) -> Result<Self, ConfigError> {
+        let name = route.map_or(Route::DEFAULT_NAME, Route::name);
+        let in_route = |error: ConfigError| error.in_route(name);
+        if limit.quotas().len() > MAX_STACKED_QUOTAS {
+            return Err(in_route(ConfigError::new(
+                "quotas",
+                format!("at most {MAX_STACKED_QUOTAS} quotas may be stacked"),
+            )));
+        }
+        if limit.request_cost() == 0 {
+            return Err(in_route(ConfigError::new(
+                "cost",
+                "a request must cost at least 1",
+            )));
+        }
+        let mut quotas = Vec::with_capacity(limit.quotas().len());
+        for quota in limit.quotas() {
+            let gcra = quota.gcra().map_err(in_route)?;
+            if limit.request_cost() > gcra.burst() {
+                return Err(in_route(ConfigError::new(
+                    "cost",
+                    format!(
+                        "a request costs {} but {quota:?} holds only {}: it could never be admitted",
+                        limit.request_cost(),
+                        gcra.burst()
+                    ),
+                )));
+            }
+            quotas.push(QuotaSpec {
+                gcra,
+                name: quota.name().map(Box::from),
+            });
+        }
+        let policy = route.and_then(|route| {
+            super::headers::policy(&quotas, route.name()).map(|value| (route.hash(), value))
+        });
+        Ok(Self {
+            quotas: quotas.into(),
+            cost: limit.request_cost(),
+            policy,
+        })
+    }
+
+    /// The quotas (none: unlimited).
+    pub fn quotas(&self) -> &[QuotaSpec] {
+        &self.quotas
+    }
+
+    /// What one request costs.
+    pub fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// Whether the route has no limit.
+    pub fn is_unlimited(&self) -> bool {
+        self.quotas.is_empty()
+    }
+
+    /// The `RateLimit-Policy` value, if it was made for this route.
+    pub(crate) fn cached_policy(&self, route_hash: u64) -> Option<&HeaderValue> {
+        self.policy
+            .as_ref()
+            .filter(|(hash, _)| *hash == route_hash)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Which bucket a request draws from: its partition on its route.
+#[derive(Clone, Debug)]
+pub struct Bucket<'a> {
+    partition: PartitionKey<'a>,
+    route: &'a str,
+    route_hash: u64,
+}
+
+impl<'a> Bucket<'a> {
+    /// The bucket of `partition` on the route named `route`.
+    pub fn new(partition: PartitionKey<'a>, route: &'a str) -> Self {
+        Self {
+            partition,
+            route,
+            route_hash: crate::hash::keyed(crate::hash::ROUTE, route.as_bytes()),
+        }
+    }
+
+    /// The bucket of `partition` on `route` (the route's hash was made once).
+    pub(crate) fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {
+        Self {
+            partition,
+            route: route.name(),
+            route_hash: route.hash(),
+        }
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> &PartitionKey<'a> {
+        &self.partition
+    }
+
+    /// The route's name.
+    pub fn route(&self) -> &'a str {
+        self.route
+    }
+
+    /// The route's keyed hash (process-local).
+    pub fn route_hash(&self) -> u64 {
+        self.route_hash
+    }
+}
+
+/// A store's answer: allowed or not, and each quota's state for headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    allowed: bool,
+    over_capacity: bool,
+    retry_after: Nanos,
+    denied_by: u8,
+    len: u8,
+    states: [QuotaState; MAX_STACKED_QUOTAS],
+}
+
+impl Decision {
+    fn with_states(states: &[QuotaState]) -> ([QuotaState; MAX_STACKED_QUOTAS], u8) {
+        let mut all = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let len = states.len().min(MAX_STACKED_QUOTAS);
+        all[..len].copy_from_slice(&states[..len]);
+        (all, len as u8)
+    }
+
+    /// Admitted; `states` are the quotas' states after it, in route order.
+    pub fn allowed(states: &[QuotaState]) -> Self {
+        let (states, len) = Self::with_states(states);
+        Self {
+            allowed: true,
+            over_capacity: false,
+            retry_after: 0,
+            denied_by: 0,
+            len,
+            states,
+        }
+    }
+
+    /// Refused by quota `denied_by`, which allows it again in `retry_after`
+    /// nanoseconds; nothing was consumed.
+    pub fn denied(retry_after: Nanos, denied_by: usize, states: &[QuotaState]) -> Self {
+        let (states, len) = Self::with_states(states);
+        Self {
+            allowed: false,
+            over_capacity: false,
+            retry_after,
+            denied_by: denied_by.min(MAX_STACKED_QUOTAS - 1) as u8,
+            len,
+            states,
+        }
+    }
+
+    /// Refused because the store holds as many buckets as it may.
+    pub(crate) fn over_capacity(retry_after: Nanos) -> Self {
+        Self {
+            over_capacity: true,
+            ..Self::denied(retry_after, 0, &[])
+        }
+    }
+
+    /// Whether the request is admitted.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Whether it was refused because the store was full.
+    pub fn is_over_capacity(&self) -> bool {
+        self.over_capacity
+    }
+
+    /// Nanoseconds until a refused request would be admitted.
+    pub fn retry_after(&self) -> Nanos {
+        self.retry_after
+    }
+
+    /// The index of the quota that refused.
+    pub fn denied_by(&self) -> usize {
+        usize::from(self.denied_by)
+    }
+
+    /// Each quota's state.
+    pub fn states(&self) -> &[QuotaState] {
+        &self.states[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("allowed", &self.allowed)
+            .field("over_capacity", &self.over_capacity)
+            .field("retry_after", &self.retry_after)
+            .field("denied_by", &self.denied_by)
+            .field("states", &self.states())
+            .finish()
+    }
+}
+
+/// A store's answer: now, or later.
+#[derive(Debug)]
+pub enum Verdict<F> {
+    /// Decided at once (an in-memory store; a cached denial).
+    Ready(Result<Decision, StoreError>),
+    /// To be decided by this future (a shared store).
+    Pending(F),
+}
+
+/// Where buckets live: in memory ([`InMemoryRateStore`](super::InMemoryRateStore))
+/// or in a store shared by several instances.
+///
+/// A store answering at once returns [`Verdict::Ready`]: the layer then
+/// calls the inner service straight away, with no extra future state and no
+/// allocation.
+pub trait RateStore: Send + Sync + 'static {
+    /// The decision in progress, for stores that must wait.
+    type Future: Future<Output = Result<Decision, StoreError>> + Send + 'static;
+
+    /// Decides a request drawing from `bucket` on a route with `limits`: all of the
+    /// route's quotas must allow it, and one that is refused consumes from
+    /// none.
+    fn decide(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Verdict<Self::Future>;
+}
