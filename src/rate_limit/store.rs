@@ -64,6 +64,11 @@ pub struct RouteLimits {
 }
 
 impl RouteLimits {
+    /// Checks `limit` and makes it ready, for no route in particular.
+    pub fn new(limit: &RateLimit) -> Result<Self, ConfigError> {
+        Self::compile(None, limit)
+    }
+
     pub(crate) fn compile(route: Option<&Route>, limit: &RateLimit) -> Result<Self, ConfigError> {
         let name = route.map_or(Route::DEFAULT_NAME, Route::name);
         let in_route = |error: ConfigError| error.in_route(name);
@@ -149,8 +154,9 @@ impl<'a> Bucket<'a> {
         }
     }
 
-    /// The bucket of `partition` on `route` (the route's hash was made once).
-    pub(crate) fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {
+    /// The bucket of `partition` on `route` (whose hash was made once, when
+    /// the route table was built).
+    pub fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {
         Self {
             partition,
             route: route.name(),
