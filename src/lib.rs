@@ -56,6 +56,7 @@ pub mod body_limit;
 pub mod clock;
 mod config;
 pub mod error;
+pub mod gate;
 pub mod guard;
 mod hash;
 pub mod key;

@@ -41,10 +41,11 @@ pub struct KeyRecord {
 }
 
 /// Whether a key may still be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// Usable.
+    #[default]
     Active,
     /// Revoked: answered exactly like an unknown key.
     Revoked,

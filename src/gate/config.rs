@@ -1,0 +1,473 @@
+//! [`GateConfig`]: the same policy, read from TOML or JSON.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderName;
+use serde::{Deserialize, Serialize};
+
+use super::{Gate, GateBuilder, RoutePolicy};
+use crate::ConfigError;
+use crate::error::ErrorRenderer;
+use crate::key::{InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus};
+use crate::origin::MissingOrigin;
+use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
+
+/// A gate's configuration as data: global settings, defaults, keys and
+/// routes. Read it with [`GateConfig::from_toml`] or
+/// [`GateConfig::from_json`] (or any serde format), then
+/// [`builder`](GateConfig::builder) or [`build`](GateConfig::build).
+///
+/// ```
+/// use tollgate::gate::GateConfig;
+///
+/// let config = GateConfig::from_toml(r#"
+///     pepper = "demo pepper"
+///
+///     [defaults]
+///     body_limit = 65536
+///
+///     [[keys]]
+///     name = "server"
+///     key = "sk_test_YYn6oneKS5DItVA0qnuKZlagLaVRXk7a3xyFn2"
+///     project = "demo"
+///
+///     [[routes]]
+///     route = "GET /health"
+///     public = true
+///
+///     [[routes]]
+///     route = "POST /v1/track"
+///     scopes = ["ingest"]
+///     quotas = [{ rate = 50, per = "second", burst = 200 }]
+///     body_limit = 8192
+/// "#).unwrap();
+/// let gate = config.build().unwrap();
+/// assert_eq!(gate.routes().len(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GateConfig {
+    /// The server-side pepper keys are digested with (HMAC-SHA256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pepper: Option<String>,
+    /// The name of an environment variable holding the pepper (preferred
+    /// over `pepper` outside demos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pepper_env: Option<String>,
+    /// Whether keys must carry a checksum (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_checksum: Option<bool>,
+    /// A query parameter also accepted for publishable keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_parameter: Option<String>,
+    /// Remove the credential before the request reaches the service.
+    #[serde(default)]
+    pub strip_credential: bool,
+    /// How long the key store has to answer, in milliseconds (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_timeout_ms: Option<u64>,
+    /// `json` (the envelope, default) or `problem` (RFC 9457).
+    #[serde(default)]
+    pub errors: ErrorFormat,
+    /// The request-id header echoed in errors (default `x-request-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id_header: Option<String>,
+    /// How rate limits are partitioned: `project` (default), `key`, `ip`, `global`.
+    #[serde(default)]
+    pub partition: PartitionConfig,
+    /// Proxies trusted to report the client in `X-Forwarded-For`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// `draft` (default), `legacy`, `both` or `none`.
+    #[serde(default)]
+    pub rate_limit_headers: RateLimitHeaders,
+    /// The policy of unmatched requests and the defaults of every route.
+    #[serde(default)]
+    pub defaults: RouteConfig,
+    /// Keys to load into the in-memory store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyConfig>,
+    /// Routes and their policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The shape of error bodies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorFormat {
+    /// The JSON envelope.
+    #[default]
+    Json,
+    /// RFC 9457 problem details.
+    Problem,
+}
+
+/// How rate limits are partitioned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionConfig {
+    /// Per project.
+    #[default]
+    Project,
+    /// Per key.
+    Key,
+    /// Per client IP.
+    Ip,
+    /// One bucket for everyone.
+    Global,
+}
+
+/// One key. Give it in the clear (`key`, hashed at load: for demos and
+/// tests) or as its digest (`digest`, 64 hex characters).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KeyConfig {
+    /// The key's id.
+    pub name: String,
+    /// The key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its digest, in hexadecimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The project it belongs to.
+    pub project: String,
+    /// Its kind (default: told by the key's prefix; required with `digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KeyKind>,
+    /// Its environment (default: told by the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<KeyEnv>,
+    /// Granted scopes (default: the kind's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Allowed browser origins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
+    /// `active` (default) or `revoked`.
+    #[serde(default = "active")]
+    pub status: KeyStatus,
+    /// When it stops working: Unix seconds, or RFC 3339 UTC
+    /// (`2026-01-01T00:00:00Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Expiry>,
+}
+
+fn active() -> KeyStatus {
+    KeyStatus::Active
+}
+
+/// An expiry date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Expiry {
+    /// Seconds since the Unix epoch.
+    Unix(u64),
+    /// RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SSZ`.
+    Text(String),
+}
+
+impl Expiry {
+    fn to_time(&self) -> Option<SystemTime> {
+        let seconds = match self {
+            Self::Unix(seconds) => *seconds,
+            Self::Text(text) => parse_rfc3339_utc(text)?,
+        };
+        UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` followed by `Z` or `+00:00`: seconds since the epoch.
+fn parse_rfc3339_utc(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let number = |part: &str| part.parse::<u64>().ok();
+    let mut date = date.splitn(3, '-');
+    let (year, month, day) = (number(date.next()?)?, number(date.next()?)?, number(date.next()?)?);
+    let time = time.split('.').next()?;
+    let mut time = time.splitn(3, ':');
+    let (hour, minute, second) = (number(time.next()?)?, number(time.next()?)?, number(time.next()?)?);
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), for years ≥ 1970.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// One route's policy (or, as `defaults`, every route's defaults).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RouteConfig {
+    /// `METHOD /path/{param}` (absent in `defaults`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// No key needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+    /// Scopes a key must all hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Scopes of which a key must hold one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_scopes: Option<Vec<String>>,
+    /// Accepted key kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Vec<KeyKind>>,
+    /// The code refusing other kinds (default `key_kind_not_allowed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_code: Option<String>,
+    /// Answer 404 instead of 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+    /// Origins for browser keys whose record lists none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<String>>,
+    /// `reject` (default), `allow` or `referer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_origin: Option<MissingOrigin>,
+    /// Quotas, all of which must allow a request (`[]`: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Vec<QuotaConfig>>,
+    /// Tokens one request costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
+    /// Body cap in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<u64>,
+}
+
+/// A quota: `rate` per `per` (`second`, `minute`, `hour`, `day`), `burst`
+/// (default `rate`), optional `name`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QuotaConfig {
+    /// Tokens per period.
+    pub rate: u64,
+    /// The period.
+    pub per: Period,
+    /// Capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    /// Policy name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A quota's period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// One second.
+    Second,
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day.
+    Day,
+}
+
+impl QuotaConfig {
+    fn quota(&self) -> Quota {
+        let mut quota = match self.per {
+            Period::Second => Quota::per_second(self.rate),
+            Period::Minute => Quota::per_minute(self.rate),
+            Period::Hour => Quota::per_hour(self.rate),
+            Period::Day => Quota::per_day(self.rate),
+        };
+        if let Some(burst) = self.burst {
+            quota = quota.burst(burst);
+        }
+        if let Some(name) = &self.name {
+            quota = quota.named(name.as_str());
+        }
+        quota
+    }
+}
+
+impl RouteConfig {
+    fn policy(&self) -> Result<RoutePolicy, ConfigError> {
+        let mut policy = RoutePolicy::new();
+        policy.public = self.public;
+        match (&self.scopes, &self.any_scopes) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("scopes", "set `scopes` or `any_scopes`, not both"));
+            }
+            (Some(all), None) => policy = policy.require_all(all.iter().cloned()),
+            (None, Some(any)) => policy = policy.require_any(any.iter().cloned()),
+            (None, None) => {}
+        }
+        policy.kinds = self.kinds.clone();
+        policy.kind_code = self.kind_code.clone();
+        policy.hidden = self.hidden;
+        policy.origins = self.origins.clone();
+        policy.missing_origin = self.missing_origin;
+        policy.quotas = self.quotas.as_ref().map(|quotas| quotas.iter().map(QuotaConfig::quota).collect());
+        policy.cost = self.cost;
+        policy.body_limit = self.body_limit;
+        Ok(policy)
+    }
+}
+
+impl GateConfig {
+    /// Reads TOML.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::new("config", error.to_string()))
+    }
+
+    /// Reads JSON.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(text).map_err(|error| ConfigError::new("config", error.to_string()))
+    }
+
+    /// Reads a file: JSON if its name ends in `.json`, TOML otherwise.
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::new("config", format!("cannot read {}: {error}", path.display())))?;
+        if path.extension().is_some_and(|extension| extension == "json") {
+            Self::from_json(&text)
+        } else {
+            Self::from_toml(&text)
+        }
+    }
+
+    /// The key hasher this configuration asks for.
+    pub fn hasher(&self) -> Result<KeyHasher, ConfigError> {
+        match (&self.pepper, &self.pepper_env) {
+            (Some(_), Some(_)) => Err(ConfigError::new("pepper", "set `pepper` or `pepper_env`, not both")),
+            (Some(pepper), None) => Ok(KeyHasher::with_pepper(pepper.as_bytes())),
+            (None, Some(variable)) => match std::env::var(variable) {
+                Ok(pepper) if !pepper.is_empty() => Ok(KeyHasher::with_pepper(pepper.as_bytes())),
+                _ => Err(ConfigError::new("pepper_env", format!("the environment variable `{variable}` is not set"))),
+            },
+            (None, None) => Ok(KeyHasher::new()),
+        }
+    }
+
+    /// The keys, checked and digested, in an in-memory store.
+    pub fn key_store(&self, hasher: &KeyHasher, parser: &KeyParser) -> Result<InMemoryKeyStore, ConfigError> {
+        let store = InMemoryKeyStore::new();
+        let mut names = std::collections::HashSet::new();
+        for key in &self.keys {
+            let field = |name: &str| format!("keys.{}.{name}", key.name);
+            if key.name.is_empty() || !names.insert(key.name.as_str()) {
+                return Err(ConfigError::new(field("name"), "every key needs a name of its own"));
+            }
+            let (digest, kind, env) = match (&key.key, &key.digest) {
+                (Some(text), None) => {
+                    let parsed = parser
+                        .parse(text)
+                        .map_err(|error| ConfigError::new(field("key"), error.to_string()))?;
+                    (hasher.digest(text), Some(parsed.kind()), parsed.env())
+                }
+                (None, Some(hex)) => {
+                    let digest = KeyDigest::from_hex(hex).map_err(|error| ConfigError::new(field("digest"), error.reason()))?;
+                    (digest, None, None)
+                }
+                _ => return Err(ConfigError::new(field("key"), "give exactly one of `key` and `digest`")),
+            };
+            let kind = key
+                .kind
+                .or(kind)
+                .ok_or_else(|| ConfigError::new(field("kind"), "a key given by digest needs its `kind`"))?;
+            let mut record = KeyRecord::new(key.name.as_str(), key.project.as_str(), kind)
+                .with_scopes(key.scopes.iter().cloned())
+                .with_origins(&key.origins)
+                .map_err(|error| ConfigError::new(field("origins"), error.reason()))?
+                .with_status(key.status);
+            if let Some(env) = key.env.or(env) {
+                record = record.with_env(env);
+            }
+            if let Some(expiry) = &key.expires_at {
+                let time = expiry.to_time().ok_or_else(|| {
+                    ConfigError::new(field("expires_at"), "expected Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`")
+                })?;
+                record = record.with_expiry(time);
+            }
+            store.insert(digest, record);
+        }
+        Ok(store)
+    }
+
+    /// A gate builder with everything this configuration says, keys in an
+    /// in-memory store. Add what data cannot say (a clock, a decision hook,
+    /// another rate store) before building.
+    pub fn builder(&self) -> Result<GateBuilder<InMemoryKeyStore, InMemoryRateStore>, ConfigError> {
+        let hasher = self.hasher()?;
+        let parser = KeyParser::new().require_checksum(self.require_checksum.unwrap_or(true));
+        let store = self.key_store(&hasher, &parser)?;
+        let mut renderer = match self.errors {
+            ErrorFormat::Json => ErrorRenderer::default(),
+            ErrorFormat::Problem => ErrorRenderer::problem_json(),
+        };
+        if let Some(header) = &self.request_id_header {
+            let header = HeaderName::try_from(header.as_str())
+                .map_err(|_| ConfigError::new("request_id_header", format!("`{header}` is not a header name")))?;
+            renderer = renderer.with_request_id_header(header);
+        }
+        if self.defaults.route.is_some() {
+            return Err(ConfigError::new("defaults.route", "the defaults apply to every route; remove `route`"));
+        }
+        let mut builder = Gate::builder(store)
+            .hasher(hasher)
+            .parser(parser)
+            .strip_credential(self.strip_credential)
+            .renderer(renderer)
+            .partition(match self.partition {
+                PartitionConfig::Project => Partition::Project,
+                PartitionConfig::Key => Partition::KeyId,
+                PartitionConfig::Ip => Partition::ClientIp,
+                PartitionConfig::Global => Partition::Global,
+            })
+            .trusted_proxies(self.trusted_proxies.iter().cloned())
+            .rate_limit_headers(self.rate_limit_headers)
+            .defaults(self.defaults.policy().map_err(|error| error.in_route("defaults"))?);
+        if let Some(name) = &self.query_parameter {
+            builder = builder.query_parameter(name.as_str());
+        }
+        if let Some(timeout) = self.lookup_timeout_ms {
+            builder = builder.lookup_timeout(Some(Duration::from_millis(timeout)));
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            let Some(pattern) = &route.route else {
+                return Err(ConfigError::new(format!("routes[{index}].route"), "every route needs `route = \"METHOD /path\"`"));
+            };
+            let policy = route.policy().map_err(|error| error.in_route(pattern.as_str()))?;
+            builder = builder.route(pattern.as_str(), policy);
+        }
+        Ok(builder)
+    }
+
+    /// Builds the gate this configuration describes.
+    pub fn build(&self) -> Result<Gate<InMemoryKeyStore, InMemoryRateStore>, ConfigError> {
+        self.builder()?.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_utc("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(parse_rfc3339_utc("2026-01-01T00:00:00+00:00"), Some(1_767_225_600));
+        assert_eq!(parse_rfc3339_utc("2024-02-29T12:30:15.5Z"), Some(1_709_209_815));
+        for bad in ["2026-01-01", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00+02:00", "soon"] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! [`GateLayer`]: the layers of the request path, in order.
+
+use std::fmt;
+
+use tower_layer::Layer;
+
+use super::observe::{ObserveLayer, ObserveService};
+use crate::body_limit::{BodyLimitLayer, BodyLimitService};
+use crate::key::{KeyLayer, KeyService};
+use crate::origin::{OriginLayer, OriginService};
+use crate::rate_limit::{RateLimitLayer, RateLimitService};
+use crate::route::{RouteLayer, RouteService};
+use crate::scope::{ScopeLayer, ScopeService};
+
+/// The whole gate as one Tower layer: route, key, origin, scope, rate limit
+/// and body cap, outer to inner. Cheap to clone.
+pub struct GateLayer<St, Rs> {
+    pub(crate) route: RouteLayer,
+    pub(crate) observe: ObserveLayer,
+    pub(crate) key: KeyLayer<St>,
+    pub(crate) origin: OriginLayer,
+    pub(crate) scope: ScopeLayer,
+    pub(crate) rate: RateLimitLayer<Rs>,
+    pub(crate) body: BodyLimitLayer,
+}
+
+/// The service a [`GateLayer`] makes around `S`.
+pub type GateService<S, St, Rs> = RouteService<
+    ObserveService<KeyService<OriginService<ScopeService<RateLimitService<BodyLimitService<S>, Rs>>>, St>>,
+>;
+
+impl<S, St, Rs> Layer<S> for GateLayer<St, Rs> {
+    type Service = GateService<S, St, Rs>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = self.body.layer(inner);
+        let inner = self.rate.layer(inner);
+        let inner = self.scope.layer(inner);
+        let inner = self.origin.layer(inner);
+        let inner = self.key.layer(inner);
+        let inner = self.observe.layer(inner);
+        self.route.layer(inner)
+    }
+}
+
+impl<St, Rs> Clone for GateLayer<St, Rs> {
+    fn clone(&self) -> Self {
+        Self {
+            route: self.route.clone(),
+            observe: self.observe.clone(),
+            key: self.key.clone(),
+            origin: self.origin.clone(),
+            scope: self.scope.clone(),
+            rate: self.rate.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl<St, Rs> fmt::Debug for GateLayer<St, Rs> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GateLayer")
+            .field("routes", self.route.routes())
+            .finish_non_exhaustive()
+    }
+}
