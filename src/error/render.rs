@@ -245,13 +245,21 @@ impl ErrorRenderer {
 
     /// The response rejecting `request` with `error`.
     pub fn respond<B>(&self, error: ApiError, request: &Request<B>) -> Response<Bytes> {
-        let headers = request.headers();
+        self.respond_to(error, request.headers(), request.extensions())
+    }
+
+    /// The response rejecting the request whose head is `parts`.
+    pub fn respond_parts(&self, error: ApiError, parts: &http::request::Parts) -> Response<Bytes> {
+        self.respond_to(error, &parts.headers, &parts.extensions)
+    }
+
+    fn respond_to(&self, error: ApiError, headers: &HeaderMap, extensions: &http::Extensions) -> Response<Bytes> {
         let request_id = headers
             .get(&self.request_id_header)
             .and_then(|value| value.to_str().ok())
             .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN);
-        let route = request.extensions().get::<Route>().map(Route::name);
-        log_rejection(&error, request, route);
+        let route = extensions.get::<Route>().map(Route::name);
+        log_rejection(&error, extensions, route);
 
         let mut response = if self.grpc && is_grpc(headers) {
             grpc_response(&error)
@@ -289,6 +297,18 @@ impl ErrorRenderer {
     }
 }
 
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for ApiError {
+    /// The default envelope, without request context (no request id). Inside
+    /// the gate, prefer the gate's renderer: `gate.renderer().respond(..)`.
+    fn into_response(self) -> axum::response::Response {
+        let headers = HeaderMap::new();
+        ErrorRenderer::default()
+            .respond_to(self, &headers, &http::Extensions::new())
+            .map(axum::body::Body::from)
+    }
+}
+
 impl Default for ErrorRenderer {
     fn default() -> Self {
         Self::new(JsonEnvelope)
@@ -305,8 +325,8 @@ impl fmt::Debug for ErrorRenderer {
 }
 
 #[cfg(feature = "tracing")]
-fn log_rejection<B>(error: &ApiError, request: &Request<B>, route: Option<&str>) {
-    let principal = request.extensions().get::<crate::key::Principal>();
+fn log_rejection(error: &ApiError, extensions: &http::Extensions, route: Option<&str>) {
+    let principal = extensions.get::<crate::key::Principal>();
     let (key_id, project) = match (error.subject(), principal) {
         (Some(subject), _) => (
             Some(subject.key_id.as_str()),
@@ -325,7 +345,7 @@ fn log_rejection<B>(error: &ApiError, request: &Request<B>, route: Option<&str>)
 }
 
 #[cfg(not(feature = "tracing"))]
-fn log_rejection<B>(_: &ApiError, _: &Request<B>, _: Option<&str>) {}
+fn log_rejection(_: &ApiError, _: &http::Extensions, _: Option<&str>) {}
 
 fn is_grpc(headers: &HeaderMap) -> bool {
     headers

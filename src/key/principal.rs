@@ -81,3 +81,31 @@ impl fmt::Debug for Principal {
             .finish()
     }
 }
+
+/// With the `axum` feature, `Principal` is an extractor. Without a principal
+/// (no gate in front, or a public route) it answers the standard
+/// `missing_api_key`; use `Option<Principal>` on public routes.
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Principal>() {
+            Some(principal) => Ok(principal.clone()),
+            None => {
+                let error = crate::error::ApiError::from(crate::error::ErrorCode::MISSING_API_KEY);
+                let response = crate::error::ErrorRenderer::default().respond_parts(error, parts);
+                Err(response.map(axum::body::Body::from))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
