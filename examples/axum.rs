@@ -25,12 +25,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hasher = KeyHasher::with_pepper(b"example pepper");
     let store = InMemoryKeyStore::new();
     let key = hasher.mint(KeyKind::Secret, Some(KeyEnv::Test))?;
-    store.insert(key.digest(), KeyRecord::new("key_1", "acme", KeyKind::Secret));
+    store.insert(
+        key.digest(),
+        KeyRecord::new("key_1", "acme", KeyKind::Secret),
+    );
 
     let gate = Gate::builder(store)
         .hasher(hasher)
         .route("GET /health", RoutePolicy::public())
-        .route("POST /v1/track", RoutePolicy::new().require_all(["ingest"]).quota(Quota::per_second(50).burst(200)).body_limit(8 * 1024))
+        .route(
+            "POST /v1/track",
+            RoutePolicy::new()
+                .require_all(["ingest"])
+                .quota(Quota::per_second(50).burst(200))
+                .body_limit(8 * 1024),
+        )
         .build()?;
 
     let app = Router::new()
@@ -40,8 +49,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -X POST -H 'authorization: Bearer {}' http://127.0.0.1:3001/v1/track", key.key());
+    println!(
+        "try: curl -X POST -H 'authorization: Bearer {}' http://127.0.0.1:3001/v1/track",
+        key.key()
+    );
     // `ConnectInfo` gives the rate limiter each client's address on public routes.
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

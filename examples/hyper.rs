@@ -19,12 +19,16 @@ use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord, Pri
 use tollgate::rate_limit::Quota;
 use tower::ServiceBuilder;
 
-async fn handle(request: Request<LimitedBody<Incoming>>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    request: Request<LimitedBody<Incoming>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let who = request
         .extensions()
         .get::<Principal>()
         .map_or_else(|| "anonymous".to_owned(), |p| p.project().to_owned());
-    Ok(Response::new(Full::new(Bytes::from(format!("hello, {who}\n")))))
+    Ok(Response::new(Full::new(Bytes::from(format!(
+        "hello, {who}\n"
+    )))))
 }
 
 #[tokio::main]
@@ -32,18 +36,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hasher = KeyHasher::with_pepper(b"example pepper");
     let store = InMemoryKeyStore::new();
     let key = hasher.mint(KeyKind::Secret, Some(KeyEnv::Test))?;
-    store.insert(key.digest(), KeyRecord::new("key_1", "acme", KeyKind::Secret));
+    store.insert(
+        key.digest(),
+        KeyRecord::new("key_1", "acme", KeyKind::Secret),
+    );
 
     let gate = Gate::builder(store)
         .hasher(hasher)
         .route("GET /health", RoutePolicy::public())
-        .route("GET /hello", RoutePolicy::new().quota(Quota::per_second(5).burst(10)))
+        .route(
+            "GET /hello",
+            RoutePolicy::new().quota(Quota::per_second(5).burst(10)),
+        )
         .build()?;
     let service = ServiceBuilder::new().layer(gate.layer()).service_fn(handle);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -H 'x-api-key: {}' http://127.0.0.1:3000/hello", key.key());
+    println!(
+        "try: curl -H 'x-api-key: {}' http://127.0.0.1:3000/hello",
+        key.key()
+    );
     loop {
         let (stream, peer) = listener.accept().await?;
         // Rate limits on public routes partition by the peer's address.

@@ -9,30 +9,110 @@ use tollgate::gate::{Gate, GateConfig, RoutePolicy};
 use tollgate::key::{KeyHasher, KeyKind};
 use tollgate::rate_limit::Quota;
 
-fn builder() -> tollgate::gate::GateBuilder<tollgate::key::InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore> {
-    Gate::builder(tollgate::key::InMemoryKeyStore::new()).route("GET /health", RoutePolicy::public())
+fn builder() -> tollgate::gate::GateBuilder<
+    tollgate::key::InMemoryKeyStore,
+    tollgate::rate_limit::InMemoryRateStore,
+> {
+    Gate::builder(tollgate::key::InMemoryKeyStore::new())
+        .route("GET /health", RoutePolicy::public())
 }
 
 #[test]
 fn each_mistake_names_its_route_and_field() {
     let cases: Vec<(tollgate::gate::GateBuilder<_, _>, &str, &str)> = vec![
-        (builder().route("POST /v1/track", RoutePolicy::new()).route("POST  /v1/track", RoutePolicy::new()), "POST /v1/track", "route"),
-        (builder().route("FETCH /v1/track", RoutePolicy::new()), "FETCH /v1/track", "route"),
-        (builder().route("POST v1/track", RoutePolicy::new()), "POST v1/track", "route"),
-        (builder().route("POST /v1/track", RoutePolicy::new().quota(Quota::per_second(0))), "POST /v1/track", "quota"),
-        (builder().route("POST /v1/track", RoutePolicy::new().quota(Quota::per_second(5).burst(0))), "POST /v1/track", "quota"),
-        (builder().route("POST /v1/track", RoutePolicy::new().quota(Quota::per_second(5)).cost(9)), "POST /v1/track", "cost"),
-        (builder().route("POST /v1/track", RoutePolicy::new().origins(["https://*.com"])), "POST /v1/track", "origins"),
-        (builder().route("POST /v1/track", RoutePolicy::new().origins(["app.example.com"])), "POST /v1/track", "origins"),
-        (builder().route("GET /v1/stats", RoutePolicy::new().require_all(["Read"])), "GET /v1/stats", "scopes"),
-        (builder().route("GET /v1/stats", RoutePolicy::new().require_any(["people.*"])), "GET /v1/stats", "scopes"),
-        (builder().route("POST /v1/forget", RoutePolicy::new().kind_code("Forget-Me")), "POST /v1/forget", "kind_code"),
-        (builder().route("POST /v1/forget", RoutePolicy::new().kinds([])), "POST /v1/forget", "kinds"),
-        (builder().defaults(RoutePolicy::new().quota(Quota::per_minute(0))), "default", "quota"),
+        (
+            builder()
+                .route("POST /v1/track", RoutePolicy::new())
+                .route("POST  /v1/track", RoutePolicy::new()),
+            "POST /v1/track",
+            "route",
+        ),
+        (
+            builder().route("FETCH /v1/track", RoutePolicy::new()),
+            "FETCH /v1/track",
+            "route",
+        ),
+        (
+            builder().route("POST v1/track", RoutePolicy::new()),
+            "POST v1/track",
+            "route",
+        ),
+        (
+            builder().route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_second(0)),
+            ),
+            "POST /v1/track",
+            "quota",
+        ),
+        (
+            builder().route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_second(5).burst(0)),
+            ),
+            "POST /v1/track",
+            "quota",
+        ),
+        (
+            builder().route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_second(5)).cost(9),
+            ),
+            "POST /v1/track",
+            "cost",
+        ),
+        (
+            builder().route(
+                "POST /v1/track",
+                RoutePolicy::new().origins(["https://*.com"]),
+            ),
+            "POST /v1/track",
+            "origins",
+        ),
+        (
+            builder().route(
+                "POST /v1/track",
+                RoutePolicy::new().origins(["app.example.com"]),
+            ),
+            "POST /v1/track",
+            "origins",
+        ),
+        (
+            builder().route("GET /v1/stats", RoutePolicy::new().require_all(["Read"])),
+            "GET /v1/stats",
+            "scopes",
+        ),
+        (
+            builder().route(
+                "GET /v1/stats",
+                RoutePolicy::new().require_any(["people.*"]),
+            ),
+            "GET /v1/stats",
+            "scopes",
+        ),
+        (
+            builder().route("POST /v1/forget", RoutePolicy::new().kind_code("Forget-Me")),
+            "POST /v1/forget",
+            "kind_code",
+        ),
+        (
+            builder().route("POST /v1/forget", RoutePolicy::new().kinds([])),
+            "POST /v1/forget",
+            "kinds",
+        ),
+        (
+            builder().defaults(RoutePolicy::new().quota(Quota::per_minute(0))),
+            "default",
+            "quota",
+        ),
     ];
     for (builder, route, field) in cases {
         let error = builder.build().unwrap_err();
-        assert_eq!((error.route(), error.field()), (Some(route), field), "{error}");
+        assert_eq!(
+            (error.route(), error.field()),
+            (Some(route), field),
+            "{error}"
+        );
         assert!(error.to_string().contains(route), "{error}");
     }
     let error = builder()
@@ -94,14 +174,18 @@ const SERVER_KEY: &str = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
 
 #[tokio::test]
 async fn toml_and_json_describe_the_same_gate() {
-    let digest = KeyHasher::with_pepper(b"config pepper").digest(SERVER_KEY).to_hex();
+    let digest = KeyHasher::with_pepper(b"config pepper")
+        .digest(SERVER_KEY)
+        .to_hex();
     let from_toml = GateConfig::from_toml(&TOML.replace("DIGEST", &digest)).unwrap();
     let from_json = GateConfig::from_json(&json().replace("DIGEST", &digest)).unwrap();
     assert_eq!(from_toml, from_json);
 
     for config in [from_toml, from_json] {
         let gate = config.build().unwrap();
-        let service = tower::ServiceBuilder::new().layer(gate.layer()).service(limited_handler());
+        let service = tower::ServiceBuilder::new()
+            .layer(gate.layer())
+            .service(limited_handler());
         let track = |key: &str, origin: Option<&str>| {
             let mut builder = http::Request::post("/v1/track").header("x-api-key", key);
             if let Some(origin) = origin {
@@ -111,16 +195,35 @@ async fn toml_and_json_describe_the_same_gate() {
         };
         let answer = send(service.clone(), track(SERVER_KEY, None)).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        assert_eq!(answer.headers["ratelimit-policy"], r#""burst";q=2;w=2, "POST /v1/track#2";q=100000;w=86400"#);
-        let answer = send(service.clone(), track("pk_test_5KKxTly3pxMVTmq2EZMT7IEnH759jAgC1269cG", Some("https://app.example.com"))).await;
+        assert_eq!(
+            answer.headers["ratelimit-policy"],
+            r#""burst";q=2;w=2, "POST /v1/track#2";q=100000;w=86400"#
+        );
+        let answer = send(
+            service.clone(),
+            track(
+                "pk_test_5KKxTly3pxMVTmq2EZMT7IEnH759jAgC1269cG",
+                Some("https://app.example.com"),
+            ),
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::OK);
-        assert_eq!(send(service.clone(), track(SERVER_KEY, None)).await.code(), "rate_limited");
+        assert_eq!(
+            send(service.clone(), track(SERVER_KEY, None)).await.code(),
+            "rate_limited"
+        );
         let answer = send(service.clone(), empty(http::Request::get("/health"))).await;
         assert_eq!(answer.status, StatusCode::OK);
         // A fresh gate from the same config: the body cap (checked after the
         // rate limit, which the requests above used up).
-        let service = tower::ServiceBuilder::new().layer(config.build().unwrap().layer()).service(limited_handler());
-        let oversized = http::Request::post("/v1/track").header("x-api-key", SERVER_KEY).header("content-length", "17").body(http_body_util::Full::new(bytes::Bytes::from(vec![0; 17]))).unwrap();
+        let service = tower::ServiceBuilder::new()
+            .layer(config.build().unwrap().layer())
+            .service(limited_handler());
+        let oversized = http::Request::post("/v1/track")
+            .header("x-api-key", SERVER_KEY)
+            .header("content-length", "17")
+            .body(http_body_util::Full::new(bytes::Bytes::from(vec![0; 17])))
+            .unwrap();
         assert_eq!(send(service, oversized).await.code(), "payload_too_large");
     }
 }
@@ -131,7 +234,11 @@ fn limited_handler() -> impl tower::Service<
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
-    tower::service_fn(|_| async { Ok(http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))) })
+    tower::service_fn(|_| async {
+        Ok(http::Response::new(http_body_util::Full::new(
+            bytes::Bytes::from_static(b"{}"),
+        )))
+    })
 }
 
 #[test]
@@ -140,18 +247,41 @@ fn config_mistakes_are_named() {
         ("pepper = 1", "config"),
         ("unknown_setting = true", "config"),
         ("[[routes]]\npublic = true", "routes[0].route"),
-        ("[[keys]]\nname = \"a\"\nkey = \"sk_test_garbage\"\nproject = \"p\"", "keys.a.key"),
+        (
+            "[[keys]]\nname = \"a\"\nkey = \"sk_test_garbage\"\nproject = \"p\"",
+            "keys.a.key",
+        ),
         ("[[keys]]\nname = \"a\"\nproject = \"p\"", "keys.a.key"),
-        ("[[keys]]\nname = \"a\"\ndigest = \"00\"\nkind = \"secret\"\nproject = \"p\"", "keys.a.digest"),
-        ("[[keys]]\nname = \"a\"\ndigest = \"0000000000000000000000000000000000000000000000000000000000000000\"\nproject = \"p\"", "keys.a.kind"),
-        ("[[keys]]\nname = \"a\"\nkey = \"sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad\"\nproject = \"p\"\nexpires_at = \"tomorrow\"", "keys.a.expires_at"),
-        ("[[keys]]\nname = \"a\"\nkey = \"sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad\"\nproject = \"p\"\norigins = [\"*\"]", "keys.a.origins"),
-        ("pepper_env = \"TOLLGATE_TEST_PEPPER_THAT_IS_NOT_SET\"", "pepper_env"),
+        (
+            "[[keys]]\nname = \"a\"\ndigest = \"00\"\nkind = \"secret\"\nproject = \"p\"",
+            "keys.a.digest",
+        ),
+        (
+            "[[keys]]\nname = \"a\"\ndigest = \"0000000000000000000000000000000000000000000000000000000000000000\"\nproject = \"p\"",
+            "keys.a.kind",
+        ),
+        (
+            "[[keys]]\nname = \"a\"\nkey = \"sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad\"\nproject = \"p\"\nexpires_at = \"tomorrow\"",
+            "keys.a.expires_at",
+        ),
+        (
+            "[[keys]]\nname = \"a\"\nkey = \"sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad\"\nproject = \"p\"\norigins = [\"*\"]",
+            "keys.a.origins",
+        ),
+        (
+            "pepper_env = \"TOLLGATE_TEST_PEPPER_THAT_IS_NOT_SET\"",
+            "pepper_env",
+        ),
         ("request_id_header = \"bad header\"", "request_id_header"),
-        ("[[routes]]\nroute = \"GET /x\"\nscopes = [\"a\"]\nany_scopes = [\"b\"]", "scopes"),
+        (
+            "[[routes]]\nroute = \"GET /x\"\nscopes = [\"a\"]\nany_scopes = [\"b\"]",
+            "scopes",
+        ),
     ];
     for (text, field) in cases {
-        let error = GateConfig::from_toml(text).and_then(|config| config.build().map(|_| ())).unwrap_err();
+        let error = GateConfig::from_toml(text)
+            .and_then(|config| config.build().map(|_| ()))
+            .unwrap_err();
         assert_eq!(error.field(), field, "{text}: {error}");
     }
     // A TOML syntax error says where.
@@ -159,8 +289,15 @@ fn config_mistakes_are_named() {
     assert!(error.reason().contains("line 1"), "{error}");
     // Expiry dates in either form.
     let config = GateConfig::from_toml("[[keys]]\nname = \"a\"\nkey = \"sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad\"\nproject = \"p\"\nexpires_at = \"2001-09-09T01:46:40Z\"").unwrap();
-    let store = config.key_store(&KeyHasher::new(), &tollgate::key::KeyParser::new()).unwrap();
-    let record = store.get(&KeyHasher::new().digest("sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad")).unwrap();
-    assert_eq!(record.expires_at(), Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)));
+    let store = config
+        .key_store(&KeyHasher::new(), &tollgate::key::KeyParser::new())
+        .unwrap();
+    let record = store
+        .get(&KeyHasher::new().digest("sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad"))
+        .unwrap();
+    assert_eq!(
+        record.expires_at(),
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+    );
     assert_eq!(record.kind(), KeyKind::Secret);
 }

@@ -25,20 +25,38 @@ async fn gate_in_front_of_hyper_with_a_decision_hook() {
     let gate = Gate::builder(keys.store.clone())
         .hasher(keys.hasher.clone())
         .route("GET /health", RoutePolicy::public())
-        .route("POST /v1/track", RoutePolicy::new().quota(Quota::per_minute(1).burst(1)).body_limit(16))
+        .route(
+            "POST /v1/track",
+            RoutePolicy::new()
+                .quota(Quota::per_minute(1).burst(1))
+                .body_limit(16),
+        )
         .on_decision(move |event| {
-            let outcome = event.code().map_or("allowed", |code| code.as_str()).to_owned();
-            *recorder.lock().unwrap().entry((event.route().to_owned(), outcome)).or_default() += 1;
+            let outcome = event
+                .code()
+                .map_or("allowed", |code| code.as_str())
+                .to_owned();
+            *recorder
+                .lock()
+                .unwrap()
+                .entry((event.route().to_owned(), outcome))
+                .or_default() += 1;
         })
         .build()
         .unwrap();
-    let service = ServiceBuilder::new().layer(gate.layer()).service_fn(|request: Request<LimitedBody<Incoming>>| async move {
-        let body = request.into_body().collect().await;
-        let status = if body.is_ok() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
-        *response.status_mut() = status;
-        Ok::<_, Infallible>(response)
-    });
+    let service = ServiceBuilder::new().layer(gate.layer()).service_fn(
+        |request: Request<LimitedBody<Incoming>>| async move {
+            let body = request.into_body().collect().await;
+            let status = if body.is_ok() {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        },
+    );
     let address = serve(service).await;
     let post = |body: &'static [u8], key: Option<&str>| {
         let mut builder = Request::post(format!("http://{address}/v1/track"));
@@ -48,11 +66,38 @@ async fn gate_in_front_of_hyper_with_a_decision_hook() {
         builder.body(Full::new(Bytes::from_static(body))).unwrap()
     };
 
-    assert_eq!(fetch(post(b"{}", Some(keys.secret.key()))).await.status, StatusCode::OK);
-    assert_eq!(fetch(post(b"{}", Some(keys.secret.key()))).await.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(fetch(post(b"{}", None)).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(fetch(Request::get(format!("http://{address}/health")).body(Full::default()).unwrap()).await.status, StatusCode::OK);
-    assert_eq!(fetch(Request::get(format!("http://{address}/nope")).body(Full::default()).unwrap()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        fetch(post(b"{}", Some(keys.secret.key()))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fetch(post(b"{}", Some(keys.secret.key()))).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        fetch(post(b"{}", None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        fetch(
+            Request::get(format!("http://{address}/health"))
+                .body(Full::default())
+                .unwrap()
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fetch(
+            Request::get(format!("http://{address}/nope"))
+                .body(Full::default())
+                .unwrap()
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let counts = counts.lock().unwrap().clone();
     let expected: BTreeMap<(String, String), usize> = [

@@ -13,7 +13,10 @@ use tonic_health::pb::health_client::HealthClient;
 async fn server(keys: &Keys) -> std::net::SocketAddr {
     let gate = Gate::builder(keys.store.clone())
         .hasher(keys.hasher.clone())
-        .route("POST /grpc.health.v1.Health/Check", RoutePolicy::new().quota(Quota::per_minute(2).burst(2)))
+        .route(
+            "POST /grpc.health.v1.Health/Check",
+            RoutePolicy::new().quota(Quota::per_minute(2).burst(2)),
+        )
         .build()
         .unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();
@@ -36,10 +39,19 @@ fn tokio_stream_from(
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
 
-async fn check(address: std::net::SocketAddr, metadata: &[(&'static str, &str)]) -> Result<(), tonic::Status> {
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+async fn check(
+    address: std::net::SocketAddr,
+    metadata: &[(&'static str, &str)],
+) -> Result<(), tonic::Status> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
     for (name, value) in metadata {
         request.metadata_mut().insert(*name, value.parse().unwrap());
     }
@@ -53,16 +65,31 @@ async fn grpc_clients_see_the_right_codes() {
 
     let missing = check(address, &[]).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::Unauthenticated);
-    assert!(missing.message().starts_with("missing_api_key"), "{}", missing.message());
+    assert!(
+        missing.message().starts_with("missing_api_key"),
+        "{}",
+        missing.message()
+    );
 
-    let browser_key_without_origin = check(address, &[("x-api-key", keys.publishable.key())]).await.unwrap_err();
-    assert_eq!(browser_key_without_origin.code(), tonic::Code::PermissionDenied);
-    assert!(browser_key_without_origin.message().starts_with("origin_not_allowed"));
+    let browser_key_without_origin = check(address, &[("x-api-key", keys.publishable.key())])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        browser_key_without_origin.code(),
+        tonic::Code::PermissionDenied
+    );
+    assert!(
+        browser_key_without_origin
+            .message()
+            .starts_with("origin_not_allowed")
+    );
 
     let bearer = format!("Bearer {}", keys.secret.key());
     check(address, &[("authorization", &bearer)]).await.unwrap();
     check(address, &[("authorization", &bearer)]).await.unwrap();
-    let limited = check(address, &[("authorization", &bearer)]).await.unwrap_err();
+    let limited = check(address, &[("authorization", &bearer)])
+        .await
+        .unwrap_err();
     assert_eq!(limited.code(), tonic::Code::ResourceExhausted);
     assert!(limited.message().starts_with("rate_limited"));
 }

@@ -253,7 +253,12 @@ impl ErrorRenderer {
         self.respond_to(error, &parts.headers, &parts.extensions)
     }
 
-    fn respond_to(&self, error: ApiError, headers: &HeaderMap, extensions: &http::Extensions) -> Response<Bytes> {
+    fn respond_to(
+        &self,
+        error: ApiError,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Response<Bytes> {
         let request_id = headers
             .get(&self.request_id_header)
             .and_then(|value| value.to_str().ok())

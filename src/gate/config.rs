@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
 use crate::error::ErrorRenderer;
-use crate::key::{InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus};
+use crate::key::{
+    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus,
+};
 use crate::origin::MissingOrigin;
 use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
 
@@ -182,19 +184,39 @@ impl Expiry {
 
 /// `YYYY-MM-DDTHH:MM:SS` followed by `Z` or `+00:00`: seconds since the epoch.
 fn parse_rfc3339_utc(text: &str) -> Option<u64> {
-    let text = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00"))?;
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
     let (date, time) = text.split_once(['T', 't', ' '])?;
     let number = |part: &str| part.parse::<u64>().ok();
     let mut date = date.splitn(3, '-');
-    let (year, month, day) = (number(date.next()?)?, number(date.next()?)?, number(date.next()?)?);
+    let (year, month, day) = (
+        number(date.next()?)?,
+        number(date.next()?)?,
+        number(date.next()?)?,
+    );
     let time = time.split('.').next()?;
     let mut time = time.splitn(3, ':');
-    let (hour, minute, second) = (number(time.next()?)?, number(time.next()?)?, number(time.next()?)?);
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let (hour, minute, second) = (
+        number(time.next()?)?,
+        number(time.next()?)?,
+        number(time.next()?)?,
+    );
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm), for years ≥ 1970.
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let year_of_era = y - era * 400;
     let day_of_year = (153 * m + 2) / 5 + day - 1;
@@ -302,7 +324,10 @@ impl RouteConfig {
         policy.public = self.public;
         match (&self.scopes, &self.any_scopes) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::new("scopes", "set `scopes` or `any_scopes`, not both"));
+                return Err(ConfigError::new(
+                    "scopes",
+                    "set `scopes` or `any_scopes`, not both",
+                ));
             }
             (Some(all), None) => policy = policy.require_all(all.iter().cloned()),
             (None, Some(any)) => policy = policy.require_any(any.iter().cloned()),
@@ -313,7 +338,10 @@ impl RouteConfig {
         policy.hidden = self.hidden;
         policy.origins = self.origins.clone();
         policy.missing_origin = self.missing_origin;
-        policy.quotas = self.quotas.as_ref().map(|quotas| quotas.iter().map(QuotaConfig::quota).collect());
+        policy.quotas = self
+            .quotas
+            .as_ref()
+            .map(|quotas| quotas.iter().map(QuotaConfig::quota).collect());
         policy.cost = self.cost;
         policy.body_limit = self.body_limit;
         Ok(policy)
@@ -334,9 +362,13 @@ impl GateConfig {
     /// Reads a file: JSON if its name ends in `.json`, TOML otherwise.
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError::new("config", format!("cannot read {}: {error}", path.display())))?;
-        if path.extension().is_some_and(|extension| extension == "json") {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::new("config", format!("cannot read {}: {error}", path.display()))
+        })?;
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "json")
+        {
             Self::from_json(&text)
         } else {
             Self::from_toml(&text)
@@ -346,24 +378,37 @@ impl GateConfig {
     /// The key hasher this configuration asks for.
     pub fn hasher(&self) -> Result<KeyHasher, ConfigError> {
         match (&self.pepper, &self.pepper_env) {
-            (Some(_), Some(_)) => Err(ConfigError::new("pepper", "set `pepper` or `pepper_env`, not both")),
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "pepper",
+                "set `pepper` or `pepper_env`, not both",
+            )),
             (Some(pepper), None) => Ok(KeyHasher::with_pepper(pepper.as_bytes())),
             (None, Some(variable)) => match std::env::var(variable) {
                 Ok(pepper) if !pepper.is_empty() => Ok(KeyHasher::with_pepper(pepper.as_bytes())),
-                _ => Err(ConfigError::new("pepper_env", format!("the environment variable `{variable}` is not set"))),
+                _ => Err(ConfigError::new(
+                    "pepper_env",
+                    format!("the environment variable `{variable}` is not set"),
+                )),
             },
             (None, None) => Ok(KeyHasher::new()),
         }
     }
 
     /// The keys, checked and digested, in an in-memory store.
-    pub fn key_store(&self, hasher: &KeyHasher, parser: &KeyParser) -> Result<InMemoryKeyStore, ConfigError> {
+    pub fn key_store(
+        &self,
+        hasher: &KeyHasher,
+        parser: &KeyParser,
+    ) -> Result<InMemoryKeyStore, ConfigError> {
         let store = InMemoryKeyStore::new();
         let mut names = std::collections::HashSet::new();
         for key in &self.keys {
             let field = |name: &str| format!("keys.{}.{name}", key.name);
             if key.name.is_empty() || !names.insert(key.name.as_str()) {
-                return Err(ConfigError::new(field("name"), "every key needs a name of its own"));
+                return Err(ConfigError::new(
+                    field("name"),
+                    "every key needs a name of its own",
+                ));
             }
             let (digest, kind, env) = match (&key.key, &key.digest) {
                 (Some(text), None) => {
@@ -373,15 +418,20 @@ impl GateConfig {
                     (hasher.digest(text), Some(parsed.kind()), parsed.env())
                 }
                 (None, Some(hex)) => {
-                    let digest = KeyDigest::from_hex(hex).map_err(|error| ConfigError::new(field("digest"), error.reason()))?;
+                    let digest = KeyDigest::from_hex(hex)
+                        .map_err(|error| ConfigError::new(field("digest"), error.reason()))?;
                     (digest, None, None)
                 }
-                _ => return Err(ConfigError::new(field("key"), "give exactly one of `key` and `digest`")),
+                _ => {
+                    return Err(ConfigError::new(
+                        field("key"),
+                        "give exactly one of `key` and `digest`",
+                    ));
+                }
             };
-            let kind = key
-                .kind
-                .or(kind)
-                .ok_or_else(|| ConfigError::new(field("kind"), "a key given by digest needs its `kind`"))?;
+            let kind = key.kind.or(kind).ok_or_else(|| {
+                ConfigError::new(field("kind"), "a key given by digest needs its `kind`")
+            })?;
             let mut record = KeyRecord::new(key.name.as_str(), key.project.as_str(), kind)
                 .with_scopes(key.scopes.iter().cloned())
                 .with_origins(&key.origins)
@@ -392,7 +442,10 @@ impl GateConfig {
             }
             if let Some(expiry) = &key.expires_at {
                 let time = expiry.to_time().ok_or_else(|| {
-                    ConfigError::new(field("expires_at"), "expected Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`")
+                    ConfigError::new(
+                        field("expires_at"),
+                        "expected Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`",
+                    )
                 })?;
                 record = record.with_expiry(time);
             }
@@ -413,12 +466,19 @@ impl GateConfig {
             ErrorFormat::Problem => ErrorRenderer::problem_json(),
         };
         if let Some(header) = &self.request_id_header {
-            let header = HeaderName::try_from(header.as_str())
-                .map_err(|_| ConfigError::new("request_id_header", format!("`{header}` is not a header name")))?;
+            let header = HeaderName::try_from(header.as_str()).map_err(|_| {
+                ConfigError::new(
+                    "request_id_header",
+                    format!("`{header}` is not a header name"),
+                )
+            })?;
             renderer = renderer.with_request_id_header(header);
         }
         if self.defaults.route.is_some() {
-            return Err(ConfigError::new("defaults.route", "the defaults apply to every route; remove `route`"));
+            return Err(ConfigError::new(
+                "defaults.route",
+                "the defaults apply to every route; remove `route`",
+            ));
         }
         let mut builder = Gate::builder(store)
             .hasher(hasher)
@@ -433,7 +493,11 @@ impl GateConfig {
             })
             .trusted_proxies(self.trusted_proxies.iter().cloned())
             .rate_limit_headers(self.rate_limit_headers)
-            .defaults(self.defaults.policy().map_err(|error| error.in_route("defaults"))?);
+            .defaults(
+                self.defaults
+                    .policy()
+                    .map_err(|error| error.in_route("defaults"))?,
+            );
         if let Some(name) = &self.query_parameter {
             builder = builder.query_parameter(name.as_str());
         }
@@ -442,9 +506,14 @@ impl GateConfig {
         }
         for (index, route) in self.routes.iter().enumerate() {
             let Some(pattern) = &route.route else {
-                return Err(ConfigError::new(format!("routes[{index}].route"), "every route needs `route = \"METHOD /path\"`"));
+                return Err(ConfigError::new(
+                    format!("routes[{index}].route"),
+                    "every route needs `route = \"METHOD /path\"`",
+                ));
             };
-            let policy = route.policy().map_err(|error| error.in_route(pattern.as_str()))?;
+            let policy = route
+                .policy()
+                .map_err(|error| error.in_route(pattern.as_str()))?;
             builder = builder.route(pattern.as_str(), policy);
         }
         Ok(builder)
@@ -464,9 +533,20 @@ mod tests {
     fn rfc3339_dates() {
         assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339_utc("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(parse_rfc3339_utc("2026-01-01T00:00:00+00:00"), Some(1_767_225_600));
-        assert_eq!(parse_rfc3339_utc("2024-02-29T12:30:15.5Z"), Some(1_709_209_815));
-        for bad in ["2026-01-01", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00+02:00", "soon"] {
+        assert_eq!(
+            parse_rfc3339_utc("2026-01-01T00:00:00+00:00"),
+            Some(1_767_225_600)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2024-02-29T12:30:15.5Z"),
+            Some(1_709_209_815)
+        );
+        for bad in [
+            "2026-01-01",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00+02:00",
+            "soon",
+        ] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
         }
     }

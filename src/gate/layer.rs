@@ -26,7 +26,9 @@ pub struct GateLayer<St, Rs> {
 
 /// The service a [`GateLayer`] makes around `S`.
 pub type GateService<S, St, Rs> = RouteService<
-    ObserveService<KeyService<OriginService<ScopeService<RateLimitService<BodyLimitService<S>, Rs>>>, St>>,
+    ObserveService<
+        KeyService<OriginService<ScopeService<RateLimitService<BodyLimitService<S>, Rs>>>, St>,
+    >,
 >;
 
 impl<S, St, Rs> Layer<S> for GateLayer<St, Rs> {

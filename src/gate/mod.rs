@@ -71,7 +71,9 @@ use crate::clock::Clock;
 use crate::error::{Category, ErrorCode, ErrorRenderer};
 use crate::key::{KeyHasher, KeyKinds, KeyLayer, KeyParser, KeyStore};
 use crate::origin::{OriginLayer, OriginPolicy};
-use crate::rate_limit::{InMemoryRateStore, Partition, RateLimit, RateLimitHeaders, RateLimitLayer, RateStore};
+use crate::rate_limit::{
+    InMemoryRateStore, Partition, RateLimit, RateLimitHeaders, RateLimitLayer, RateStore,
+};
 use crate::route::{PerRoute, RouteLayer, Routes};
 use crate::scope::{ScopeLayer, ScopeRule};
 use observe::ObserveLayer;
@@ -155,7 +157,9 @@ impl<St, Rs> Clone for Gate<St, Rs> {
 
 impl<St, Rs> fmt::Debug for Gate<St, Rs> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gate").field("routes", self.routes()).finish_non_exhaustive()
+        f.debug_struct("Gate")
+            .field("routes", self.routes())
+            .finish_non_exhaustive()
     }
 }
 
@@ -187,6 +191,28 @@ impl<St: KeyStore, Rs: RateStore> GateBuilder<St, Rs> {
         GateBuilder {
             key_store: self.key_store,
             rate_store: store,
+            hasher: self.hasher,
+            parser: self.parser,
+            query_parameter: self.query_parameter,
+            strip_credential: self.strip_credential,
+            lookup_timeout: self.lookup_timeout,
+            renderer: self.renderer,
+            clock: self.clock,
+            partition: self.partition,
+            trusted_proxies: self.trusted_proxies,
+            headers: self.headers,
+            origin_kinds: self.origin_kinds,
+            defaults: self.defaults,
+            routes: self.routes,
+            hook: self.hook,
+        }
+    }
+
+    /// Authenticates against `store` instead.
+    pub fn key_store<St2: KeyStore>(self, store: St2) -> GateBuilder<St2, Rs> {
+        GateBuilder {
+            key_store: store,
+            rate_store: self.rate_store,
             hasher: self.hasher,
             parser: self.parser,
             query_parameter: self.query_parameter,
@@ -302,22 +328,33 @@ impl<St: KeyStore, Rs: RateStore> GateBuilder<St, Rs> {
         let defaults = &self.defaults;
         let mut table = Routes::builder().default_public(defaults.public.unwrap_or(false));
         for (pattern, policy) in &self.routes {
-            table = table.declare(pattern.as_str(), policy.or(defaults).public.unwrap_or(false));
+            table = table.declare(
+                pattern.as_str(),
+                policy.or(defaults).public.unwrap_or(false),
+            );
         }
         let routes = table.build()?;
 
         let default_name = crate::route::Route::DEFAULT_NAME;
         let in_default = |error: ConfigError| error.in_route(default_name);
-        let mut origins = PerRoute::new(&routes, origin_policy(defaults, self.origin_kinds).map_err(in_default)?);
+        let mut origins = PerRoute::new(
+            &routes,
+            origin_policy(defaults, self.origin_kinds).map_err(in_default)?,
+        );
         let mut scopes = PerRoute::new(&routes, scope_rule(defaults).map_err(in_default)?);
         let mut limits = PerRoute::new(&routes, rate_limit(defaults));
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
         for (pattern, policy) in &self.routes {
-            let Some(route) = routes.get(pattern) else { continue };
+            let Some(route) = routes.get(pattern) else {
+                continue;
+            };
             let name = route.name();
             let in_route = |error: ConfigError| error.in_route(name);
             let effective = policy.or(defaults);
-            origins.set(name, origin_policy(&effective, self.origin_kinds).map_err(in_route)?)?;
+            origins.set(
+                name,
+                origin_policy(&effective, self.origin_kinds).map_err(in_route)?,
+            )?;
             scopes.set(name, scope_rule(&effective).map_err(in_route)?)?;
             limits.set(name, rate_limit(&effective))?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
@@ -374,7 +411,10 @@ fn scope_rule(policy: &RoutePolicy) -> Result<ScopeRule, ConfigError> {
     };
     if let Some(kinds) = &policy.kinds {
         if kinds.is_empty() {
-            return Err(ConfigError::new("kinds", "a route must accept at least one kind of key"));
+            return Err(ConfigError::new(
+                "kinds",
+                "a route must accept at least one kind of key",
+            ));
         }
         rule = rule.kinds(kinds.iter().copied().collect::<KeyKinds>());
     }

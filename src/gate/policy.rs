@@ -174,7 +174,10 @@ impl RoutePolicy {
             public: self.public.or(defaults.public),
             scopes: self.scopes.clone().or_else(|| defaults.scopes.clone()),
             kinds: self.kinds.clone().or_else(|| defaults.kinds.clone()),
-            kind_code: self.kind_code.clone().or_else(|| defaults.kind_code.clone()),
+            kind_code: self
+                .kind_code
+                .clone()
+                .or_else(|| defaults.kind_code.clone()),
             hidden: self.hidden.or(defaults.hidden),
             origins: self.origins.clone().or_else(|| defaults.origins.clone()),
             missing_origin: self.missing_origin.or(defaults.missing_origin),

@@ -89,7 +89,10 @@ impl fmt::Debug for Principal {
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
     type Rejection = axum::response::Response;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Principal>() {
             Some(principal) => Ok(principal.clone()),
             None => {
@@ -105,7 +108,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
 impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal>().cloned())
     }
 }

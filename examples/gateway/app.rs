@@ -1,0 +1,119 @@
+//! The demo gateway's service: CORS, the gate from a config, the handlers.
+//! Shared by `main.rs` and the integration test `tests/gateway.rs`.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tollgate::body_limit::LimitedBody;
+use tollgate::error::{ApiError, ErrorCode, ErrorRenderer};
+use tollgate::gate::Gate;
+use tollgate::key::{KeyStore, Principal};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneService;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The body every response of the demo has.
+pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The demo's whole HTTP service.
+pub type App = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// What the handlers get: the request behind the gate.
+pub type GatedRequest = Request<LimitedBody<Incoming>>;
+
+/// The demo's handlers.
+pub type Handlers = BoxCloneService<GatedRequest, Response<Full<Bytes>>, Infallible>;
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The demo API: each answer names the caller's project, key id and kind.
+pub fn handlers(renderer: ErrorRenderer) -> Handlers {
+    BoxCloneService::new(tower::service_fn(move |request: GatedRequest| {
+        let renderer = renderer.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let caller = parts.extensions.get::<Principal>().map(|p| {
+                serde_json::json!({ "project": p.project(), "key_id": p.key_id(), "kind": p.kind().as_str() })
+            });
+            // Read the body: past its cap this fails, and the gate answers 413
+            // whatever this handler says.
+            let received = match body.collect().await {
+                Ok(body) => body.to_bytes().len(),
+                Err(_) => {
+                    return Ok(json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({ "error": "unreadable body" }),
+                    ));
+                }
+            };
+            let response = match (parts.method.clone(), parts.uri.path()) {
+                (Method::GET, "/health") => json(StatusCode::OK, serde_json::json!({ "ok": true })),
+                (Method::POST, "/v1/track" | "/v1/batch") => json(
+                    StatusCode::ACCEPTED,
+                    serde_json::json!({ "accepted": true, "bytes": received, "caller": caller }),
+                ),
+                (Method::POST, "/v1/forget") => json(
+                    StatusCode::ACCEPTED,
+                    serde_json::json!({ "forgetting": true, "caller": caller }),
+                ),
+                (Method::GET, "/v1/stats" | "/v1/export" | "/v1/admin") => json(
+                    StatusCode::OK,
+                    serde_json::json!({ "events": 0, "caller": caller }),
+                ),
+                _ => renderer
+                    .respond_parts(ApiError::from(ErrorCode::NOT_FOUND), &parts)
+                    .map(Full::new),
+            };
+            Ok::<_, Infallible>(response)
+        }
+    }))
+}
+
+/// CORS outside, then the gate, then `handlers`; a panic in a handler is
+/// answered with the standard `internal_error`.
+pub fn app<St: KeyStore>(gate: &Gate<St>, handlers: Handlers) -> App {
+    let renderer = gate.renderer().clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            http::header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+        ]);
+    let panic_renderer = renderer.clone();
+    let service = ServiceBuilder::new()
+        .layer(cors)
+        .map_response(|response: Response<_>| {
+            response.map(|body: tollgate::body::ResponseBody<_>| {
+                body.map_err(Into::into).boxed_unsync()
+            })
+        })
+        .layer(gate.layer())
+        .layer(CatchPanicLayer::custom(move |_panic| {
+            panic_renderer
+                .respond(ApiError::from(ErrorCode::INTERNAL_ERROR), &Request::new(()))
+                .map(Full::new)
+        }))
+        .service(handlers);
+    BoxCloneService::new(service)
+}

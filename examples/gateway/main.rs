@@ -1,0 +1,132 @@
+//! The demo gateway: an ingest API on 127.0.0.1:8080 guarded by tollgate.
+//!
+//! ```text
+//! cargo run --release --example gateway [-- --addr HOST:PORT] [--config PATH]
+//! ```
+//!
+//! It reads `examples/gateway.toml` (keys, routes, quotas), prints its
+//! address and the demo keys, and logs each decision.
+
+mod app;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tollgate::gate::GateConfig;
+use tower::ServiceExt;
+
+struct Args {
+    addr: SocketAddr,
+    config: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        config: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/gateway.toml"
+        )),
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        let mut value = |name: &str| given.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--addr" => {
+                let text = value("--addr")?;
+                args.addr = text
+                    .parse()
+                    .map_err(|error| format!("--addr {text}: {error}"))?;
+            }
+            "--config" => args.config = PathBuf::from(value("--config")?),
+            "-h" | "--help" => {
+                println!("usage: gateway [--addr HOST:PORT] [--config PATH]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt().with_target(false).init();
+    if let Err(error) = run().await {
+        eprintln!("gateway: {error}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let config = GateConfig::from_path(&args.config)?;
+    let gate = config
+        .builder()?
+        .on_decision(|event| match event.code() {
+            None => tracing::info!(
+                route = event.route(),
+                status = event.status().as_u16(),
+                "allowed"
+            ),
+            Some(code) => tracing::info!(
+                route = event.route(),
+                status = event.status().as_u16(),
+                code = code.as_str(),
+                "rejected"
+            ),
+        })
+        .build()?;
+    let service = app::app(&gate, app::handlers(gate.renderer().clone()));
+
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let addr = listener.local_addr()?;
+    println!(
+        "tollgate demo gateway on http://{addr} (config {})",
+        args.config.display()
+    );
+    println!("demo keys:");
+    for key in &config.keys {
+        if let Some(text) = &key.key {
+            println!("  {:<8} {text}  (project {})", key.name, key.project);
+        }
+    }
+    let server = config
+        .keys
+        .iter()
+        .find(|key| key.name == "server")
+        .and_then(|key| key.key.clone())
+        .unwrap_or_default();
+    println!();
+    println!(
+        "  curl -i -X POST http://{addr}/v1/track -H 'Authorization: Bearer {server}' -d '{{}}'"
+    );
+    println!("  curl -i -X POST http://{addr}/v1/track");
+    println!(
+        "  for i in $(seq 25); do curl -s -o /dev/null -w '%{{http_code}} ' http://{addr}/v1/stats -H 'X-API-Key: {server}'; done; echo"
+    );
+
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        // The peer address partitions rate limits on public routes.
+        let service = service
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(peer);
+                request
+            });
+        tokio::spawn(async move {
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .await
+            {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+}
