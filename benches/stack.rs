@@ -96,7 +96,10 @@ fn fixture() -> Fixture {
     }
     let gate = Gate::builder(store)
         .hasher(hasher)
-        .route("GET /health", RoutePolicy::public())
+        .route(
+            "GET /health",
+            RoutePolicy::public().quota(Quota::per_second(1_000_000_000).burst(1_000_000_000)),
+        )
         .route(
             "POST /v1/track",
             RoutePolicy::new()
@@ -196,6 +199,25 @@ fn bench_stack(c: &mut Criterion) {
             },
             |request| {
                 let response = poll_once(peer.clone().oneshot(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The layers without a key to check: a public route (no key, no
+    // origin or scope check; rate limit by client address; body cap).
+    let mut i = 0;
+    group.bench_function("tollgate_gate_public_route", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % KEYS;
+                Request::get("/health")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap()
+            },
+            |request| {
+                let response = poll_once(gated.clone().oneshot(request)).unwrap();
                 assert_eq!(response.status(), StatusCode::OK);
                 response
             },

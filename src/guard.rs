@@ -186,7 +186,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
+        Rejected { response: Option<Box<Response<Bytes>>> },
     }
 }
 
@@ -200,7 +200,7 @@ impl<F> GuardFuture<F> {
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -222,7 +222,7 @@ where
                 let response = response
                     .take()
                     .expect("tollgate::guard::GuardFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+                Poll::Ready(Ok((*response).map(ResponseBody::rejection)))
             }
         }
     }

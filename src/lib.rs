@@ -64,5 +64,6 @@ pub mod origin;
 pub mod rate_limit;
 pub mod route;
 pub mod scope;
+pub mod store;
 
 pub use config::ConfigError;

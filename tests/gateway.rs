@@ -278,8 +278,11 @@ struct DownStore;
 
 impl tollgate::key::KeyStore for DownStore {
     type Lookup = std::future::Ready<tollgate::key::LookupResult>;
-    fn lookup(&self, _: &tollgate::key::KeyDigest) -> Self::Lookup {
-        std::future::ready(Err(tollgate::error::StoreError::new(
+    fn lookup(
+        &self,
+        _: &tollgate::key::KeyDigest,
+    ) -> tollgate::store::Answer<tollgate::key::LookupResult, Self::Lookup> {
+        tollgate::store::Answer::Ready(Err(tollgate::error::StoreError::new(
             "the key database is down",
         )))
     }

@@ -26,8 +26,8 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Inner { #[pin] future: F, watch: Option<Watch> },
-        Rejected { response: Option<Response<Bytes>> },
+        Inner { #[pin] future: F, watch: Option<Box<Watch>> },
+        Rejected { response: Option<Box<Response<Bytes>>> },
     }
 }
 
@@ -40,7 +40,7 @@ pub(crate) struct Watch {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn inner(future: F, watch: Option<Watch>) -> Self {
+    pub(crate) fn inner(future: F, watch: Option<Box<Watch>>) -> Self {
         Self {
             state: State::Inner { future, watch },
         }
@@ -49,7 +49,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -80,7 +80,7 @@ where
                 let response = response
                     .take()
                     .expect("tollgate::body_limit::ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+                Poll::Ready(Ok((*response).map(ResponseBody::rejection)))
             }
         }
     }

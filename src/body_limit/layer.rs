@@ -159,12 +159,12 @@ where
             }
             None => {
                 let tripped = Arc::new(AtomicBool::new(false));
-                let watch = Watch {
+                let watch = Box::new(Watch {
                     tripped: Arc::clone(&tripped),
                     request: self.shared.renderer.snapshot(&request),
                     limit,
                     shared: Arc::clone(&self.shared),
-                };
+                });
                 let request = request.map(|body| LimitedBody::new(body, limit, Some(tripped)));
                 ResponseFuture::inner(self.inner.call(request), Some(watch))
             }

@@ -24,12 +24,11 @@
 mod api_error;
 mod code;
 mod render;
-mod store;
 
+pub use crate::store::StoreError;
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
 pub use render::{
     ErrorRenderer, JsonEnvelope, ProblemJson, RenderContext, RenderError, grpc_status,
     json_response,
 };
-pub use store::StoreError;

@@ -13,6 +13,7 @@ use quick_cache::sync::Cache;
 use super::digest::KeyDigest;
 use super::store::{KeyRecord, KeyStore, LookupResult};
 use crate::clock::{Clock, Nanos};
+use crate::store::Answer;
 
 /// Caches a [`KeyStore`]'s answers: known keys (positive entries) and unknown
 /// ones (negative entries), each for a time and each in its own bounded
@@ -230,35 +231,32 @@ impl Shared {
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     type Lookup = CachedLookup<S::Lookup>;
 
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
-        let state = match self.shared.cached(digest) {
-            Some(record) => State::Hit {
-                record: Some(record),
-            },
-            None => State::Miss {
-                future: self.inner.lookup(digest),
+    fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
+        if let Some(record) = self.shared.cached(digest) {
+            return Answer::Ready(Ok(record));
+        }
+        match self.inner.lookup(digest) {
+            Answer::Ready(result) => {
+                self.shared.remember(*digest, &result);
+                Answer::Ready(result)
+            }
+            Answer::Pending(future) => Answer::Pending(CachedLookup {
+                future,
                 shared: Arc::clone(&self.shared),
                 digest: *digest,
-            },
-        };
-        CachedLookup { state }
+            }),
+        }
     }
 }
 
 pin_project! {
-    /// The lookup of a [`CachedKeyStore`]: answered from the cache, or by the
-    /// inner store and then remembered.
+    /// A [`CachedKeyStore`]'s lookup that had to ask the inner store: its
+    /// answer is remembered when it comes.
     pub struct CachedLookup<F> {
         #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Hit { record: Option<Option<Arc<KeyRecord>>> },
-        Miss { #[pin] future: F, shared: Arc<Shared>, digest: KeyDigest },
+        future: F,
+        shared: Arc<Shared>,
+        digest: KeyDigest,
     }
 }
 
@@ -269,27 +267,16 @@ where
     type Output = LookupResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Hit { record } => Poll::Ready(Ok(record.take().flatten())),
-            StateProj::Miss {
-                future,
-                shared,
-                digest,
-            } => {
-                let result = std::task::ready!(future.poll(cx));
-                shared.remember(*digest, &result);
-                Poll::Ready(result)
-            }
-        }
+        let this = self.project();
+        let result = std::task::ready!(this.future.poll(cx));
+        this.shared.remember(*this.digest, &result);
+        Poll::Ready(result)
     }
 }
 
 impl<F> fmt::Debug for CachedLookup<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.state {
-            State::Hit { .. } => "CachedLookup::Hit",
-            State::Miss { .. } => "CachedLookup::Miss",
-        })
+        f.write_str("CachedLookup")
     }
 }
 
@@ -310,14 +297,14 @@ mod tests {
 
     impl KeyStore for Counting {
         type Lookup = std::future::Ready<LookupResult>;
-        fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+        fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
-                return std::future::ready(Err(StoreError::new("down")));
+                return Answer::Ready(Err(StoreError::new("down")));
             }
             let record = (*digest == self.known)
                 .then(|| Arc::new(KeyRecord::new("k", "p", KeyKind::Secret)));
-            std::future::ready(Ok(record))
+            Answer::Ready(Ok(record))
         }
     }
 
@@ -339,7 +326,10 @@ mod tests {
     }
 
     async fn lookup(store: &CachedKeyStore<Counting>, key: &str) -> LookupResult {
-        store.lookup(&KeyHasher::new().digest(key)).await
+        match store.lookup(&KeyHasher::new().digest(key)) {
+            Answer::Ready(result) => result,
+            Answer::Pending(future) => future.await,
+        }
     }
 
     #[tokio::test]

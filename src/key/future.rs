@@ -28,17 +28,22 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, L, S, B> {
-        Lookup {
-            #[pin]
-            lookup: L,
-            // Started only if the store does not answer at once.
-            deadline: Option<Pin<Box<Sleep>>>,
-            pending: Option<(S, Request<B>)>,
-            options: Arc<KeyOptions>,
-            kind: KeyKind,
-        },
+        // Only for stores that must wait: boxed, so the common path's future
+        // stays small.
+        Lookup { waiting: Pin<Box<Waiting<L, S, B>>> },
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
+        Rejected { response: Option<Box<Response<Bytes>>> },
+    }
+}
+
+pin_project! {
+    struct Waiting<L, S, B> {
+        #[pin]
+        lookup: L,
+        deadline: Option<Pin<Box<Sleep>>>,
+        pending: Option<(S, Request<B>)>,
+        options: Arc<KeyOptions>,
+        kind: KeyKind,
     }
 }
 
@@ -52,7 +57,7 @@ impl<F, L, S, B> ResponseFuture<F, L, S, B> {
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -66,11 +71,13 @@ impl<F, L, S, B> ResponseFuture<F, L, S, B> {
     ) -> Self {
         Self {
             state: State::Lookup {
-                lookup,
-                deadline: None,
-                pending: Some((service, request)),
-                options,
-                kind,
+                waiting: Box::pin(Waiting {
+                    lookup,
+                    deadline: None,
+                    pending: Some((service, request)),
+                    options,
+                    kind,
+                }),
             },
         }
     }
@@ -96,15 +103,17 @@ where
                 }
                 StateProj::Rejected { response } => {
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    return Poll::Ready(Ok((*response).map(ResponseBody::rejection)));
                 }
-                StateProj::Lookup {
-                    lookup,
-                    deadline,
-                    pending,
-                    options,
-                    kind,
-                } => {
+                StateProj::Lookup { waiting } => {
+                    let waiting = waiting.as_mut().project();
+                    let (lookup, deadline, pending, options, kind) = (
+                        waiting.lookup,
+                        waiting.deadline,
+                        waiting.pending,
+                        waiting.options,
+                        waiting.kind,
+                    );
                     let verdict = match lookup.poll(cx) {
                         Poll::Ready(result) => options.admit(result, *kind),
                         Poll::Pending => {
@@ -126,7 +135,7 @@ where
                             }
                         }
                         Err(error) => State::Rejected {
-                            response: Some(options.renderer.respond(error, &request)),
+                            response: Some(Box::new(options.renderer.respond(error, &request))),
                         },
                     }
                 }

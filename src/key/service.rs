@@ -12,6 +12,7 @@ use super::layer::{KeyLayer, KeyOptions};
 use super::store::KeyStore;
 use crate::body::ResponseBody;
 use crate::route::Route;
+use crate::store::Answer;
 
 /// Authenticates each request, then calls the inner service with the
 /// [`Principal`](super::Principal) in its extensions, or answers the rejection
@@ -103,10 +104,24 @@ where
         if public || is_preflight(&request) {
             return ResponseFuture::inner(self.inner.call(request));
         }
-        match self.options.present(&request) {
-            Err(error) => ResponseFuture::rejected(self.options.renderer.respond(error, &request)),
-            Ok(presented) => {
-                let lookup = self.store.lookup(&presented.digest);
+        let presented = match self.options.present(&request) {
+            Ok(presented) => presented,
+            Err(error) => {
+                return ResponseFuture::rejected(self.options.renderer.respond(error, &request));
+            }
+        };
+        match self.store.lookup(&presented.digest) {
+            Answer::Ready(result) => match self.options.admit(result, presented.kind) {
+                Ok(record) => {
+                    let mut request = request;
+                    self.options.admitted(&mut request, record);
+                    ResponseFuture::inner(self.inner.call(request))
+                }
+                Err(error) => {
+                    ResponseFuture::rejected(self.options.renderer.respond(error, &request))
+                }
+            },
+            Answer::Pending(lookup) => {
                 // The inner service was made ready by `poll_ready`: take that
                 // one along and leave a fresh clone in its place.
                 let fresh = self.inner.clone();

@@ -1,7 +1,7 @@
 //! Key stores: where key records are looked up by digest.
 
 use std::fmt;
-use std::future::{Future, Ready, ready};
+use std::future::{Future, Ready};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -10,9 +10,9 @@ use dashmap::DashMap;
 use super::digest::KeyDigest;
 use super::parse::{KeyEnv, KeyKind};
 use crate::ConfigError;
-use crate::error::StoreError;
 use crate::hash;
 use crate::origin::OriginPattern;
+use crate::store::{Answer, StoreError};
 
 /// What the store knows of one key. Never holds the key itself.
 ///
@@ -183,37 +183,40 @@ pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
 
 /// Looks key records up by digest.
 ///
-/// The lookup's future is an associated type, so the layer is generic over
-/// it and the in-memory store's lookup ([`Ready`]) costs no allocation. A
-/// store backed by a database can use a boxed future.
+/// A store that can answer at once returns [`Answer::Ready`] (the in-memory
+/// store, a cache hit): the layer then decides within `call`, with no
+/// allocation. One that must wait returns [`Answer::Pending`] with its
+/// future, an associated type so the layer stays generic over it (a store
+/// backed by a database can use a boxed future).
 ///
 /// ```
-/// use std::future::{Ready, ready};
+/// use std::future::Ready;
 /// use std::sync::Arc;
 /// use tollgate::key::{KeyDigest, KeyKind, KeyRecord, KeyStore, LookupResult};
+/// use tollgate::store::Answer;
 ///
 /// /// Every key belongs to one project: a toy store.
 /// struct Everyone;
 ///
 /// impl KeyStore for Everyone {
 ///     type Lookup = Ready<LookupResult>;
-///     fn lookup(&self, _digest: &KeyDigest) -> Self::Lookup {
-///         ready(Ok(Some(Arc::new(KeyRecord::new("any", "public", KeyKind::Publishable)))))
+///     fn lookup(&self, _digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
+///         Answer::Ready(Ok(Some(Arc::new(KeyRecord::new("any", "public", KeyKind::Publishable)))))
 ///     }
 /// }
 /// ```
 pub trait KeyStore: Send + Sync + 'static {
-    /// The lookup in progress.
+    /// The lookup in progress, for stores that must wait.
     type Lookup: Future<Output = LookupResult> + Send + 'static;
 
-    /// Starts looking up `digest`.
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup;
+    /// Looks up `digest`.
+    fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup>;
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     type Lookup = S::Lookup;
 
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+    fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
         (**self).lookup(digest)
     }
 }
@@ -233,7 +236,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 /// ```
 #[derive(Clone, Default)]
 pub struct InMemoryKeyStore {
-    records: Arc<DashMap<KeyDigest, Arc<KeyRecord>>>,
+    // Digests are uniformly distributed and the store holds only the
+    // operator's keys, so they are their own hash.
+    records: Arc<DashMap<KeyDigest, Arc<KeyRecord>, hash::BuildPrehashed>>,
 }
 
 impl InMemoryKeyStore {
@@ -283,8 +288,9 @@ impl InMemoryKeyStore {
 impl KeyStore for InMemoryKeyStore {
     type Lookup = Ready<LookupResult>;
 
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
-        ready(Ok(self.get(digest)))
+    #[inline]
+    fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
+        Answer::Ready(Ok(self.get(digest)))
     }
 }
 

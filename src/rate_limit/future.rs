@@ -16,7 +16,7 @@ use super::headers::RateHeaders;
 use super::layer::Options;
 use super::store::{Decision, RouteLimits};
 use crate::body::ResponseBody;
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 pin_project! {
     /// The response future of [`RateLimitService`](super::RateLimitService).
@@ -29,15 +29,21 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, D, S, B> {
-        Deciding {
-            #[pin]
-            decision: D,
-            pending: Option<(S, Request<B>)>,
-            options: Arc<Options>,
-            limits: Arc<RouteLimits>,
-        },
+        // Only for stores that must wait: boxed, so the common path's future
+        // stays small.
+        Deciding { waiting: Pin<Box<Waiting<D, S, B>>> },
         Inner { #[pin] future: F, headers: Option<RateHeaders> },
-        Rejected { response: Option<Response<Bytes>> },
+        Rejected { response: Option<Box<Response<Bytes>>> },
+    }
+}
+
+pin_project! {
+    struct Waiting<D, S, B> {
+        #[pin]
+        decision: D,
+        pending: Option<(S, Request<B>)>,
+        options: Arc<Options>,
+        limits: Arc<RouteLimits>,
     }
 }
 
@@ -51,7 +57,7 @@ impl<F, D, S, B> ResponseFuture<F, D, S, B> {
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -65,10 +71,12 @@ impl<F, D, S, B> ResponseFuture<F, D, S, B> {
     ) -> Self {
         Self {
             state: State::Deciding {
-                decision,
-                pending: Some((service, request)),
-                options,
-                limits,
+                waiting: Box::pin(Waiting {
+                    decision,
+                    pending: Some((service, request)),
+                    options,
+                    limits,
+                }),
             },
         }
     }
@@ -98,14 +106,16 @@ where
                 }
                 StateProj::Rejected { response } => {
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    return Poll::Ready(Ok((*response).map(ResponseBody::rejection)));
                 }
-                StateProj::Deciding {
-                    decision,
-                    pending,
-                    options,
-                    limits,
-                } => {
+                StateProj::Deciding { waiting } => {
+                    let waiting = waiting.as_mut().project();
+                    let (decision, pending, options, limits) = (
+                        waiting.decision,
+                        waiting.pending,
+                        waiting.options,
+                        waiting.limits,
+                    );
                     let result = ready!(decision.poll(cx));
                     let (mut service, request) = pending.take().expect(POLLED_AFTER_COMPLETION);
                     let concluded = match options.bucket_of(&request) {
@@ -118,7 +128,7 @@ where
                             headers: Some(headers),
                         },
                         Err(error) => State::Rejected {
-                            response: Some(options.renderer.respond(error, &request)),
+                            response: Some(Box::new(options.renderer.respond(error, &request))),
                         },
                     }
                 }

@@ -91,10 +91,14 @@ pub(crate) fn policy(quotas: &[QuotaSpec], route: &str) -> Option<HeaderValue> {
 }
 
 /// The rate-limit headers of one response, computed when the decision is
-/// made and added to whichever response goes out.
+/// made and added to whichever response goes out. Held in fields, not a
+/// collection: nothing is allocated but the values themselves.
 #[derive(Debug, Default)]
 pub(crate) struct RateHeaders {
-    values: Vec<(HeaderName, HeaderValue)>,
+    retry_after: Option<HeaderValue>,
+    policy: Option<HeaderValue>,
+    remaining: Option<HeaderValue>,
+    legacy: Option<[HeaderValue; 3]>,
 }
 
 impl RateHeaders {
@@ -108,24 +112,19 @@ impl RateHeaders {
         unix_now: impl FnOnce() -> u64,
     ) -> Self {
         let states = decision.states();
-        let mut values = Vec::with_capacity(5);
-        if !decision.is_allowed() {
-            values.push((
-                RETRY_AFTER,
-                HeaderValue::from(retry_after_seconds(decision.retry_after())),
-            ));
-        }
+        let mut headers = Self {
+            retry_after: (!decision.is_allowed())
+                .then(|| HeaderValue::from(retry_after_seconds(decision.retry_after()))),
+            ..Self::default()
+        };
         if states.is_empty() {
-            return Self { values };
+            return headers;
         }
         if mode.draft() {
-            let policy = match limits.cached_policy(bucket.route_hash()) {
+            headers.policy = match limits.cached_policy(bucket.route_hash()) {
                 Some(cached) => Some(cached.clone()),
                 None => policy(limits.quotas(), bucket.route()),
             };
-            if let Some(policy) = policy {
-                values.push((RATELIMIT_POLICY.clone(), policy));
-            }
             let mut out = String::with_capacity(48);
             for (index, (quota, state)) in limits.quotas().iter().zip(states).enumerate() {
                 if index > 0 {
@@ -139,9 +138,7 @@ impl RateHeaders {
                     ceil_seconds(state.reset_after)
                 );
             }
-            if let Ok(value) = HeaderValue::try_from(out) {
-                values.push((RATELIMIT.clone(), value));
-            }
+            headers.remaining = HeaderValue::try_from(out).ok();
         }
         if mode.legacy() {
             let tightest = states
@@ -149,26 +146,40 @@ impl RateHeaders {
                 .min_by_key(|state| (state.remaining, std::cmp::Reverse(state.reset_after)))
                 .copied()
                 .unwrap_or_default();
-            values.push((X_LIMIT.clone(), HeaderValue::from(tightest.limit)));
-            values.push((X_REMAINING.clone(), HeaderValue::from(tightest.remaining)));
-            values.push((
-                X_RESET.clone(),
+            headers.legacy = Some([
+                HeaderValue::from(tightest.limit),
+                HeaderValue::from(tightest.remaining),
                 HeaderValue::from(unix_now() + ceil_seconds(tightest.reset_after)),
-            ));
+            ]);
         }
-        Self { values }
-    }
-
-    /// Adds them to `headers`.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        for (name, value) in self.values {
-            headers.insert(name, value);
-        }
+        headers
     }
 
     /// The name-value pairs.
     pub(crate) fn into_pairs(self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
-        self.values.into_iter()
+        let legacy = self
+            .legacy
+            .into_iter()
+            .flat_map(|[limit, remaining, reset]| {
+                [
+                    (X_LIMIT.clone(), limit),
+                    (X_REMAINING.clone(), remaining),
+                    (X_RESET.clone(), reset),
+                ]
+            });
+        self.retry_after
+            .map(|value| (RETRY_AFTER, value))
+            .into_iter()
+            .chain(self.policy.map(|value| (RATELIMIT_POLICY.clone(), value)))
+            .chain(self.remaining.map(|value| (RATELIMIT.clone(), value)))
+            .chain(legacy)
+    }
+
+    /// Adds them to `headers`.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in self.into_pairs() {
+            headers.insert(name, value);
+        }
     }
 }
 

@@ -14,13 +14,14 @@ use super::headers::{RateHeaders, RateLimitHeaders, retry_after_seconds};
 use super::memory::InMemoryRateStore;
 use super::partition::{IpNet, Partition, PartitionKey, RequestView, client_ip};
 use super::quota::RateLimit;
-use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits, Verdict};
+use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::ConfigError;
 use crate::body::ResponseBody;
 use crate::clock::Clock;
-use crate::error::{ApiError, ErrorCode, ErrorRenderer, StoreError};
+use crate::error::{ApiError, ErrorCode, ErrorRenderer};
 use crate::guard::{Caller, caller};
 use crate::route::{PerRoute, Route};
+use crate::store::{Answer, StoreError};
 
 /// Rate-limits requests per (partition, route); see the [module docs](super).
 ///
@@ -306,8 +307,8 @@ where
             }
         };
         let result = match self.store.decide(&bucket, limits) {
-            Verdict::Ready(result) => result,
-            Verdict::Pending(decision) => {
+            Answer::Ready(result) => result,
+            Answer::Pending(decision) => {
                 let limits = Arc::clone(limits);
                 // Take the service `poll_ready` readied; leave a clone.
                 let fresh = self.inner.clone();

@@ -9,10 +9,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::gcra::{Gcra, QuotaState};
 use super::quota::MAX_STACKED_QUOTAS;
-use super::store::{Bucket, Decision, RateStore, RouteLimits, Verdict};
+use super::store::{Bucket, Decision, RateStore, RouteLimits};
 use crate::clock::{Clock, Nanos};
-use crate::error::StoreError;
 use crate::hash::{BuildPrehashed, combine};
+use crate::store::{Answer, StoreError};
 
 const SHARDS: usize = 64;
 
@@ -339,7 +339,11 @@ impl RateStore for InMemoryRateStore {
     type Future = Ready<Result<Decision, StoreError>>;
 
     #[inline]
-    fn decide(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Verdict<Self::Future> {
-        Verdict::Ready(Ok(self.decide_now(bucket, limits)))
+    fn decide(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future> {
+        Answer::Ready(Ok(self.decide_now(bucket, limits)))
     }
 }

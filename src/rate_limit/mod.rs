@@ -61,4 +61,4 @@ pub use layer::{RateLimitLayer, RateLimitService};
 pub use memory::{DEFAULT_MAX_BUCKETS, InMemoryRateStore};
 pub use partition::{IpNet, Partition, PartitionKey, PartitionValue, RequestView};
 pub use quota::{MAX_STACKED_QUOTAS, Quota, RateLimit};
-pub use store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits, Verdict};
+pub use store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};

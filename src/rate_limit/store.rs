@@ -11,8 +11,8 @@ use super::partition::PartitionKey;
 use super::quota::{MAX_STACKED_QUOTAS, RateLimit};
 use crate::ConfigError;
 use crate::clock::Nanos;
-use crate::error::StoreError;
 use crate::route::Route;
+use crate::store::{Answer, StoreError};
 
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
@@ -272,19 +272,10 @@ impl fmt::Debug for Decision {
     }
 }
 
-/// A store's answer: now, or later.
-#[derive(Debug)]
-pub enum Verdict<F> {
-    /// Decided at once (an in-memory store; a cached denial).
-    Ready(Result<Decision, StoreError>),
-    /// To be decided by this future (a shared store).
-    Pending(F),
-}
-
 /// Where buckets live: in memory ([`InMemoryRateStore`](super::InMemoryRateStore))
 /// or in a store shared by several instances.
 ///
-/// A store answering at once returns [`Verdict::Ready`]: the layer then
+/// A store answering at once returns [`Answer::Ready`]: the layer then
 /// calls the inner service straight away, with no extra future state and no
 /// allocation.
 pub trait RateStore: Send + Sync + 'static {
@@ -294,5 +285,9 @@ pub trait RateStore: Send + Sync + 'static {
     /// Decides a request drawing from `bucket` on a route with `limits`: all of the
     /// route's quotas must allow it, and one that is refused consumes from
     /// none.
-    fn decide(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Verdict<Self::Future>;
+    fn decide(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future>;
 }

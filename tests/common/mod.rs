@@ -6,6 +6,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tollgate::store::Answer as StoreAnswer;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -189,7 +190,7 @@ impl<S> CountingStore<S> {
 
 impl<S: KeyStore> KeyStore for CountingStore<S> {
     type Lookup = S::Lookup;
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+    fn lookup(&self, digest: &KeyDigest) -> StoreAnswer<LookupResult, Self::Lookup> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.lookup(digest)
     }
@@ -203,8 +204,8 @@ pub const STORE_ERROR_TEXT: &str = "connection refused by db-7.internal:5432";
 
 impl KeyStore for FailingStore {
     type Lookup = Ready<LookupResult>;
-    fn lookup(&self, _: &KeyDigest) -> Self::Lookup {
-        ready(Err(StoreError::new(STORE_ERROR_TEXT)))
+    fn lookup(&self, _: &KeyDigest) -> StoreAnswer<LookupResult, Self::Lookup> {
+        StoreAnswer::Ready(Err(StoreError::new(STORE_ERROR_TEXT)))
     }
 }
 
@@ -214,8 +215,8 @@ pub struct HangingStore;
 
 impl KeyStore for HangingStore {
     type Lookup = Pin<Box<dyn Future<Output = LookupResult> + Send>>;
-    fn lookup(&self, _: &KeyDigest) -> Self::Lookup {
-        Box::pin(std::future::pending())
+    fn lookup(&self, _: &KeyDigest) -> StoreAnswer<LookupResult, Self::Lookup> {
+        StoreAnswer::Pending(Box::pin(std::future::pending()))
     }
 }
 
@@ -228,13 +229,16 @@ pub struct SlowStore<S> {
 
 impl<S: KeyStore + Clone> KeyStore for SlowStore<S> {
     type Lookup = Pin<Box<dyn Future<Output = LookupResult> + Send>>;
-    fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
+    fn lookup(&self, digest: &KeyDigest) -> StoreAnswer<LookupResult, Self::Lookup> {
         let lookup = self.inner.lookup(digest);
         let delay = self.delay;
-        Box::pin(async move {
+        StoreAnswer::Pending(Box::pin(async move {
             tokio::time::sleep(delay).await;
-            lookup.await
-        })
+            match lookup {
+                StoreAnswer::Ready(result) => result,
+                StoreAnswer::Pending(future) => future.await,
+            }
+        }))
     }
 }
 

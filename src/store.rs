@@ -1,6 +1,21 @@
-//! [`StoreError`]: a store behind a layer could not answer.
+//! What the stores behind the layers (keys, shared rate limits) have in
+//! common: an answer now or later, and an error.
 
 use std::fmt;
+
+/// A store's answer: at once, or through a future.
+///
+/// A store that can answer without waiting (in memory, or from a cache)
+/// returns [`Answer::Ready`]: the layer then decides within `call`, with no
+/// extra future state, no clone of the inner service and no allocation. A
+/// store that must wait (a database, Redis) returns [`Answer::Pending`].
+#[derive(Debug)]
+pub enum Answer<T, F> {
+    /// Decided now.
+    Ready(T),
+    /// To be decided by this future.
+    Pending(F),
+}
 
 /// A store (of keys, or of shared rate-limit state) could not answer. The
 /// text goes to logs, never to clients, who see `upstream_failed`.
