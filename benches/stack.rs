@@ -228,7 +228,8 @@ fn bench_stack(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("rejection");
     let key = f.keys[0].clone();
-    let cases: Vec<(&str, StatusCode, Box<dyn Fn() -> Request<Full<Bytes>>>)> = vec![
+    type MakeRequest = Box<dyn Fn() -> Request<Full<Bytes>>>;
+    let cases: Vec<(&str, StatusCode, MakeRequest)> = vec![
         (
             "401_missing_key",
             StatusCode::UNAUTHORIZED,
