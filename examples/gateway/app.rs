@@ -27,8 +27,9 @@ pub type App = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
 /// What the handlers get: the request behind the gate.
 pub type GatedRequest = Request<LimitedBody<Incoming>>;
 
-/// The demo's handlers.
-pub type Handlers = BoxCloneService<GatedRequest, Response<Full<Bytes>>, Infallible>;
+/// The demo's handlers, for requests with bodies of type `B`.
+pub type Handlers<B = LimitedBody<Incoming>> =
+    BoxCloneService<Request<B>, Response<Full<Bytes>>, Infallible>;
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
@@ -40,8 +41,11 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
 }
 
 /// The demo API: each answer names the caller's project, key id and kind.
-pub fn handlers(renderer: ErrorRenderer) -> Handlers {
-    BoxCloneService::new(tower::service_fn(move |request: GatedRequest| {
+pub fn handlers<B>(renderer: ErrorRenderer) -> Handlers<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+{
+    BoxCloneService::new(tower::service_fn(move |request: Request<B>| {
         let renderer = renderer.clone();
         async move {
             let (parts, body) = request.into_parts();
@@ -82,11 +86,8 @@ pub fn handlers(renderer: ErrorRenderer) -> Handlers {
     }))
 }
 
-/// CORS outside, then the gate, then `handlers`; a panic in a handler is
-/// answered with the standard `internal_error`.
-pub fn app<St: KeyStore>(gate: &Gate<St>, handlers: Handlers) -> App {
-    let renderer = gate.renderer().clone();
-    let cors = CorsLayer::new()
+fn cors() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
@@ -99,21 +100,43 @@ pub fn app<St: KeyStore>(gate: &Gate<St>, handlers: Handlers) -> App {
             http::header::RETRY_AFTER,
             HeaderName::from_static("ratelimit"),
             HeaderName::from_static("ratelimit-policy"),
-        ]);
-    let panic_renderer = renderer.clone();
+        ])
+}
+
+/// A panic in a handler is answered with the standard `internal_error`.
+fn catch_panics(
+    renderer: ErrorRenderer,
+) -> CatchPanicLayer<impl Fn(Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> + Clone> {
+    CatchPanicLayer::custom(move |_panic| {
+        renderer
+            .respond(ApiError::from(ErrorCode::INTERNAL_ERROR), &Request::new(()))
+            .map(Full::new)
+    })
+}
+
+/// CORS outside, then the gate, then `handlers`.
+pub fn app<St: KeyStore>(gate: &Gate<St>, handlers: Handlers) -> App {
     let service = ServiceBuilder::new()
-        .layer(cors)
+        .layer(cors())
         .map_response(|response: Response<_>| {
             response.map(|body: tollgate::body::ResponseBody<_>| {
                 body.map_err(Into::into).boxed_unsync()
             })
         })
         .layer(gate.layer())
-        .layer(CatchPanicLayer::custom(move |_panic| {
-            panic_renderer
-                .respond(ApiError::from(ErrorCode::INTERNAL_ERROR), &Request::new(()))
-                .map(Full::new)
-        }))
+        .layer(catch_panics(gate.renderer().clone()))
+        .service(handlers);
+    BoxCloneService::new(service)
+}
+
+/// The same service without the gate, for measuring what the gate costs.
+pub fn bare_app(renderer: ErrorRenderer, handlers: Handlers<Incoming>) -> App {
+    let service = ServiceBuilder::new()
+        .layer(cors())
+        .map_response(|response: Response<_>| {
+            response.map(|body: tower_http::body::UnsyncBoxBody<_, _>| body.boxed_unsync())
+        })
+        .layer(catch_panics(renderer))
         .service(handlers);
     BoxCloneService::new(service)
 }

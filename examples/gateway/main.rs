@@ -7,6 +7,8 @@
 //! It reads `examples/gateway.toml` (keys, routes, quotas), prints its
 //! address and the demo keys, and logs each decision.
 
+// Shared with `examples/loadtest.rs` and `tests/gateway.rs`, which use more of it.
+#[allow(dead_code)]
 mod app;
 
 use std::net::SocketAddr;

@@ -45,7 +45,7 @@ type Shard = RwLock<HashMap<u64, AtomicU64, BuildPrehashed>>;
 /// working, so clients already known are not affected by a flood of new ones.
 ///
 /// **Memory.** About 16 bytes per bucket plus the map's spare capacity
-/// (measured in `examples/bucket_memory.rs`).
+/// (measured in `examples/memory.rs`).
 ///
 /// Cheap to clone; clones share the buckets.
 #[derive(Clone)]

@@ -1,14 +1,17 @@
-//! Memory per live rate-limit bucket, and eviction after a flood.
+//! Memory per live rate-limit bucket and per cached key, and eviction after
+//! a flood.
 //!
 //! ```text
-//! cargo run --release --example bucket_memory [-- PARTITIONS]
+//! cargo run --release --example memory [-- PARTITIONS]
 //! ```
 //!
 //! Creates one bucket for each of PARTITIONS one-off partitions (client IP
 //! addresses; default 1 000 000) in an `InMemoryRateStore` on a fake clock,
 //! reports the bytes allocated per live bucket (a counting global
 //! allocator), then lets the buckets refill and shows the live count falling
-//! back as ordinary traffic sweeps the map.
+//! back as ordinary traffic sweeps the map. Then fills a `CachedKeyStore`
+//! with 100 000 known keys (and 100 000 unknown ones) and reports the bytes
+//! per cached entry.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,9 +19,11 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use tollgate::clock::FakeClock;
+use tollgate::key::{CachedKeyStore, InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord, KeyStore};
 use tollgate::rate_limit::{
     Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
 };
+use tollgate::store::Answer;
 
 /// Counts bytes currently allocated.
 struct Counting;
@@ -99,4 +104,52 @@ fn main() {
         );
     }
     println!("bytes the store still holds: {}", allocated() - before);
+    drop(store);
+
+    // Cached keys: 100 000 known keys behind the cache, then 100 000 unknown.
+    const KEYS: usize = 100_000;
+    let hasher = KeyHasher::new();
+    let digests: Vec<_> = (0..2 * KEYS)
+        .map(|i| hasher.digest(&format!("key-{i}")))
+        .collect();
+    let inner = InMemoryKeyStore::new();
+    for (i, digest) in digests.iter().take(KEYS).enumerate() {
+        inner.insert(
+            *digest,
+            KeyRecord::new(
+                format!("key_{i}"),
+                format!("project_{}", i % 1000),
+                KeyKind::Secret,
+            ),
+        );
+    }
+    let cache = CachedKeyStore::builder(inner)
+        .capacity(KEYS)
+        .negative_capacity(KEYS)
+        .clock(fake.clock())
+        .build();
+    let before = allocated();
+    for digest in &digests[..KEYS] {
+        let Answer::Ready(Ok(Some(_))) = cache.lookup(digest) else {
+            panic!("known key")
+        };
+    }
+    let known = allocated() - before;
+    for digest in &digests[KEYS..] {
+        let Answer::Ready(Ok(None)) = cache.lookup(digest) else {
+            panic!("unknown key")
+        };
+    }
+    let unknown = allocated() - before - known;
+    println!();
+    println!(
+        "cached known keys:         {} ({:.1} B per entry; the records themselves are shared with the inner store)",
+        cache.len(),
+        known as f64 / cache.len() as f64
+    );
+    println!(
+        "cached unknown keys:       {} ({:.1} B per entry)",
+        cache.negative_len(),
+        unknown as f64 / cache.negative_len().max(1) as f64
+    );
 }

@@ -1,0 +1,301 @@
+//! End-to-end throughput: the demo API bare and behind the gate, on loopback.
+//!
+//! ```text
+//! cargo run --release --example loadtest -- --seconds 10 --connections 32
+//! cargo run --release --example loadtest -- --mode quota --seconds 5
+//! ```
+//!
+//! `throughput` (default): serves the demo API twice on 127.0.0.1 — the demo
+//! service without the gate (same handlers, CORS and panic handling), then
+//! with the gate built from `examples/gateway.toml`, every quota raised so
+//! none refuses — and drives each with in-process
+//! HTTP/1.1 keep-alive clients (hyper), alternating runs (`--rounds`, default
+//! 2). Prints requests/s, p50 and p99 latency, and the ratio gated/bare.
+//!
+//! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
+//! it can and checks that the admitted count is what the quota allows, within
+//! one refill interval; exits 1 if not.
+
+#[path = "gateway/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tollgate::gate::GateConfig;
+use tower::ServiceExt;
+
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gateway.toml");
+const SERVER_KEY: &str = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
+
+struct Args {
+    seconds: f64,
+    connections: usize,
+    rounds: usize,
+    quota_mode: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seconds: 10.0,
+        connections: 32,
+        rounds: 2,
+        quota_mode: false,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        let mut value = || given.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => {
+                args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--connections" => {
+                args.connections = value()?
+                    .parse()
+                    .map_err(|e| format!("--connections: {e}"))?
+            }
+            "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--mode" => match value()?.as_str() {
+                "throughput" => args.quota_mode = false,
+                "quota" => args.quota_mode = true,
+                other => return Err(format!("--mode {other}: expected throughput or quota")),
+            },
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if args.seconds <= 0.0 || args.connections == 0 || args.rounds == 0 {
+        return Err("--seconds, --connections and --rounds must be positive".into());
+    }
+    Ok(args)
+}
+
+/// The demo configuration with every quota raised out of reach.
+fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
+    let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(CONFIG)?)?;
+    if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
+        for route in routes {
+            if let Some(table) = route.as_table_mut() {
+                if table.contains_key("quotas") {
+                    let quota: toml::Value = toml::from_str(
+                        "q = { rate = 1000000000, per = \"second\", burst = 1000000000 }",
+                    )?;
+                    table.insert(
+                        "quotas".into(),
+                        toml::Value::Array(vec![quota["q"].clone()]),
+                    );
+                }
+            }
+        }
+    }
+    Ok(GateConfig::from_toml(&toml::to_string(&value)?)?)
+}
+
+async fn serve<S, B>(service: S) -> SocketAddr
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let service = service
+                .clone()
+                .map_request(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(peer);
+                    request
+                });
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+struct Run {
+    requests: usize,
+    statuses: [usize; 6],
+    latencies: Vec<u32>,
+    elapsed: Duration,
+}
+
+/// `connections` keep-alive HTTP/1.1 clients sending `method path` for `seconds`.
+async fn drive(
+    address: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    method: &'static str,
+    path: &'static str,
+) -> Run {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            let mut latencies = Vec::new();
+            let mut statuses = [0usize; 6];
+            while Instant::now() < deadline {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("host", "127.0.0.1")
+                    .header("authorization", format!("Bearer {SERVER_KEY}"))
+                    .body(Full::new(Bytes::from_static(b"{}")))
+                    .expect("request");
+                let sent = Instant::now();
+                let Ok(response) = sender.send_request(request).await else {
+                    break;
+                };
+                statuses[usize::from(response.status().as_u16() / 100).min(5)] += 1;
+                let _ = response.into_body().collect().await;
+                latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            }
+            (latencies, statuses)
+        }));
+    }
+    let mut run = Run {
+        requests: 0,
+        statuses: [0; 6],
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (latencies, statuses) = task.await.expect("client task");
+        run.requests += latencies.len();
+        run.latencies.extend(latencies);
+        for (total, count) in run.statuses.iter_mut().zip(statuses) {
+            *total += count;
+        }
+    }
+    run.elapsed = start.elapsed();
+    run.latencies.sort_unstable();
+    run
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(name: &str, run: &Run) -> f64 {
+    let rate = run.requests as f64 / run.elapsed.as_secs_f64();
+    println!(
+        "{name:<6} {rate:>10.0} req/s   p50 {:>6} µs   p99 {:>6} µs   2xx {}  4xx {}  5xx {}",
+        percentile(&run.latencies, 0.50),
+        percentile(&run.latencies, 0.99),
+        run.statuses[2],
+        run.statuses[4],
+        run.statuses[5],
+    );
+    rate
+}
+
+async fn throughput(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let gate = unlimited_config()?.build()?;
+    let gated = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+    let bare = serve(app::bare_app(
+        gate.renderer().clone(),
+        app::handlers(gate.renderer().clone()),
+    ))
+    .await;
+    println!(
+        "POST /v1/track, {} connections, {} s per run, {} rounds, alternating (loopback, one process)",
+        args.connections, args.seconds, args.rounds
+    );
+    let (mut bare_rates, mut gated_rates) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds {
+        bare_rates.push(report(
+            "bare",
+            &drive(bare, args.connections, args.seconds, "POST", "/v1/track").await,
+        ));
+        gated_rates.push(report(
+            "gated",
+            &drive(gated, args.connections, args.seconds, "POST", "/v1/track").await,
+        ));
+    }
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+    println!(
+        "ratio gated/bare: {:.3} (target ≥ 0.95)",
+        mean(&gated_rates) / mean(&bare_rates)
+    );
+    Ok(())
+}
+
+async fn quota(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
+    let gate = GateConfig::from_path(CONFIG)?.build()?;
+    let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+    let run = drive(address, args.connections, args.seconds, "GET", "/v1/stats").await;
+    let (rate, burst) = (10.0, 20.0);
+    let elapsed = run.elapsed.as_secs_f64();
+    let admitted = run.statuses[2] as f64;
+    // Everything the bucket held, plus what refilled while the run lasted;
+    // the last request may land up to one refill interval (1/rate) either way.
+    let expected = burst + rate * elapsed;
+    let (low, high) = (expected - 1.0 - rate * 0.1, expected + 1.0);
+    println!(
+        "GET /v1/stats (10/s, burst 20): {} requests in {elapsed:.2} s, {} admitted, {} refused; quota allows {expected:.1} (accepting {low:.1}..={high:.1})",
+        run.requests, run.statuses[2], run.statuses[4]
+    );
+    let ok = (low..=high).contains(&admitted);
+    println!(
+        "{}",
+        if ok {
+            "quota check: ok"
+        } else {
+            "quota check: FAILED"
+        }
+    );
+    Ok(ok)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            std::process::exit(2);
+        }
+    };
+    let outcome = if args.quota_mode {
+        quota(&args).await.map(|ok| if ok { 0 } else { 1 })
+    } else {
+        throughput(&args).await.map(|()| 0)
+    };
+    match outcome {
+        Ok(code) => std::process::exit(code),
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            std::process::exit(2);
+        }
+    }
+}
