@@ -51,8 +51,9 @@ fn poll_once<F: Future>(future: F) -> F::Output {
 
 type Reply = Response<axum::body::Body>;
 
-/// The same trivial handler for every stack, whatever the request body. Its
-/// body is axum's, which tower_governor can make its refusals of.
+/// The same trivial handler for every stack, whatever the request body: a
+/// JSON `{}` with its content type. Its body is axum's, which tower_governor
+/// can make its refusals of.
 fn handler<B>() -> impl Service<
     Request<B>,
     Response = Reply,
@@ -60,9 +61,12 @@ fn handler<B>() -> impl Service<
     Future = std::future::Ready<Result<Reply, Infallible>>,
 > + Clone {
     tower::service_fn(|_: Request<B>| {
-        ready(Ok(Response::new(axum::body::Body::from(
-            Bytes::from_static(b"{}"),
-        ))))
+        let mut response = Response::new(axum::body::Body::from(Bytes::from_static(b"{}")));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        ready(Ok(response))
     })
 }
 

@@ -69,6 +69,24 @@ fn push_name(out: &mut String, name: &str) {
     out.push('"');
 }
 
+/// Appends `value` in decimal (without the formatting machinery: this runs
+/// for every response).
+fn push_number(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
 /// The `RateLimit-Policy` value of quotas on `route`.
 pub(crate) fn policy(quotas: &[QuotaSpec], route: &str) -> Option<HeaderValue> {
     if quotas.is_empty() {
@@ -131,12 +149,10 @@ impl RateHeaders {
                     out.push_str(", ");
                 }
                 push_name(&mut out, &quota.label(bucket.route(), index));
-                let _ = write!(
-                    out,
-                    ";r={};t={}",
-                    state.remaining,
-                    ceil_seconds(state.reset_after)
-                );
+                out.push_str(";r=");
+                push_number(&mut out, state.remaining);
+                out.push_str(";t=");
+                push_number(&mut out, ceil_seconds(state.reset_after));
             }
             headers.remaining = HeaderValue::try_from(out).ok();
         }
@@ -194,6 +210,15 @@ mod tests {
         assert_eq!(retry_after_seconds(1_000_000_000), 1);
         assert_eq!(retry_after_seconds(1_010_000_000), 2);
         assert_eq!(retry_after_seconds(2_999_999_999), 3);
+    }
+
+    #[test]
+    fn numbers() {
+        for value in [0, 7, 10, 1234, u64::MAX] {
+            let mut out = String::new();
+            push_number(&mut out, value);
+            assert_eq!(out, value.to_string());
+        }
     }
 
     #[test]

@@ -94,9 +94,10 @@ pub enum PartitionValue<'a> {
 impl<'a> PartitionKey<'a> {
     /// The partition of everyone.
     pub fn global() -> Self {
+        static GLOBAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         Self {
             value: PartitionValue::Global,
-            hash: hash::keyed(hash::GLOBAL, b""),
+            hash: *GLOBAL.get_or_init(|| hash::keyed(hash::GLOBAL, b"")),
         }
     }
 
