@@ -188,31 +188,22 @@ impl<St: KeyStore, Rs: RateStore> GateBuilder<St, Rs> {
     /// Keeps rate-limit buckets in `store` (for example one shared by
     /// several instances).
     pub fn rate_store<Rs2: RateStore>(self, store: Rs2) -> GateBuilder<St, Rs2> {
-        GateBuilder {
-            key_store: self.key_store,
-            rate_store: store,
-            hasher: self.hasher,
-            parser: self.parser,
-            query_parameter: self.query_parameter,
-            strip_credential: self.strip_credential,
-            lookup_timeout: self.lookup_timeout,
-            renderer: self.renderer,
-            clock: self.clock,
-            partition: self.partition,
-            trusted_proxies: self.trusted_proxies,
-            headers: self.headers,
-            origin_kinds: self.origin_kinds,
-            defaults: self.defaults,
-            routes: self.routes,
-            hook: self.hook,
-        }
+        self.with_stores(|key_store, _| (key_store, store))
     }
 
     /// Authenticates against `store` instead.
     pub fn key_store<St2: KeyStore>(self, store: St2) -> GateBuilder<St2, Rs> {
+        self.with_stores(|_, rate_store| (store, rate_store))
+    }
+
+    fn with_stores<St2, Rs2>(
+        self,
+        swap: impl FnOnce(St, Rs) -> (St2, Rs2),
+    ) -> GateBuilder<St2, Rs2> {
+        let (key_store, rate_store) = swap(self.key_store, self.rate_store);
         GateBuilder {
-            key_store: store,
-            rate_store: self.rate_store,
+            key_store,
+            rate_store,
             hasher: self.hasher,
             parser: self.parser,
             query_parameter: self.query_parameter,

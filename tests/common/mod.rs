@@ -255,25 +255,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let builder = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                );
-                let _ = builder
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    address
+    serve_with_peer(service).await
 }
 
 /// A real HTTP/1.1 client.
@@ -340,8 +322,9 @@ impl Body for Chunks {
     }
 }
 
-/// Like [`serve`], inserting each connection's peer address into its
-/// requests' extensions.
+/// Serves `service` over HTTP/1.1 and HTTP/2 on 127.0.0.1 on a free port,
+/// inserting each connection's peer address into its requests' extensions
+/// (as a real server would for client-IP rate limits).
 pub async fn serve_with_peer<S, B>(service: S) -> std::net::SocketAddr
 where
     S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>>
