@@ -39,7 +39,7 @@ async fn start() -> (
 ) {
     let gate = config().build().unwrap();
     let app = app::app(&gate, app::handlers(gate.renderer().clone()));
-    (serve_with_peer(app).await, gate)
+    (serve(app).await, gate)
 }
 
 struct Client(std::net::SocketAddr);
@@ -296,7 +296,7 @@ async fn upstream_failed_when_the_key_store_is_down() {
         .key_store(DownStore)
         .build()
         .unwrap();
-    let address = serve_with_peer(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+    let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
     let answer = Client(address)
         .call("POST", "/v1/track", Some(SERVER), None)
         .await;
@@ -314,7 +314,7 @@ async fn internal_error_when_a_handler_panics() {
             }
             Ok::<Response<Full<Bytes>>, Infallible>(Response::new(Full::default()))
         }));
-    let address = serve_with_peer(app::app(&gate, panicking)).await;
+    let address = serve(app::app(&gate, panicking)).await;
     let answer = Client(address)
         .call("GET", "/v1/stats", Some(SERVER), None)
         .await;

@@ -644,7 +644,7 @@ async fn headers_on_a_200_and_a_429_over_a_real_socket() {
             )))
         }));
     // The server inserts each connection's peer address, as a real one would.
-    let address = serve_with_peer(service).await;
+    let address = serve(service).await;
     let get = || {
         Request::get(format!("http://{address}/v1/track"))
             .body(http_body_util::Full::default())

@@ -177,10 +177,7 @@ impl KeyOptions {
             ),
             CredentialError::Malformed(reason) => malformed(reason),
         })?;
-        let parsed = self
-            .parser
-            .parse(credential.key)
-            .map_err(|error| malformed_owned(error.to_string()))?;
+        let parsed = self.parser.parse(credential.key).map_err(malformed)?;
         if credential.in_query && parsed.kind() != KeyKind::Publishable {
             return Err(malformed(
                 "only publishable keys may be sent in the query string",
@@ -248,14 +245,7 @@ impl KeyOptions {
     }
 }
 
-fn malformed(reason: &'static str) -> ApiError {
-    ApiError::new(
-        ErrorCode::MALFORMED_API_KEY,
-        format!("The API key is malformed: {reason}."),
-    )
-}
-
-fn malformed_owned(reason: String) -> ApiError {
+fn malformed(reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         ErrorCode::MALFORMED_API_KEY,
         format!("The API key is malformed: {reason}."),

@@ -202,7 +202,7 @@ impl Options {
         let partition = self.partition_of(request)?;
         Ok(match request.extensions().get::<Route>() {
             Some(route) => Bucket::on_route(partition, route),
-            None => Bucket::new(partition, Route::DEFAULT_NAME),
+            None => Bucket::unrouted(partition),
         })
     }
 

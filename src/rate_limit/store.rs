@@ -154,6 +154,19 @@ impl<'a> Bucket<'a> {
         }
     }
 
+    /// The bucket of `partition` for a request that reached the layer without
+    /// a route (it counts as the default route; the hash is made once).
+    pub(crate) fn unrouted(partition: PartitionKey<'a>) -> Self {
+        static DEFAULT_ROUTE_HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        Self {
+            partition,
+            route: Route::DEFAULT_NAME,
+            route_hash: *DEFAULT_ROUTE_HASH.get_or_init(|| {
+                crate::hash::keyed(crate::hash::ROUTE, Route::DEFAULT_NAME.as_bytes())
+            }),
+        }
+    }
+
     /// The bucket of `partition` on `route` (whose hash was made once, when
     /// the route table was built).
     pub fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {

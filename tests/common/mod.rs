@@ -242,22 +242,6 @@ impl<S: KeyStore + Clone> KeyStore for SlowStore<S> {
     }
 }
 
-/// Serves `service` over HTTP/1.1 and HTTP/2 on 127.0.0.1, on a free port,
-/// until the test's runtime ends. Returns the address.
-pub async fn serve<S, B>(service: S) -> std::net::SocketAddr
-where
-    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    serve_with_peer(service).await
-}
-
 /// A real HTTP/1.1 client.
 pub fn http_client() -> hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
@@ -323,9 +307,10 @@ impl Body for Chunks {
 }
 
 /// Serves `service` over HTTP/1.1 and HTTP/2 on 127.0.0.1 on a free port,
-/// inserting each connection's peer address into its requests' extensions
-/// (as a real server would for client-IP rate limits).
-pub async fn serve_with_peer<S, B>(service: S) -> std::net::SocketAddr
+/// until the test's runtime ends, inserting each connection's peer address
+/// into its requests' extensions (as a real server would for client-IP rate
+/// limits). Returns the address.
+pub async fn serve<S, B>(service: S) -> std::net::SocketAddr
 where
     S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>>
         + Clone
