@@ -47,6 +47,11 @@
 //! # mod tokio_test_shim { pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) } }
 //! ```
+//!
+//! Features: `tracing` (default: one event per rejection), `axum`
+//! (extractors and `IntoResponse` for the crate's types), `redis`
+//! ([`RedisRateStore`](rate_limit::RedisRateStore), buckets shared by
+//! several instances).
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

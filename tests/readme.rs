@@ -41,3 +41,25 @@ fn readme_names_the_two_commands() {
     assert!(readme.contains("cargo run --release --example gateway"));
     assert!(readme.contains("cargo test"));
 }
+
+#[cfg(feature = "redis")]
+#[test]
+fn readme_redis_config_parses() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("## Several instances")
+        .nth(1)
+        .expect("README has a Several instances section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML example");
+    let config = tollgate::gate::GateConfig::from_toml(toml).unwrap();
+    let expected = tollgate::rate_limit::RedisOptions::new("redis://10.0.0.5:6379")
+        .timeout(std::time::Duration::from_millis(50))
+        .on_failure(tollgate::rate_limit::FailureMode::Open)
+        .denial_cache(100_000)
+        .prefix("tollgate:");
+    assert_eq!(config.redis, Some(expected));
+}

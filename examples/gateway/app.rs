@@ -13,6 +13,7 @@ use tollgate::body_limit::LimitedBody;
 use tollgate::error::{ApiError, ErrorCode, ErrorRenderer};
 use tollgate::gate::Gate;
 use tollgate::key::{KeyStore, Principal};
+use tollgate::rate_limit::RateStore;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -115,7 +116,7 @@ fn catch_panics(
 }
 
 /// CORS outside, then the gate, then `handlers`.
-pub fn app<St: KeyStore>(gate: &Gate<St>, handlers: Handlers) -> App {
+pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers) -> App {
     let service = ServiceBuilder::new()
         .layer(cors())
         .map_response(|response: Response<_>| {

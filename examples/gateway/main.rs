@@ -68,24 +68,45 @@ async fn main() {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let config = GateConfig::from_path(&args.config)?;
-    let gate = config
-        .builder()?
-        .on_decision(|event| match event.code() {
-            None => tracing::info!(
-                route = event.route(),
-                status = event.status().as_u16(),
-                "allowed"
-            ),
-            Some(code) => tracing::info!(
-                route = event.route(),
-                status = event.status().as_u16(),
-                code = code.as_str(),
-                "rejected"
-            ),
-        })
-        .build()?;
-    let service = app::app(&gate, app::handlers(gate.renderer().clone()));
+    let builder = config.builder()?.on_decision(|event| match event.code() {
+        None => tracing::info!(
+            route = event.route(),
+            status = event.status().as_u16(),
+            "allowed"
+        ),
+        Some(code) => tracing::info!(
+            route = event.route(),
+            status = event.status().as_u16(),
+            code = code.as_str(),
+            "rejected"
+        ),
+    });
+    // With `--features redis` and a `[redis]` table, buckets are shared in Redis.
+    #[cfg(feature = "redis")]
+    if let Some(store) = config.redis_store().await? {
+        println!("rate limits shared in Redis ({store:?})");
+        let gate = builder.rate_store(store).build()?;
+        return serve(
+            &args,
+            &config,
+            app::app(&gate, app::handlers(gate.renderer().clone())),
+        )
+        .await;
+    }
+    let gate = builder.build()?;
+    serve(
+        &args,
+        &config,
+        app::app(&gate, app::handlers(gate.renderer().clone())),
+    )
+    .await
+}
 
+async fn serve(
+    args: &Args,
+    config: &GateConfig,
+    service: app::App,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     println!(

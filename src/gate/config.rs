@@ -93,6 +93,12 @@ pub struct GateConfig {
     /// Routes and their policies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
+    /// Rate-limit buckets in Redis, shared by several instances (feature
+    /// `redis`; see [`GateConfig::redis_store`]). Without it, buckets are
+    /// in this process's memory.
+    #[cfg(feature = "redis")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<crate::rate_limit::RedisOptions>,
 }
 
 /// The shape of error bodies.
@@ -519,9 +525,36 @@ impl GateConfig {
         Ok(builder)
     }
 
-    /// Builds the gate this configuration describes.
+    /// Builds the gate this configuration describes, buckets in memory.
+    ///
+    /// A configuration with a `[redis]` table is refused here, rather than
+    /// silently limiting each instance on its own: build it with
+    /// `config.builder()?.rate_store(store)` and the store from
+    /// [`GateConfig::redis_store`].
     pub fn build(&self) -> Result<Gate<InMemoryKeyStore, InMemoryRateStore>, ConfigError> {
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            return Err(ConfigError::new(
+                "redis",
+                "this configuration keeps buckets in Redis: build with \
+                 `builder()?.rate_store(config.redis_store().await?.unwrap())`",
+            ));
+        }
         self.builder()?.build()
+    }
+
+    /// Connects to the Redis of the `[redis]` table, if there is one (see
+    /// [`RedisRateStore::connect`](crate::rate_limit::RedisRateStore::connect)).
+    #[cfg(feature = "redis")]
+    pub async fn redis_store(
+        &self,
+    ) -> Result<Option<crate::rate_limit::RedisRateStore>, crate::store::StoreError> {
+        match &self.redis {
+            Some(options) => crate::rate_limit::RedisRateStore::connect(options.clone())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 }
 

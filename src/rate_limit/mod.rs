@@ -52,8 +52,12 @@ mod layer;
 mod memory;
 mod partition;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};
 pub use future::ResponseFuture;
 pub use gcra::QuotaState;
 pub use headers::RateLimitHeaders;
