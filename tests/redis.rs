@@ -75,6 +75,14 @@ impl RedisServer {
         }
     }
 
+    /// Freezes (`STOP`) or thaws (`CONT`) the server: connections stay
+    /// open but nothing answers.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -640,4 +648,57 @@ async fn a_config_file_names_the_redis_store() {
     let error = tollgate::gate::GateConfig::from_toml("[redis]\nurl = \"redis://x\"\nttl = 3\n")
         .unwrap_err();
     assert!(error.to_string().contains("ttl"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
+    let server = RedisServer::start();
+    let redis = store(&server, options(&server).on_failure(FailureMode::Closed)).await;
+    let handler = Handler::default();
+    let service = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::with_store(
+                redis.clone(),
+                RateLimit::new(Quota::per_minute(60).burst(10)),
+            )
+            .unwrap(),
+        )
+        .service(handler.service());
+    assert_eq!(
+        send(service.clone(), from("acme")).await.status,
+        StatusCode::OK
+    );
+
+    // The connection stays up but Redis answers nothing: only the timeout
+    // (200 ms here) ends the wait.
+    server.signal("-STOP");
+    for _ in 0..2 {
+        let (answer, took) = timed(service.clone(), from("acme")).await;
+        assert_eq!(answer.code(), "upstream_failed");
+        assert!(took < Duration::from_secs(5), "waited {took:?}");
+    }
+    assert_eq!(redis.stats().failures, 2);
+    assert_eq!(handler.calls(), 1);
+
+    server.signal("-CONT");
+    let mut status = StatusCode::BAD_GATEWAY;
+    for _ in 0..200 {
+        status = send(service.clone(), from("acme")).await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::OK, "the store never came back");
+    // The two requests that timed out reached Redis and were counted when it
+    // thawed (a timeout cannot take back a command already sent): of 10,
+    // at most 10 - (1 + 2 + 1 + 1) remain.
+    let answer = send(service.clone(), from("acme")).await;
+    let header = answer.headers["ratelimit"].to_str().unwrap();
+    let remaining: u64 = header
+        .split(";r=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    assert!(remaining <= 5, "{header}");
 }

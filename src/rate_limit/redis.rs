@@ -201,7 +201,9 @@ pub struct RedisStats {
 ///   it never admits.
 /// - **Failures**: the connection is re-established by itself
 ///   ([`ConnectionManager`]); every decision waits at most the timeout, then
-///   follows the [`FailureMode`].
+///   follows the [`FailureMode`]. A decision that timed out may still have
+///   reached Redis and be counted there once it answers: a timeout cannot
+///   take back a command already sent.
 ///
 /// Cheap to clone; clones share the connection, cache and counters.
 #[derive(Clone)]
