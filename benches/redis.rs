@@ -60,16 +60,18 @@ fn start_redis() -> (Server, String) {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is needed: apt-get install -y redis-server");
+    let server = Server(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed: apt-get install -y redis-server"),
+    );
     let url = format!("redis://127.0.0.1:{port}");
     for _ in 0..1_000 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Server(child), url);
+            return (server, url);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
