@@ -10,9 +10,8 @@
 mod common;
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,8 +23,9 @@ use tollgate::clock::FakeClock;
 use tollgate::gate::{Gate, RoutePolicy};
 use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord, Principal};
 use tollgate::rate_limit::{
-    FailureMode, Partition, Quota, RateLimit, RateLimitLayer, RedisOptions, RedisRateStore,
+    FailureMode, Quota, RateLimit, RateLimitLayer, RedisOptions, RedisRateStore,
 };
+use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 
 /// A `redis-server` of the test's own, stopped when dropped.
@@ -266,6 +266,48 @@ fn from(project: &str) -> TestRequest {
     request
 }
 
+/// A rate-limit layer over `redis` in front of `handler`.
+fn limited(redis: &RedisRateStore, limit: impl Into<RateLimit>, handler: &Handler) -> Limited {
+    let layer = RateLimitLayer::with_store(redis.clone(), limit.into()).unwrap();
+    let inner = handler_service(Arc::clone(&handler.calls));
+    BoxCloneService::new(ServiceBuilder::new().layer(layer).service(inner))
+}
+
+type Limited = BoxCloneService<
+    TestRequest,
+    http::Response<tollgate::body::ResponseBody<Full<Bytes>>>,
+    Infallible,
+>;
+
+/// A Redis server, a store on it failing `on_failure`, and a layer with
+/// burst `burst` that has admitted one request.
+async fn admitting(
+    on_failure: FailureMode,
+    burst: u64,
+) -> (RedisServer, RedisRateStore, Handler, Limited) {
+    let server = RedisServer::start();
+    let redis = store(&server, options(&server).on_failure(on_failure)).await;
+    let handler = Handler::default();
+    let limit = RateLimit::new(Quota::per_minute(60).burst(burst));
+    let service = limited(&redis, limit, &handler);
+    let answer = send(service.clone(), from("acme")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    (server, redis, handler, service)
+}
+
+/// Sends requests until one is admitted (a store reconnecting), at most 200.
+async fn until_admitted(service: &Limited) -> StatusCode {
+    let mut status = StatusCode::BAD_GATEWAY;
+    for _ in 0..200 {
+        status = send(service.clone(), from("acme")).await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    status
+}
+
 #[tokio::test]
 async fn stacked_quotas_consume_from_none_when_one_refuses() {
     let server = RedisServer::start();
@@ -430,33 +472,6 @@ async fn the_denial_cache_saves_redis_calls_and_keeps_retry_after_honest() {
     );
 }
 
-/// Log lines captured from `tracing`.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// Sends one request, and how long it took (to catch a hang, not to time it:
 /// the bound is many times the store's timeout).
 async fn timed<S>(service: S, request: TestRequest) -> (Answer, Duration)
@@ -476,29 +491,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_open_logs_and_recovers() {
-    let logs = Logs::default();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish(),
-    );
-    let mut server = RedisServer::start();
-    let redis = store(&server, options(&server)).await;
-    let handler = Handler::default();
-    let service = ServiceBuilder::new()
-        .layer(
-            RateLimitLayer::with_store(
-                redis.clone(),
-                RateLimit::new(Quota::per_minute(60).burst(3)),
-            )
-            .unwrap(),
-        )
-        .service(handler.service());
-    assert_eq!(
-        send(service.clone(), from("acme")).await.status,
-        StatusCode::OK
-    );
+    let (logs, _guard) = Logs::capture();
+    let (mut server, redis, handler, service) = admitting(FailureMode::Open, 3).await;
 
     server.kill();
     for _ in 0..5 {
@@ -538,23 +532,7 @@ async fn a_dead_redis_fails_open_logs_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_closed_with_upstream_failed() {
-    let mut server = RedisServer::start();
-    let redis = store(&server, options(&server).on_failure(FailureMode::Closed)).await;
-    let handler = Handler::default();
-    let service = ServiceBuilder::new()
-        .layer(
-            RateLimitLayer::with_store(
-                redis.clone(),
-                RateLimit::new(Quota::per_minute(60).burst(3)),
-            )
-            .unwrap()
-            .with_partition(Partition::Global),
-        )
-        .service(handler.service());
-    assert_eq!(
-        send(service.clone(), from("acme")).await.status,
-        StatusCode::OK
-    );
+    let (mut server, redis, handler, service) = admitting(FailureMode::Closed, 3).await;
 
     server.kill();
     for _ in 0..3 {
@@ -567,14 +545,7 @@ async fn a_dead_redis_fails_closed_with_upstream_failed() {
     assert_eq!(redis.stats().failures, 3);
 
     server.restart();
-    let mut status = StatusCode::BAD_GATEWAY;
-    for _ in 0..200 {
-        status = send(service.clone(), from("acme")).await.status;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let status = until_admitted(&service).await;
     assert_eq!(status, StatusCode::OK, "the store never reconnected");
 }
 
@@ -652,22 +623,7 @@ async fn a_config_file_names_the_redis_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
-    let server = RedisServer::start();
-    let redis = store(&server, options(&server).on_failure(FailureMode::Closed)).await;
-    let handler = Handler::default();
-    let service = ServiceBuilder::new()
-        .layer(
-            RateLimitLayer::with_store(
-                redis.clone(),
-                RateLimit::new(Quota::per_minute(60).burst(10)),
-            )
-            .unwrap(),
-        )
-        .service(handler.service());
-    assert_eq!(
-        send(service.clone(), from("acme")).await.status,
-        StatusCode::OK
-    );
+    let (server, redis, handler, service) = admitting(FailureMode::Closed, 10).await;
 
     // The connection stays up but Redis answers nothing: only the timeout
     // (200 ms here) ends the wait.
@@ -681,13 +637,7 @@ async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
     assert_eq!(handler.calls(), 1);
 
     server.signal("-CONT");
-    let mut status = StatusCode::BAD_GATEWAY;
-    for _ in 0..200 {
-        status = send(service.clone(), from("acme")).await.status;
-        if status == StatusCode::OK {
-            break;
-        }
-    }
+    let status = until_admitted(&service).await;
     assert_eq!(status, StatusCode::OK, "the store never came back");
     // The two requests that timed out reached Redis and were counted when it
     // thawed (a timeout cannot take back a command already sent): of 10,
