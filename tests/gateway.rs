@@ -42,9 +42,19 @@ async fn start() -> (
     (serve(app).await, gate)
 }
 
-struct Client(std::net::SocketAddr);
+/// A client on the gateway that keeps everything it was answered.
+struct Client(std::net::SocketAddr, std::sync::Mutex<String>);
 
 impl Client {
+    fn new(address: std::net::SocketAddr) -> Self {
+        Self(address, Default::default())
+    }
+
+    /// Every status line, header and body answered so far.
+    fn seen(&self) -> String {
+        self.1.lock().unwrap().clone()
+    }
+
     fn request(&self, method: &str, path: &str) -> http::request::Builder {
         Request::builder()
             .method(method)
@@ -65,7 +75,12 @@ impl Client {
         if let Some(origin) = origin {
             builder = builder.header("origin", origin);
         }
-        fetch(builder.body(Full::default()).unwrap()).await
+        let answer = fetch(builder.body(Full::default()).unwrap()).await;
+        let mut seen = self.1.lock().unwrap();
+        seen.push_str(&format!("{} {:?} ", answer.status, answer.headers));
+        seen.push_str(&String::from_utf8_lossy(&answer.raw));
+        drop(seen);
+        answer
     }
 }
 
@@ -85,8 +100,10 @@ fn expect(answer: &Answer, status: u16, code: &str) {
 
 #[tokio::test]
 async fn every_row_of_the_error_table() {
+    // The server runs on this thread, so its logs are captured too.
+    let (logs, _guard) = Logs::capture();
     let (address, gate) = start().await;
-    let client = Client(address);
+    let client = Client::new(address);
 
     // Allowed calls, for contrast.
     let ok = client.call("POST", "/v1/track", Some(SERVER), None).await;
@@ -270,6 +287,24 @@ async fn every_row_of_the_error_table() {
             .build_http::<Chunks>();
     let response = client_chunked.request(chunked).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Across the whole table: no key, digest or pepper in any answer, log
+    // line, or `Debug` of the config and the gate.
+    let text = logs.text();
+    assert!(text.contains("request rejected"), "{text}");
+    let config = config();
+    let everything = format!("{} {text} {config:?} {gate:?}", client.seen());
+    let hasher = config.hasher().unwrap();
+    let pepper = config.pepper.as_deref().unwrap();
+    assert!(!everything.contains(pepper), "pepper leaked");
+    for key in [BROWSER, SERVER, READER, REVOKED, EXPIRED, OTHER] {
+        assert!(!everything.contains(&key[8..]), "key leaked: {key}");
+        let digest = hasher.digest(key).to_hex();
+        assert!(
+            !everything.contains(&digest[..16]),
+            "digest of {key} leaked"
+        );
+    }
 }
 
 /// A store that cannot answer.
@@ -297,7 +332,7 @@ async fn upstream_failed_when_the_key_store_is_down() {
         .build()
         .unwrap();
     let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
-    let answer = Client(address)
+    let answer = Client::new(address)
         .call("POST", "/v1/track", Some(SERVER), None)
         .await;
     expect(&answer, 502, "upstream_failed");
@@ -315,7 +350,7 @@ async fn internal_error_when_a_handler_panics() {
             Ok::<Response<Full<Bytes>>, Infallible>(Response::new(Full::default()))
         }));
     let address = serve(app::app(&gate, panicking)).await;
-    let answer = Client(address)
+    let answer = Client::new(address)
         .call("GET", "/v1/stats", Some(SERVER), None)
         .await;
     expect(&answer, 500, "internal_error");

@@ -1,5 +1,6 @@
 //! [`GateConfig`]: the same policy, read from TOML or JSON.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
@@ -46,7 +47,10 @@ use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
 /// let gate = config.build().unwrap();
 /// assert_eq!(gate.routes().len(), 3);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows `pepper` as `<redacted>`, and so the keys' texts and
+/// digests.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct GateConfig {
@@ -128,8 +132,9 @@ pub enum PartitionConfig {
 }
 
 /// One key. Give it in the clear (`key`, hashed at load: for demos and
-/// tests) or as its digest (`digest`, 64 hex characters).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// tests) or as its digest (`digest`, 64 hex characters). `Debug` shows
+/// neither.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct KeyConfig {
@@ -162,6 +167,51 @@ pub struct KeyConfig {
     /// (`2026-01-01T00:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Expiry>,
+}
+
+/// What `Debug` shows in place of a secret that is set.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+impl fmt::Debug for GateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("GateConfig");
+        out.field("pepper", &redacted(&self.pepper))
+            .field("pepper_env", &self.pepper_env)
+            .field("require_checksum", &self.require_checksum)
+            .field("query_parameter", &self.query_parameter)
+            .field("strip_credential", &self.strip_credential)
+            .field("lookup_timeout_ms", &self.lookup_timeout_ms)
+            .field("errors", &self.errors)
+            .field("request_id_header", &self.request_id_header)
+            .field("partition", &self.partition)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("rate_limit_headers", &self.rate_limit_headers)
+            .field("defaults", &self.defaults)
+            .field("keys", &self.keys)
+            .field("routes", &self.routes);
+        #[cfg(feature = "redis")]
+        out.field("redis", &self.redis);
+        out.finish()
+    }
+}
+
+impl fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyConfig")
+            .field("name", &self.name)
+            .field("key", &redacted(&self.key))
+            .field("digest", &redacted(&self.digest))
+            .field("project", &self.project)
+            .field("kind", &self.kind)
+            .field("env", &self.env)
+            .field("scopes", &self.scopes)
+            .field("origins", &self.origins)
+            .field("status", &self.status)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 fn active() -> KeyStatus {

@@ -91,7 +91,9 @@ pub enum FailureMode {
 /// on_failure = "open"        # or "closed"
 /// denial_cache = 100000      # buckets remembered as refused; 0: off
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` hides the password of a URL that has one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisOptions {
     url: String,
@@ -167,6 +169,32 @@ impl RedisOptions {
         }
         redis::Client::open(self.url.as_str())
             .or_else(|error| fail("redis.url", format!("not a Redis URL: {error}")))
+    }
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact_password(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("on_failure", &self.on_failure)
+            .field("denial_cache", &self.denial_cache)
+            .finish()
+    }
+}
+
+/// `url` with the password of `scheme://user:password@host` replaced.
+fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:<redacted>@{host}").into()
+        }
+        None => url.into(),
     }
 }
 
@@ -491,6 +519,19 @@ mod tests {
         assert_eq!(micros(20_000_000), "20000.000");
         assert_eq!(micros(1_500), "1.500");
         assert_eq!(micros(7), "0.007");
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let options = RedisOptions::new("redis://app:s3cr3t-pw@10.0.0.5:6379/2");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            shown.contains("redis://app:<redacted>@10.0.0.5:6379/2"),
+            "{shown}"
+        );
+        let plain = format!("{:?}", RedisOptions::new("redis://10.0.0.5"));
+        assert!(plain.contains("redis://10.0.0.5"), "{plain}");
     }
 
     #[test]
