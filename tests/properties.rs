@@ -15,7 +15,13 @@ use tollgate::origin::OriginPattern;
 use tollgate::rate_limit::{
     Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
 };
+use tollgate::route::Routes;
 use tower::ServiceBuilder;
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -99,6 +105,31 @@ proptest! {
             && (port.is_empty() || port == ":443");
         let pattern = OriginPattern::parse("https://*.d.example").unwrap();
         prop_assert_eq!(pattern.matches(&origin), expected, "{}", origin);
+    }
+
+    #[test]
+    fn route_patterns_never_panic(
+        patterns in proptest::collection::vec(prop_oneof![".{0,40}", "(GET|POST|\\*|FETCH) /[a-z{}*/:]{0,20}"], 0..4),
+        method in prop_oneof![Just("GET"), Just("POST"), Just("HEAD"), Just("BREW")],
+        path in "/[a-z0-9{}*/%.]{0,40}",
+    ) {
+        let mut builder = Routes::builder();
+        for pattern in &patterns {
+            builder = builder.route(pattern.as_str());
+        }
+        if let Ok(routes) = builder.build() {
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            let route = routes.find(&method, &path);
+            prop_assert!(routes.get(route.name()).is_some() || route.is_default());
+        }
+        // The same patterns through the config loader.
+        let text: String = patterns
+            .iter()
+            .map(|pattern| format!("[[routes]]\nroute = {}\n", toml_string(pattern)))
+            .collect();
+        if let Ok(config) = GateConfig::from_toml(&text) {
+            let _ = config.build();
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ struct Inner {
 
 /// Who the rejected request was from, when a layer knows: for logs only.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Subject {
     pub(crate) key_id: String,
     pub(crate) project: String,
@@ -89,6 +90,7 @@ impl ApiError {
         self
     }
 
+    #[cfg(feature = "tracing")]
     pub(crate) fn subject(&self) -> Option<&Subject> {
         self.inner.subject.as_ref()
     }
