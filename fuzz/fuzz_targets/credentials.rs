@@ -27,13 +27,17 @@ fuzz_target!(|data: &[u8]| {
         request = request.uri(uri);
     }
     for part in parts {
-        let Some((&name, value)) = part.split_first() else { continue };
+        let Some((&name, value)) = part.split_first() else {
+            continue;
+        };
         let name = HeaderName::from_static(NAMES[usize::from(name) % NAMES.len()]);
         if let Ok(value) = HeaderValue::from_bytes(value) {
             request = request.header(name, value);
         }
     }
-    let Ok(request) = request.body(Full::<Bytes>::default()) else { return };
+    let Ok(request) = request.body(Full::<Bytes>::default()) else {
+        return;
+    };
     let mut service = KeyLayer::new(InMemoryKeyStore::new())
         .with_query_parameter("api_key")
         .layer(tower::service_fn(|_: Request<Full<Bytes>>| async {

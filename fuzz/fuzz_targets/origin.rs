@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
             .map(|rest| rest.strip_suffix(":443").unwrap_or(rest))
             .and_then(|rest| rest.strip_suffix(".d.example"))
             .unwrap_or_else(|| panic!("{text:?} matched https://*.d.example"));
-        assert!(!host.is_empty() && host.split('.').all(|label| !label.is_empty()), "{text:?}");
+        assert!(
+            !host.is_empty() && host.split('.').all(|label| !label.is_empty()),
+            "{text:?}"
+        );
     }
 });

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(routes) = builder.build() else { return };
     let (method, path) = request.split_once(' ').unwrap_or(("GET", request));
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else { return };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return;
+    };
     let route = routes.find(&method, path);
     assert!(route.is_default() || routes.get(route.name()).is_some());
 });
