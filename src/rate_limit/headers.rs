@@ -82,9 +82,21 @@ fn push_number(out: &mut String, mut value: u64) {
             break;
         }
     }
-    for &digit in &digits[start..] {
-        out.push(char::from(digit));
-    }
+    // Only ASCII digits were written: always valid UTF-8.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// Each quota's label on `route`, quoted and escaped.
+pub(crate) fn labels(quotas: &[QuotaSpec], route: &str) -> Box<[Box<str>]> {
+    quotas
+        .iter()
+        .enumerate()
+        .map(|(index, quota)| {
+            let mut out = String::new();
+            push_name(&mut out, &quota.label(route, index));
+            out.into_boxed_str()
+        })
+        .collect()
 }
 
 /// The `RateLimit-Policy` value of quotas on `route`.
@@ -139,22 +151,26 @@ impl RateHeaders {
             return headers;
         }
         if mode.draft() {
-            headers.policy = match limits.cached_policy(bucket.route_hash()) {
-                Some(cached) => Some(cached.clone()),
+            let cached = limits.cached_headers(bucket.route_hash());
+            headers.policy = match cached {
+                Some((policy, _)) => Some(policy.clone()),
                 None => policy(limits.quotas(), bucket.route()),
             };
-            let mut out = String::with_capacity(48);
+            let mut out = String::with_capacity(64);
             for (index, (quota, state)) in limits.quotas().iter().zip(states).enumerate() {
                 if index > 0 {
                     out.push_str(", ");
                 }
-                push_name(&mut out, &quota.label(bucket.route(), index));
+                match cached.and_then(|(_, labels)| labels.get(index)) {
+                    Some(label) => out.push_str(label),
+                    None => push_name(&mut out, &quota.label(bucket.route(), index)),
+                }
                 out.push_str(";r=");
                 push_number(&mut out, state.remaining);
                 out.push_str(";t=");
                 push_number(&mut out, ceil_seconds(state.reset_after));
             }
-            headers.remaining = HeaderValue::try_from(out).ok();
+            headers.remaining = HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok();
         }
         if mode.legacy() {
             let tightest = states

@@ -58,9 +58,20 @@ impl QuotaSpec {
 pub struct RouteLimits {
     quotas: Box<[QuotaSpec]>,
     cost: u64,
-    /// The route these limits were made for, and its `RateLimit-Policy`
-    /// value, made once.
-    policy: Option<(u64, HeaderValue)>,
+    /// What the headers of the route these limits were made for say the
+    /// same way on every response, made once.
+    cached: Option<CachedHeaders>,
+}
+
+/// The parts of a route's rate-limit headers that never change.
+#[derive(Clone, Debug)]
+struct CachedHeaders {
+    /// The route's keyed hash.
+    route_hash: u64,
+    /// Its `RateLimit-Policy` value.
+    policy: HeaderValue,
+    /// Each quota's label, quoted and escaped as `RateLimit` shows it.
+    labels: Box<[Box<str>]>,
 }
 
 impl RouteLimits {
@@ -102,13 +113,17 @@ impl RouteLimits {
                 name: quota.name().map(Box::from),
             });
         }
-        let policy = route.and_then(|route| {
-            super::headers::policy(&quotas, route.name()).map(|value| (route.hash(), value))
+        let cached = route.and_then(|route| {
+            Some(CachedHeaders {
+                route_hash: route.hash(),
+                policy: super::headers::policy(&quotas, route.name())?,
+                labels: super::headers::labels(&quotas, route.name()),
+            })
         });
         Ok(Self {
             quotas: quotas.into(),
             cost: limit.request_cost(),
-            policy,
+            cached,
         })
     }
 
@@ -127,12 +142,13 @@ impl RouteLimits {
         self.quotas.is_empty()
     }
 
-    /// The `RateLimit-Policy` value, if it was made for this route.
-    pub(crate) fn cached_policy(&self, route_hash: u64) -> Option<&HeaderValue> {
-        self.policy
+    /// The `RateLimit-Policy` value and the quoted quota labels, if they
+    /// were made for this route.
+    pub(crate) fn cached_headers(&self, route_hash: u64) -> Option<(&HeaderValue, &[Box<str>])> {
+        self.cached
             .as_ref()
-            .filter(|(hash, _)| *hash == route_hash)
-            .map(|(_, value)| value)
+            .filter(|cached| cached.route_hash == route_hash)
+            .map(|cached| (&cached.policy, &*cached.labels))
     }
 }
 
