@@ -7,9 +7,13 @@ use tollgate::origin::OriginPattern;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let (pattern, origin) = text.split_at(text.len() / 2);
-    if let Ok(pattern) = OriginPattern::parse(pattern) {
-        let _ = pattern.matches(origin);
+    let (pattern, origin) = data.split_at(data.len() / 2);
+    let (pattern, origin) = (
+        String::from_utf8_lossy(pattern),
+        String::from_utf8_lossy(origin),
+    );
+    if let Ok(pattern) = OriginPattern::parse(&pattern) {
+        let _ = pattern.matches(&origin);
         let _ = pattern.as_str();
     }
     let wildcard = OriginPattern::parse("https://*.d.example").unwrap();

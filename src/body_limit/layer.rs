@@ -135,6 +135,7 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BodyLimitService<S>
 where
     S: Service<Request<LimitedBody<ReqBody>>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -151,9 +152,19 @@ where
                 ResponseFuture::rejected(self.shared.too_large(limit, &request))
             }
             // A declared length within the cap is enforced by the HTTP
-            // implementation; the body is still capped, but no watch is
-            // needed to replace the response.
+            // implementation, and a body that says it cannot grow past the
+            // cap (an empty one, say) will not: it is still capped, but no
+            // watch is needed to replace the response.
             Some(_) => {
+                let request = request.map(|body| LimitedBody::new(body, limit, None));
+                ResponseFuture::inner(self.inner.call(request), None)
+            }
+            None if request
+                .body()
+                .size_hint()
+                .upper()
+                .is_some_and(|upper| upper <= limit) =>
+            {
                 let request = request.map(|body| LimitedBody::new(body, limit, None));
                 ResponseFuture::inner(self.inner.call(request), None)
             }

@@ -76,39 +76,57 @@ fn single<'a>(
     Ok(first)
 }
 
-fn text(value: &HeaderValue) -> Result<&str, CredentialError> {
-    value
-        .to_str()
-        .map_err(|_| CredentialError::Malformed("a credential header is not plain ASCII text"))
+/// `bytes` as text, if they are visible ASCII.
+fn text(bytes: &[u8]) -> Result<&str, CredentialError> {
+    let plain = bytes.iter().all(u8::is_ascii_graphic);
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|_| plain)
+        .ok_or(CredentialError::Malformed(
+            "a credential header is not plain ASCII text",
+        ))
+}
+
+fn is_space(byte: &u8) -> bool {
+    matches!(byte, b' ' | b'\t')
+}
+
+/// `bytes` without leading and trailing spaces and tabs.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |end| end + 1);
+    &bytes[start..end]
 }
 
 fn bearer_token(value: &HeaderValue) -> Result<&str, CredentialError> {
-    let value = text(value)?.trim_matches(is_space);
-    let (scheme, token) = value.split_once(is_space).unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let value = trim(value.as_bytes());
+    let (scheme, token) = value.split_at(value.iter().position(is_space).unwrap_or(value.len()));
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(CredentialError::Malformed(
             "the Authorization header must use the Bearer scheme",
         ));
     }
-    let token = token.trim_matches(is_space);
+    let token = trim(token);
     if token.is_empty() {
         return Err(CredentialError::Malformed(
             "the Authorization header has no key after Bearer",
         ));
     }
-    Ok(token)
+    text(token)
 }
 
 fn bare_key(value: &HeaderValue) -> Result<&str, CredentialError> {
-    let key = text(value)?.trim_matches(is_space);
+    let key = trim(value.as_bytes());
     if key.is_empty() {
         return Err(CredentialError::Malformed("the X-API-Key header is empty"));
     }
-    Ok(key)
-}
-
-fn is_space(c: char) -> bool {
-    c == ' ' || c == '\t'
+    text(key)
 }
 
 fn query_value<'a>(uri: &'a Uri, name: &str) -> Result<Option<&'a str>, CredentialError> {

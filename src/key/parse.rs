@@ -378,28 +378,41 @@ impl KeyParser {
         if key.len() > self.max_len {
             return Err(ParseError::TooLong);
         }
+        // One pass: every character checked, the first underscores noted.
         let bytes = key.as_bytes();
-        if !bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ParseError::BadCharacter);
+        let mut underscores = [0usize; 2];
+        let mut count = 0usize;
+        for (at, &byte) in bytes.iter().enumerate() {
+            if byte == b'_' {
+                if let Some(slot) = underscores.get_mut(count) {
+                    *slot = at;
+                }
+                count += 1;
+            } else if !byte.is_ascii_alphanumeric() {
+                return Err(ParseError::BadCharacter);
+            }
         }
-        let (prefix, rest) = key.split_once('_').ok_or(ParseError::UnknownPrefix)?;
+        if count == 0 {
+            return Err(ParseError::UnknownPrefix);
+        }
         let kind = self
-            .kind_of_prefix(prefix)
+            .kind_of_prefix(&key[..underscores[0]])
             .ok_or(ParseError::UnknownPrefix)?;
-        let (env, secret) = match rest.split_once('_') {
-            Some(("live", secret)) => (Some(KeyEnv::Live), secret),
-            Some(("test", secret)) => (Some(KeyEnv::Test), secret),
-            _ => (None, rest),
-        };
+        let rest = &key[underscores[0] + 1..];
+        // The environment, the secret, and how many underscores the secret
+        // still holds (it may hold none).
+        let (env, secret, in_secret) =
+            match (count >= 2).then(|| &key[underscores[0] + 1..underscores[1]]) {
+                Some("live") => (Some(KeyEnv::Live), &key[underscores[1] + 1..], count - 2),
+                Some("test") => (Some(KeyEnv::Test), &key[underscores[1] + 1..], count - 2),
+                _ => (None, rest, count - 1),
+            };
         let min_secret = if self.require_checksum {
             self.min_secret_len.max(CHECKSUM_LEN + 1)
         } else {
             self.min_secret_len
         };
-        if secret.len() < min_secret || secret.contains('_') {
+        if secret.len() < min_secret || in_secret > 0 {
             return Err(ParseError::BadSecret);
         }
         if self.require_checksum {

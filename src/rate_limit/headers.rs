@@ -6,6 +6,7 @@ use std::fmt::Write;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
+use super::gcra::QuotaState;
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::clock::Nanos;
 
@@ -69,10 +70,9 @@ fn push_name(out: &mut String, name: &str) {
     out.push('"');
 }
 
-/// Appends `value` in decimal (without the formatting machinery: this runs
-/// for every response).
-fn push_number(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
+/// `value` in decimal, written into `digits` (without the formatting
+/// machinery: this runs for every response).
+fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -82,8 +82,81 @@ fn push_number(out: &mut String, mut value: u64) {
             break;
         }
     }
+    &digits[start..]
+}
+
+/// Appends `value` in decimal.
+fn push_number(out: &mut String, value: u64) {
     // Only ASCII digits were written: always valid UTF-8.
-    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(decimal(value, &mut [0; 20])).unwrap_or_default());
+}
+
+/// A header value assembled on the stack, so that the only allocation is
+/// the value's own, of its exact size.
+struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Appends `bytes`, or says they do not fit.
+    fn push(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .filter(|end| *end <= self.buf.len())?;
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Some(())
+    }
+
+    fn push_number(&mut self, value: u64) -> Option<()> {
+        self.push(decimal(value, &mut [0; 20]))
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(&self.buf[..self.len]).ok()
+    }
+}
+
+/// The `RateLimit` value from quoted `labels` made once, if it fits on the
+/// stack.
+fn draft_from_labels(labels: &[Box<str>], states: &[QuotaState]) -> Option<HeaderValue> {
+    let mut line = Line::new();
+    for (index, (label, state)) in labels.iter().zip(states).enumerate() {
+        if index > 0 {
+            line.push(b", ")?;
+        }
+        line.push(label.as_bytes())?;
+        line.push(b";r=")?;
+        line.push_number(state.remaining)?;
+        line.push(b";t=")?;
+        line.push_number(ceil_seconds(state.reset_after))?;
+    }
+    line.value()
+}
+
+/// The `RateLimit` value, labels made now.
+fn draft(quotas: &[QuotaSpec], route: &str, states: &[QuotaState]) -> Option<HeaderValue> {
+    let mut out = String::with_capacity(64);
+    for (index, (quota, state)) in quotas.iter().zip(states).enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        push_name(&mut out, &quota.label(route, index));
+        out.push_str(";r=");
+        push_number(&mut out, state.remaining);
+        out.push_str(";t=");
+        push_number(&mut out, ceil_seconds(state.reset_after));
+    }
+    HeaderValue::try_from(out).ok()
 }
 
 /// Each quota's label on `route`, quoted and escaped.
@@ -125,10 +198,12 @@ pub(crate) fn policy(quotas: &[QuotaSpec], route: &str) -> Option<HeaderValue> {
 /// collection: nothing is allocated but the values themselves.
 #[derive(Debug, Default)]
 pub(crate) struct RateHeaders {
-    retry_after: Option<HeaderValue>,
+    /// Seconds.
+    retry_after: Option<u64>,
     policy: Option<HeaderValue>,
     remaining: Option<HeaderValue>,
-    legacy: Option<[HeaderValue; 3]>,
+    /// Limit, remaining, reset (Unix seconds).
+    legacy: Option<[u64; 3]>,
 }
 
 impl RateHeaders {
@@ -144,7 +219,7 @@ impl RateHeaders {
         let states = decision.states();
         let mut headers = Self {
             retry_after: (!decision.is_allowed())
-                .then(|| HeaderValue::from(retry_after_seconds(decision.retry_after()))),
+                .then(|| retry_after_seconds(decision.retry_after())),
             ..Self::default()
         };
         if states.is_empty() {
@@ -156,21 +231,9 @@ impl RateHeaders {
                 Some((policy, _)) => Some(policy.clone()),
                 None => policy(limits.quotas(), bucket.route()),
             };
-            let mut out = String::with_capacity(64);
-            for (index, (quota, state)) in limits.quotas().iter().zip(states).enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                match cached.and_then(|(_, labels)| labels.get(index)) {
-                    Some(label) => out.push_str(label),
-                    None => push_name(&mut out, &quota.label(bucket.route(), index)),
-                }
-                out.push_str(";r=");
-                push_number(&mut out, state.remaining);
-                out.push_str(";t=");
-                push_number(&mut out, ceil_seconds(state.reset_after));
-            }
-            headers.remaining = HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok();
+            headers.remaining = cached
+                .and_then(|(_, labels)| draft_from_labels(labels, states))
+                .or_else(|| draft(limits.quotas(), bucket.route(), states));
         }
         if mode.legacy() {
             let tightest = states
@@ -179,9 +242,9 @@ impl RateHeaders {
                 .copied()
                 .unwrap_or_default();
             headers.legacy = Some([
-                HeaderValue::from(tightest.limit),
-                HeaderValue::from(tightest.remaining),
-                HeaderValue::from(unix_now() + ceil_seconds(tightest.reset_after)),
+                tightest.limit,
+                tightest.remaining,
+                unix_now() + ceil_seconds(tightest.reset_after),
             ]);
         }
         headers
@@ -194,13 +257,13 @@ impl RateHeaders {
             .into_iter()
             .flat_map(|[limit, remaining, reset]| {
                 [
-                    (X_LIMIT.clone(), limit),
-                    (X_REMAINING.clone(), remaining),
-                    (X_RESET.clone(), reset),
+                    (X_LIMIT.clone(), HeaderValue::from(limit)),
+                    (X_REMAINING.clone(), HeaderValue::from(remaining)),
+                    (X_RESET.clone(), HeaderValue::from(reset)),
                 ]
             });
         self.retry_after
-            .map(|value| (RETRY_AFTER, value))
+            .map(|seconds| (RETRY_AFTER, HeaderValue::from(seconds)))
             .into_iter()
             .chain(self.policy.map(|value| (RATELIMIT_POLICY.clone(), value)))
             .chain(self.remaining.map(|value| (RATELIMIT.clone(), value)))
@@ -209,6 +272,11 @@ impl RateHeaders {
 
     /// Adds them to `headers`.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        let count = usize::from(self.retry_after.is_some())
+            + usize::from(self.policy.is_some())
+            + usize::from(self.remaining.is_some())
+            + 3 * usize::from(self.legacy.is_some());
+        headers.reserve(count);
         for (name, value) in self.into_pairs() {
             headers.insert(name, value);
         }
@@ -235,6 +303,30 @@ mod tests {
             push_number(&mut out, value);
             assert_eq!(out, value.to_string());
         }
+    }
+
+    #[test]
+    fn a_value_too_long_for_the_stack_is_made_on_the_heap() {
+        let state = QuotaState {
+            limit: 10,
+            remaining: 7,
+            reset_after: 1_500_000_000,
+            window: 0,
+        };
+        let short: Box<str> = "\"GET /a\"".into();
+        assert_eq!(
+            draft_from_labels(&[short], &[state]).unwrap(),
+            "\"GET /a\";r=7;t=2"
+        );
+        let long: Box<str> = format!("\"{}\"", "x".repeat(300)).into();
+        assert!(draft_from_labels(&[long], &[state]).is_none());
+        let limits = RouteLimits::new(&crate::rate_limit::RateLimit::new(
+            crate::rate_limit::Quota::per_second(10),
+        ))
+        .unwrap();
+        let route = "x".repeat(300);
+        let value = draft(limits.quotas(), &route, &[state]).unwrap();
+        assert_eq!(value.len(), 302 + ";r=7;t=2".len());
     }
 
     #[test]

@@ -31,4 +31,4 @@ mod table;
 
 pub use layer::{RouteLayer, RouteService};
 pub use per_route::PerRoute;
-pub use table::{Route, RouteId, Routes, RoutesBuilder};
+pub use table::{MAX_PARAMETERS, Route, RouteId, Routes, RoutesBuilder};

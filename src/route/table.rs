@@ -325,6 +325,9 @@ fn make_route(table: TableId, id: RouteId, name: Box<str>, public: bool) -> Rout
     }
 }
 
+/// The most `{parameters}` one route's path may have.
+pub const MAX_PARAMETERS: usize = 16;
+
 /// Splits `METHOD /path` into an optional method (`None` for `*`) and a path.
 fn parse_pattern(pattern: &str) -> Result<(Option<Method>, &str), ConfigError> {
     let error = |reason: &str| ConfigError::new("route", reason).in_route(pattern);
@@ -336,6 +339,13 @@ fn parse_pattern(pattern: &str) -> Result<(Option<Method>, &str), ConfigError> {
     };
     if !path.starts_with('/') {
         return Err(error("the path must start with `/`"));
+    }
+    // The router takes up to 26 parameters and panics past that; counting
+    // every brace (an escaped `{{` counts twice) keeps well under it.
+    if path.bytes().filter(|&b| b == b'{').count() > MAX_PARAMETERS {
+        return Err(error(&format!(
+            "a path may have at most {MAX_PARAMETERS} parameters"
+        )));
     }
     if method == "*" {
         return Ok((None, path));
@@ -365,6 +375,25 @@ mod tests {
             .route("GET /files/{*rest}")
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn too_many_parameters_is_a_config_error_not_a_panic() {
+        // Found by the `routes` fuzz target: the router panics past 26.
+        let path: String = (0..30).map(|i| format!("/{{p{i}}}")).collect();
+        let error = Routes::builder()
+            .route(format!("GET {path}"))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field(), "route");
+        assert!(error.reason().contains("at most 16"), "{error}");
+        let path: String = (0..MAX_PARAMETERS).map(|i| format!("/{{p{i}}}")).collect();
+        let routes = Routes::builder()
+            .route(format!("GET {path}"))
+            .build()
+            .unwrap();
+        let request: String = (0..MAX_PARAMETERS).map(|i| format!("/{i}")).collect();
+        assert!(!routes.find(&Method::GET, &request).is_default());
     }
 
     #[test]
