@@ -25,7 +25,10 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 const FLOOD: u32 = 1_000_000;
 
 fn code(response: &Response<impl Sized>) -> Option<ErrorCode> {
-    response.extensions().get::<ApiError>().map(|e| e.code().clone())
+    response
+        .extensions()
+        .get::<ApiError>()
+        .map(|e| e.code().clone())
 }
 
 #[tokio::test]
