@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
-use super::gcra::QuotaState;
+use super::gcra::{Gcra, QuotaState};
 use super::quota::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, RateStore, RouteLimits};
 use crate::ConfigError;
@@ -398,9 +398,8 @@ impl Shared {
 /// Reads the script's answer into a decision and each quota's debt.
 fn read_reply(
     reply: &[i64],
-    limits: &RouteLimits,
+    quotas: &[Gcra],
 ) -> Result<(Decision, [Nanos; MAX_STACKED_QUOTAS]), StoreError> {
-    let quotas = limits.quotas();
     let [allowed, denied_by, retry_us, debts_us @ ..] = reply else {
         return Err(StoreError::new("the Redis script answered a short reply"));
     };
@@ -414,7 +413,7 @@ fn read_reply(
     let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
     for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
         debts[index] = nanos(*debt);
-        states[index] = quota.gcra.state(debts[index], 0);
+        states[index] = quota.state(debts[index], 0);
     }
     let states = &states[..quotas.len()];
     let decision = if *allowed == 1 {
@@ -461,7 +460,12 @@ impl RateStore for RedisRateStore {
             args.push(micros(quota.tolerance_nanos()));
         }
         let this = Arc::clone(&self.shared);
-        let limits = limits.clone();
+        // What reading the reply needs of the quotas, copied (no allocation).
+        let mut gcras = [quotas[0].gcra; MAX_STACKED_QUOTAS];
+        for (slot, quota) in gcras.iter_mut().zip(quotas) {
+            *slot = quota.gcra;
+        }
+        let count = quotas.len().min(MAX_STACKED_QUOTAS);
         let route: Box<str> = bucket.route().into();
         shared.calls.fetch_add(1, Ordering::Relaxed);
         Answer::Pending(Box::pin(async move {
@@ -479,7 +483,7 @@ impl RateStore for RedisRateStore {
             )
             .await;
             let reply = match reply {
-                Ok(Ok(reply)) => read_reply(&reply, &limits),
+                Ok(Ok(reply)) => read_reply(&reply, &gcras[..count]),
                 Ok(Err(error)) => Err(StoreError::new(error)),
                 Err(_) => Err(StoreError::new(format!(
                     "Redis did not answer within {:?}",
