@@ -230,6 +230,15 @@ fn bench_stack(c: &mut Criterion) {
     });
     group.finish();
 
+    // Servers (hyper-util's `TowerToHyperService`, axum) clone the whole
+    // service stack for every request: what that costs, alone and with both
+    // cores cloning at once (each clone and drop touches every shared
+    // `Arc`'s count).
+    let mut group = c.benchmark_group("clone");
+    clone_bench(&mut group, "tollgate_gate", &gated);
+    clone_bench(&mut group, "peer_stack", &peer);
+    group.finish();
+
     let mut group = c.benchmark_group("rejection");
     let key = f.keys[0].clone();
     type MakeRequest = Box<dyn Fn() -> Request<Full<Bytes>>>;
@@ -291,6 +300,34 @@ fn bench_stack(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// Clone and drop `service`, on one thread, then on two at once (time per
+/// clone on each thread).
+fn clone_bench<S: Clone + Send>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    service: &S,
+) {
+    group.bench_function(format!("{name}_clone_drop"), |b| {
+        b.iter(|| drop(black_box(service.clone())))
+    });
+    group.bench_function(format!("{name}_clone_drop_2threads"), |b| {
+        b.iter_custom(|iterations| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    let service = service.clone();
+                    scope.spawn(move || {
+                        for _ in 0..iterations {
+                            drop(black_box(service.clone()));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
 }
 
 criterion_group!(benches, bench_stack);

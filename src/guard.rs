@@ -61,6 +61,20 @@ pub trait Guard: Send + Sync + 'static {
     fn renderer(&self) -> &ErrorRenderer;
 }
 
+/// Two guards in one service: `A`'s check, then `B`'s. Rejections are
+/// rendered by `A`'s renderer. (The gate applies its origin and scope
+/// guards this way: one service, one shared count to touch per clone.)
+impl<A: Guard, B: Guard> Guard for (A, B) {
+    fn check<Body>(&self, request: &Request<Body>) -> Result<(), ApiError> {
+        self.0.check(request)?;
+        self.1.check(request)
+    }
+
+    fn renderer(&self) -> &ErrorRenderer {
+        self.0.renderer()
+    }
+}
+
 /// A layer applying a [`Guard`]. Cheap to clone.
 pub struct GuardLayer<G> {
     pub(crate) guard: Arc<G>,

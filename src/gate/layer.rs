@@ -6,11 +6,12 @@ use tower_layer::Layer;
 
 use super::observe::{ObserveLayer, ObserveService};
 use crate::body_limit::{BodyLimitLayer, BodyLimitService};
+use crate::guard::{GuardLayer, GuardService};
 use crate::key::{KeyLayer, KeyService};
-use crate::origin::{OriginLayer, OriginService};
+use crate::origin::OriginGuard;
 use crate::rate_limit::{RateLimitLayer, RateLimitService};
 use crate::route::{RouteLayer, RouteService};
-use crate::scope::{ScopeLayer, ScopeService};
+use crate::scope::ScopeGuard;
 
 /// The whole gate as one Tower layer: route, key, origin, scope, rate limit
 /// and body cap, outer to inner. Cheap to clone.
@@ -18,8 +19,8 @@ pub struct GateLayer<St, Rs> {
     pub(crate) route: RouteLayer,
     pub(crate) observe: ObserveLayer,
     pub(crate) key: KeyLayer<St>,
-    pub(crate) origin: OriginLayer,
-    pub(crate) scope: ScopeLayer,
+    /// The origin and scope checks, in one service.
+    pub(crate) guards: GuardLayer<(OriginGuard, ScopeGuard)>,
     pub(crate) rate: RateLimitLayer<Rs>,
     pub(crate) body: BodyLimitLayer,
 }
@@ -27,7 +28,10 @@ pub struct GateLayer<St, Rs> {
 /// The service a [`GateLayer`] makes around `S`.
 pub type GateService<S, St, Rs> = RouteService<
     ObserveService<
-        KeyService<OriginService<ScopeService<RateLimitService<BodyLimitService<S>, Rs>>>, St>,
+        KeyService<
+            GuardService<RateLimitService<BodyLimitService<S>, Rs>, (OriginGuard, ScopeGuard)>,
+            St,
+        >,
     >,
 >;
 
@@ -37,8 +41,7 @@ impl<S, St, Rs> Layer<S> for GateLayer<St, Rs> {
     fn layer(&self, inner: S) -> Self::Service {
         let inner = self.body.layer(inner);
         let inner = self.rate.layer(inner);
-        let inner = self.scope.layer(inner);
-        let inner = self.origin.layer(inner);
+        let inner = self.guards.layer(inner);
         let inner = self.key.layer(inner);
         let inner = self.observe.layer(inner);
         self.route.layer(inner)
@@ -51,8 +54,7 @@ impl<St, Rs> Clone for GateLayer<St, Rs> {
             route: self.route.clone(),
             observe: self.observe.clone(),
             key: self.key.clone(),
-            origin: self.origin.clone(),
-            scope: self.scope.clone(),
+            guards: self.guards.clone(),
             rate: self.rate.clone(),
             body: self.body.clone(),
         }

@@ -69,6 +69,7 @@ use crate::ConfigError;
 use crate::body_limit::BodyLimitLayer;
 use crate::clock::Clock;
 use crate::error::{Category, ErrorCode, ErrorRenderer};
+use crate::guard::GuardLayer;
 use crate::key::{KeyHasher, KeyKinds, KeyLayer, KeyParser, KeyStore};
 use crate::origin::{OriginLayer, OriginPolicy};
 use crate::rate_limit::{
@@ -373,8 +374,16 @@ impl<St: KeyStore, Rs: RateStore> GateBuilder<St, Rs> {
                 route: RouteLayer::new(routes),
                 observe: ObserveLayer { hook: self.hook },
                 key,
-                origin: OriginLayer::new(origins).with_renderer(renderer.clone()),
-                scope: ScopeLayer::new(scopes).with_renderer(renderer.clone()),
+                guards: GuardLayer::from_guard((
+                    OriginLayer::new(origins)
+                        .with_renderer(renderer.clone())
+                        .guard()
+                        .clone(),
+                    ScopeLayer::new(scopes)
+                        .with_renderer(renderer.clone())
+                        .guard()
+                        .clone(),
+                )),
                 rate,
                 body: BodyLimitLayer::new(caps).with_renderer(renderer.clone()),
             },

@@ -19,6 +19,12 @@ use crate::store::Answer;
 /// without calling it.
 pub struct KeyService<S, St> {
     inner: S,
+    /// One `Arc`, so that cloning the service (servers do, per request)
+    /// touches one shared count.
+    shared: Arc<Shared<St>>,
+}
+
+struct Shared<St> {
     store: Arc<St>,
     options: Arc<KeyOptions>,
 }
@@ -27,8 +33,7 @@ impl<S, St> KeyService<S, St> {
     pub(crate) fn from_parts(inner: S, store: Arc<St>, options: Arc<KeyOptions>) -> Self {
         Self {
             inner,
-            store,
-            options,
+            shared: Arc::new(Shared { store, options }),
         }
     }
 
@@ -60,8 +65,7 @@ impl<S: Clone, St> Clone for KeyService<S, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            store: Arc::clone(&self.store),
-            options: Arc::clone(&self.options),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -70,7 +74,7 @@ impl<S: fmt::Debug, St> fmt::Debug for KeyService<S, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyService")
             .field("inner", &self.inner)
-            .field("options", &self.options)
+            .field("options", &self.shared.options)
             .finish_non_exhaustive()
     }
 }
@@ -104,35 +108,28 @@ where
         if public || is_preflight(&request) {
             return ResponseFuture::inner(self.inner.call(request));
         }
-        let presented = match self.options.present(&request) {
+        let Shared { store, options } = &*self.shared;
+        let presented = match options.present(&request) {
             Ok(presented) => presented,
             Err(error) => {
-                return ResponseFuture::rejected(self.options.renderer.respond(error, &request));
+                return ResponseFuture::rejected(options.renderer.respond(error, &request));
             }
         };
-        match self.store.lookup(&presented.digest) {
-            Answer::Ready(result) => match self.options.admit(result, presented.kind) {
+        match store.lookup(&presented.digest) {
+            Answer::Ready(result) => match options.admit(result, presented.kind) {
                 Ok(record) => {
                     let mut request = request;
-                    self.options.admitted(&mut request, record);
+                    options.admitted(&mut request, record);
                     ResponseFuture::inner(self.inner.call(request))
                 }
-                Err(error) => {
-                    ResponseFuture::rejected(self.options.renderer.respond(error, &request))
-                }
+                Err(error) => ResponseFuture::rejected(options.renderer.respond(error, &request)),
             },
             Answer::Pending(lookup) => {
                 // The inner service was made ready by `poll_ready`: take that
                 // one along and leave a fresh clone in its place.
                 let fresh = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, fresh);
-                ResponseFuture::lookup(
-                    lookup,
-                    ready,
-                    request,
-                    Arc::clone(&self.options),
-                    presented.kind,
-                )
+                ResponseFuture::lookup(lookup, ready, request, Arc::clone(options), presented.kind)
             }
         }
     }

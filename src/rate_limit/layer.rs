@@ -145,8 +145,10 @@ impl<S, St> Layer<S> for RateLimitLayer<St> {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitService {
             inner,
-            store: Arc::clone(&self.store),
-            options: Arc::clone(&self.options),
+            shared: Arc::new(Shared {
+                store: Arc::clone(&self.store),
+                options: Arc::clone(&self.options),
+            }),
         }
     }
 }
@@ -154,6 +156,12 @@ impl<S, St> Layer<S> for RateLimitLayer<St> {
 /// The service made by [`RateLimitLayer`].
 pub struct RateLimitService<S, St = InMemoryRateStore> {
     inner: S,
+    /// One `Arc`, so that cloning the service (servers do, per request)
+    /// touches one shared count.
+    shared: Arc<Shared<St>>,
+}
+
+struct Shared<St> {
     store: Arc<St>,
     options: Arc<Options>,
 }
@@ -179,8 +187,7 @@ impl<S: Clone, St> Clone for RateLimitService<S, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            store: Arc::clone(&self.store),
-            options: Arc::clone(&self.options),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -295,7 +302,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let options = &*self.options;
+        let Shared { store, options } = &*self.shared;
         let limits = options.limits.get(request.extensions().get::<Route>());
         if limits.is_unlimited() {
             return ResponseFuture::inner(self.inner.call(request), None);
@@ -306,7 +313,7 @@ where
                 return ResponseFuture::rejected(options.renderer.respond(error, &request));
             }
         };
-        let result = match self.store.decide(&bucket, limits) {
+        let result = match store.decide(&bucket, limits) {
             Answer::Ready(result) => result,
             Answer::Pending(decision) => {
                 let limits = Arc::clone(limits);
@@ -317,7 +324,7 @@ where
                     decision,
                     ready,
                     request,
-                    Arc::clone(&self.options),
+                    Arc::clone(options),
                     limits,
                 );
             }
