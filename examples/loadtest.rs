@@ -6,11 +6,14 @@
 //! ```
 //!
 //! `throughput` (default): serves the demo API twice on 127.0.0.1 — the demo
-//! service without the gate (same handlers, CORS and panic handling), then
+//! service without the gate (same handlers, CORS and panic handling, and a
+//! fixed caller in each request so the handlers answer the same bodies), then
 //! with the gate built from `examples/gateway.toml`, every quota raised so
-//! none refuses — and drives each with in-process
-//! HTTP/1.1 keep-alive clients (hyper), alternating runs (`--rounds`, default
-//! 2). Prints requests/s, p50 and p99 latency, and the ratio gated/bare.
+//! none refuses, and `--keys` (default 10 000) secret keys over
+//! `--projects` (default 1 000) projects added to its store — and drives
+//! each with in-process HTTP/1.1 keep-alive clients (hyper), each walking
+//! the shuffled keys, alternating runs (`--rounds`, default 2). Prints
+//! requests/s, p50 and p99 latency, and the ratio gated/bare.
 //!
 //! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
 //! it can and checks that the admitted count is what the quota allows, within
@@ -41,6 +44,8 @@ struct Args {
     seconds: f64,
     connections: usize,
     rounds: usize,
+    keys: usize,
+    projects: usize,
     quota_mode: bool,
 }
 
@@ -49,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10.0,
         connections: 32,
         rounds: 2,
+        keys: 10_000,
+        projects: 1_000,
         quota_mode: false,
     };
     let mut given = std::env::args().skip(1);
@@ -64,6 +71,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--connections: {e}"))?
             }
             "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--keys" => args.keys = value()?.parse().map_err(|e| format!("--keys: {e}"))?,
+            "--projects" => {
+                args.projects = value()?.parse().map_err(|e| format!("--projects: {e}"))?
+            }
             "--mode" => match value()?.as_str() {
                 "throughput" => args.quota_mode = false,
                 "quota" => args.quota_mode = true,
@@ -72,8 +83,15 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    if args.seconds <= 0.0 || args.connections == 0 || args.rounds == 0 {
-        return Err("--seconds, --connections and --rounds must be positive".into());
+    if args.seconds <= 0.0
+        || args.connections == 0
+        || args.rounds == 0
+        || args.keys == 0
+        || args.projects == 0
+    {
+        return Err(
+            "--seconds, --connections, --rounds, --keys and --projects must be positive".into(),
+        );
     }
     Ok(args)
 }
@@ -143,13 +161,14 @@ async fn drive(
     address: SocketAddr,
     connections: usize,
     seconds: f64,
-    method: &'static str,
-    path: &'static str,
+    (method, path): (&'static str, &'static str),
+    keys: std::sync::Arc<[String]>,
 ) -> Run {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for client in 0..connections {
+        let keys = std::sync::Arc::clone(&keys);
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(address)
                 .await
@@ -161,12 +180,15 @@ async fn drive(
             tokio::spawn(connection);
             let mut latencies = Vec::new();
             let mut statuses = [0usize; 6];
+            // Each connection walks the keys from its own starting point.
+            let mut next = client * keys.len() / connections.max(1);
             while Instant::now() < deadline {
+                next = (next + 1) % keys.len();
                 let request = Request::builder()
                     .method(method)
                     .uri(path)
                     .header("host", "127.0.0.1")
-                    .header("authorization", format!("Bearer {SERVER_KEY}"))
+                    .header("authorization", format!("Bearer {}", keys[next]))
                     .body(Full::new(Bytes::from_static(b"{}")))
                     .expect("request");
                 let sent = Instant::now();
@@ -219,27 +241,82 @@ fn report(name: &str, run: &Run) -> f64 {
     rate
 }
 
+/// `count` secret keys over `projects` projects, added to `store`, in a
+/// shuffled order.
+fn add_keys(
+    config: &GateConfig,
+    store: &tollgate::key::InMemoryKeyStore,
+    count: usize,
+    projects: usize,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    use tollgate::key::{KeyEnv, KeyKind, KeyRecord};
+    let hasher = config.hasher()?;
+    let mut keys = Vec::with_capacity(count);
+    for i in 0..count {
+        let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Test))?;
+        let record = KeyRecord::new(
+            format!("load_{i}"),
+            format!("project_{}", i % projects.max(1)),
+            KeyKind::Secret,
+        );
+        store.insert(minted.digest(), record);
+        keys.push(minted.into_key());
+    }
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..keys.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        keys.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    Ok(keys)
+}
+
 async fn throughput(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let gate = unlimited_config()?.build()?;
+    let config = unlimited_config()?;
+    let gate = config.build()?;
+    let keys: std::sync::Arc<[String]> =
+        add_keys(&config, gate.key_store(), args.keys, args.projects)?.into();
     let gated = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+    // The bare app's handlers see a caller like the gated ones do.
+    let caller = tollgate::key::Principal::new(std::sync::Arc::new(tollgate::key::KeyRecord::new(
+        "load_0",
+        "project_0",
+        tollgate::key::KeyKind::Secret,
+    )));
     let bare = serve(app::bare_app(
         gate.renderer().clone(),
         app::handlers(gate.renderer().clone()),
+        caller,
     ))
     .await;
     println!(
-        "POST /v1/track, {} connections, {} s per run, {} rounds, alternating (loopback, one process)",
-        args.connections, args.seconds, args.rounds
+        "POST /v1/track, {} connections, {} s per run, {} rounds, alternating (loopback, one process); {} keys over {} projects, shuffled",
+        args.connections, args.seconds, args.rounds, args.keys, args.projects
     );
     let (mut bare_rates, mut gated_rates) = (Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         bare_rates.push(report(
             "bare",
-            &drive(bare, args.connections, args.seconds, "POST", "/v1/track").await,
+            &drive(
+                bare,
+                args.connections,
+                args.seconds,
+                ("POST", "/v1/track"),
+                keys.clone(),
+            )
+            .await,
         ));
         gated_rates.push(report(
             "gated",
-            &drive(gated, args.connections, args.seconds, "POST", "/v1/track").await,
+            &drive(
+                gated,
+                args.connections,
+                args.seconds,
+                ("POST", "/v1/track"),
+                keys.clone(),
+            )
+            .await,
         ));
     }
     let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
@@ -253,7 +330,15 @@ async fn throughput(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 async fn quota(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let gate = GateConfig::from_path(CONFIG)?.build()?;
     let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
-    let run = drive(address, args.connections, args.seconds, "GET", "/v1/stats").await;
+    let key: std::sync::Arc<[String]> = vec![SERVER_KEY.to_owned()].into();
+    let run = drive(
+        address,
+        args.connections,
+        args.seconds,
+        ("GET", "/v1/stats"),
+        key,
+    )
+    .await;
     let (rate, burst) = (10.0, 20.0);
     let elapsed = run.elapsed.as_secs_f64();
     let admitted = run.statuses[2] as f64;

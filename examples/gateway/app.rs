@@ -131,13 +131,19 @@ pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers)
 }
 
 /// The same service without the gate, for measuring what the gate costs.
-pub fn bare_app(renderer: ErrorRenderer, handlers: Handlers<Incoming>) -> App {
+/// Every request is given `caller` as its principal, so that the handlers
+/// do the same work (and answer the same bodies) as behind the gate.
+pub fn bare_app(renderer: ErrorRenderer, handlers: Handlers<Incoming>, caller: Principal) -> App {
     let service = ServiceBuilder::new()
         .layer(cors())
         .map_response(|response: Response<_>| {
             response.map(|body: tower_http::body::UnsyncBoxBody<_, _>| body.boxed_unsync())
         })
         .layer(catch_panics(renderer))
+        .map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(caller.clone());
+            request
+        })
         .service(handlers);
     BoxCloneService::new(service)
 }
