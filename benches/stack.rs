@@ -14,6 +14,9 @@
 //! - `peer_stack`: tower-http's `RequestBodyLimitLayer` and `tower_governor`
 //!   keyed by the bearer token: no key check at all.
 //!
+//! Group `clone`: cloning and dropping each stack, as servers do for every
+//! request, on one thread and on two at once.
+//!
 //! Group `rejection`: what each kind of refusal costs through the full gate
 //! (401 missing key, 401 unknown key, 403 scope, 429, 413).
 
