@@ -112,7 +112,7 @@ impl KeyHasher {
     /// HMAC-SHA256 digests keyed by `pepper`.
     pub fn with_pepper(pepper: &[u8]) -> Self {
         // HMAC accepts keys of any length, so this cannot fail.
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(pepper).ok();
+        let keyed = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(pepper).ok();
         Self { keyed }
     }
 
