@@ -101,16 +101,16 @@ fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
     let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(CONFIG)?)?;
     if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
         for route in routes {
-            if let Some(table) = route.as_table_mut() {
-                if table.contains_key("quotas") {
-                    let quota: toml::Value = toml::from_str(
-                        "q = { rate = 1000000000, per = \"second\", burst = 1000000000 }",
-                    )?;
-                    table.insert(
-                        "quotas".into(),
-                        toml::Value::Array(vec![quota["q"].clone()]),
-                    );
-                }
+            if let Some(table) = route.as_table_mut()
+                && table.contains_key("quotas")
+            {
+                let quota: toml::Value = toml::from_str(
+                    "q = { rate = 1000000000, per = \"second\", burst = 1000000000 }",
+                )?;
+                table.insert(
+                    "quotas".into(),
+                    toml::Value::Array(vec![quota["q"].clone()]),
+                );
             }
         }
     }

@@ -58,11 +58,12 @@
 
 pub mod body;
 pub mod body_limit;
+pub mod check;
 pub mod clock;
 mod config;
+pub mod context;
 pub mod error;
 pub mod gate;
-pub mod guard;
 mod hash;
 pub mod key;
 pub mod origin;

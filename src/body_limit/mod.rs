@@ -38,9 +38,7 @@
 //! ```
 
 mod body;
-mod future;
-mod layer;
+mod cap;
 
 pub use body::{BodyTooLarge, BoxError, LimitedBody};
-pub use future::ResponseFuture;
-pub use layer::{BodyLimitLayer, BodyLimitService};
+pub use cap::{BodyCap, BodyLimitLayer, BodyLimitService, BodyLimits, Capped, Overflow, Uncapped};

@@ -188,6 +188,29 @@ impl RenderError for ProblemJson {
     }
 }
 
+/// The shape of error bodies, as a configuration file names it
+/// (`errors = "json"` or `"problem"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorFormat {
+    /// The JSON envelope ([`JsonEnvelope`]).
+    #[default]
+    Json,
+    /// RFC 9457 problem details ([`ProblemJson`]).
+    Problem,
+}
+
+impl ErrorFormat {
+    /// A renderer of this shape.
+    pub fn renderer(self) -> ErrorRenderer {
+        match self {
+            Self::Json => ErrorRenderer::default(),
+            Self::Problem => ErrorRenderer::problem_json(),
+        }
+    }
+}
+
 /// The renderer every layer shares: set once, cheap to clone.
 ///
 /// It picks the response shape ([`JsonEnvelope`] by default), answers gRPC
@@ -234,6 +257,11 @@ impl ErrorRenderer {
     pub fn with_request_id_header(mut self, header: HeaderName) -> Self {
         self.request_id_header = header;
         self
+    }
+
+    /// The header the request id is read from.
+    pub fn request_id_header(&self) -> &HeaderName {
+        &self.request_id_header
     }
 
     /// Whether gRPC requests get gRPC status responses (on by default).

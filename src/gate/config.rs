@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
-use crate::error::ErrorRenderer;
+use crate::error::ErrorFormat;
 use crate::key::{
     InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus,
 };
-use crate::origin::MissingOrigin;
-use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
+use crate::rate_limit::{InMemoryRateStore, Partition, RateLimitHeaders};
+use crate::route::TrailingSlash;
 
 /// A gate's configuration as data: global settings, defaults, keys and
 /// routes. Read it with [`GateConfig::from_toml`] or
@@ -81,16 +81,19 @@ pub struct GateConfig {
     pub request_id_header: Option<String>,
     /// How rate limits are partitioned: `project` (default), `key`, `ip`, `global`.
     #[serde(default)]
-    pub partition: PartitionConfig,
+    pub partition: Partition,
     /// Proxies trusted to report the client in `X-Forwarded-For`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
     /// `draft` (default), `legacy`, `both` or `none`.
     #[serde(default)]
     pub rate_limit_headers: RateLimitHeaders,
+    /// `trim` (default: `/v1/track/` is `/v1/track`) or `keep`.
+    #[serde(default)]
+    pub trailing_slash: TrailingSlash,
     /// The policy of unmatched requests and the defaults of every route.
     #[serde(default)]
-    pub defaults: RouteConfig,
+    pub defaults: RoutePolicy,
     /// Keys to load into the in-memory store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyConfig>,
@@ -103,32 +106,6 @@ pub struct GateConfig {
     #[cfg(feature = "redis")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<crate::rate_limit::RedisOptions>,
-}
-
-/// The shape of error bodies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorFormat {
-    /// The JSON envelope.
-    #[default]
-    Json,
-    /// RFC 9457 problem details.
-    Problem,
-}
-
-/// How rate limits are partitioned.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartitionConfig {
-    /// Per project.
-    #[default]
-    Project,
-    /// Per key.
-    Key,
-    /// Per client IP.
-    Ip,
-    /// One bucket for everyone.
-    Global,
 }
 
 /// One key. Give it in the clear (`key`, hashed at load: for demos and
@@ -188,6 +165,7 @@ impl fmt::Debug for GateConfig {
             .field("partition", &self.partition)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("rate_limit_headers", &self.rate_limit_headers)
+            .field("trailing_slash", &self.trailing_slash)
             .field("defaults", &self.defaults)
             .field("keys", &self.keys)
             .field("routes", &self.routes);
@@ -281,126 +259,76 @@ fn parse_rfc3339_utc(text: &str) -> Option<u64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
-/// One route's policy (or, as `defaults`, every route's defaults).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `[[routes]]` entry: `route = "METHOD /path"` and the route's
+/// [`RoutePolicy`], whose fields sit beside it:
+///
+/// ```toml
+/// [[routes]]
+/// route = "POST /v1/track"
+/// scopes = ["ingest"]
+/// quotas = [{ rate = 50, per = "second", burst = 200 }]
+/// ```
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RouteConfig {
-    /// `METHOD /path/{param}` (absent in `defaults`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `METHOD /path/{param}` (required: its absence is reported when the
+    /// gate is built, as `routes[N].route`).
     pub route: Option<String>,
-    /// No key needed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public: Option<bool>,
-    /// Scopes a key must all hold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
-    /// Scopes of which a key must hold one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub any_scopes: Option<Vec<String>>,
-    /// Accepted key kinds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kinds: Option<Vec<KeyKind>>,
-    /// The code refusing other kinds (default `key_kind_not_allowed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind_code: Option<String>,
-    /// Answer 404 instead of 403.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hidden: Option<bool>,
-    /// Origins for browser keys whose record lists none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origins: Option<Vec<String>>,
-    /// `reject` (default), `allow` or `referer`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing_origin: Option<MissingOrigin>,
-    /// Quotas, all of which must allow a request (`[]`: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quotas: Option<Vec<QuotaConfig>>,
-    /// Tokens one request costs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<u64>,
-    /// Body cap in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_limit: Option<u64>,
-}
-
-/// A quota: `rate` per `per` (`second`, `minute`, `hour`, `day`), `burst`
-/// (default `rate`), optional `name`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct QuotaConfig {
-    /// Tokens per period.
-    pub rate: u64,
-    /// The period.
-    pub per: Period,
-    /// Capacity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u64>,
-    /// Policy name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-/// A quota's period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    /// One second.
-    Second,
-    /// One minute.
-    Minute,
-    /// One hour.
-    Hour,
-    /// One day.
-    Day,
-}
-
-impl QuotaConfig {
-    fn quota(&self) -> Quota {
-        let mut quota = match self.per {
-            Period::Second => Quota::per_second(self.rate),
-            Period::Minute => Quota::per_minute(self.rate),
-            Period::Hour => Quota::per_hour(self.rate),
-            Period::Day => Quota::per_day(self.rate),
-        };
-        if let Some(burst) = self.burst {
-            quota = quota.burst(burst);
-        }
-        if let Some(name) = &self.name {
-            quota = quota.named(name.as_str());
-        }
-        quota
-    }
+    /// The route's policy.
+    pub policy: RoutePolicy,
 }
 
 impl RouteConfig {
-    fn policy(&self) -> Result<RoutePolicy, ConfigError> {
-        let mut policy = RoutePolicy::new();
-        policy.public = self.public;
-        match (&self.scopes, &self.any_scopes) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    "scopes",
-                    "set `scopes` or `any_scopes`, not both",
+    /// A route entry.
+    pub fn new(route: impl Into<String>, policy: RoutePolicy) -> Self {
+        Self {
+            route: Some(route.into()),
+            policy,
+        }
+    }
+}
+
+impl Serialize for RouteConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            route: &'a Option<String>,
+            #[serde(flatten)]
+            policy: &'a RoutePolicy,
+        }
+        Entry {
+            route: &self.route,
+            policy: &self.policy,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteConfig {
+    /// The entry is read as a table, `route` taken out, and the rest read as
+    /// a [`RoutePolicy`] (unknown fields refused), so a mistake is reported
+    /// with the route it is in.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let route = match table.remove("route") {
+            Some(serde_json::Value::String(route)) => Some(route),
+            Some(_) => {
+                return Err(D::Error::custom(
+                    "`route` must be a string like \"POST /v1/track\"",
                 ));
             }
-            (Some(all), None) => policy = policy.require_all(all.iter().cloned()),
-            (None, Some(any)) => policy = policy.require_any(any.iter().cloned()),
-            (None, None) => {}
-        }
-        policy.kinds = self.kinds.clone();
-        policy.kind_code = self.kind_code.clone();
-        policy.hidden = self.hidden;
-        policy.origins = self.origins.clone();
-        policy.missing_origin = self.missing_origin;
-        policy.quotas = self
-            .quotas
-            .as_ref()
-            .map(|quotas| quotas.iter().map(QuotaConfig::quota).collect());
-        policy.cost = self.cost;
-        policy.body_limit = self.body_limit;
-        Ok(policy)
+            None => None,
+        };
+        let policy =
+            RoutePolicy::deserialize(serde_json::Value::Object(table)).map_err(|error| {
+                D::Error::custom(format!(
+                    "route `{}`: {error}",
+                    route.as_deref().unwrap_or("?")
+                ))
+            })?;
+        Ok(Self { route, policy })
     }
 }
 
@@ -517,10 +445,16 @@ impl GateConfig {
         let hasher = self.hasher()?;
         let parser = KeyParser::new().require_checksum(self.require_checksum.unwrap_or(true));
         let store = self.key_store(&hasher, &parser)?;
-        let mut renderer = match self.errors {
-            ErrorFormat::Json => ErrorRenderer::default(),
-            ErrorFormat::Problem => ErrorRenderer::problem_json(),
-        };
+        let mut builder = Gate::builder(store)
+            .hasher(hasher)
+            .parser(parser)
+            .strip_credential(self.strip_credential)
+            .renderer(self.errors.renderer())
+            .partition(self.partition.clone())
+            .trusted_proxies(&self.trusted_proxies)
+            .rate_limit_headers(self.rate_limit_headers)
+            .trailing_slash(self.trailing_slash)
+            .defaults(self.defaults.clone());
         if let Some(header) = &self.request_id_header {
             let header = HeaderName::try_from(header.as_str()).map_err(|_| {
                 ConfigError::new(
@@ -528,49 +462,22 @@ impl GateConfig {
                     format!("`{header}` is not a header name"),
                 )
             })?;
-            renderer = renderer.with_request_id_header(header);
+            builder = builder.request_id_header(header);
         }
-        if self.defaults.route.is_some() {
-            return Err(ConfigError::new(
-                "defaults.route",
-                "the defaults apply to every route; remove `route`",
-            ));
-        }
-        let mut builder = Gate::builder(store)
-            .hasher(hasher)
-            .parser(parser)
-            .strip_credential(self.strip_credential)
-            .renderer(renderer)
-            .partition(match self.partition {
-                PartitionConfig::Project => Partition::Project,
-                PartitionConfig::Key => Partition::KeyId,
-                PartitionConfig::Ip => Partition::ClientIp,
-                PartitionConfig::Global => Partition::Global,
-            })
-            .trusted_proxies(self.trusted_proxies.iter().cloned())
-            .rate_limit_headers(self.rate_limit_headers)
-            .defaults(
-                self.defaults
-                    .policy()
-                    .map_err(|error| error.in_route("defaults"))?,
-            );
         if let Some(name) = &self.query_parameter {
             builder = builder.query_parameter(name.as_str());
         }
         if let Some(timeout) = self.lookup_timeout_ms {
             builder = builder.lookup_timeout(Some(Duration::from_millis(timeout)));
         }
-        for (index, route) in self.routes.iter().enumerate() {
-            let Some(pattern) = &route.route else {
+        for (index, entry) in self.routes.iter().enumerate() {
+            let Some(pattern) = &entry.route else {
                 return Err(ConfigError::new(
                     format!("routes[{index}].route"),
                     "every route needs `route = \"METHOD /path\"`",
                 ));
             };
-            let policy = route
-                .policy()
-                .map_err(|error| error.in_route(pattern.as_str()))?;
-            builder = builder.route(pattern.as_str(), policy);
+            builder = builder.route(pattern.as_str(), entry.policy.clone());
         }
         Ok(builder)
     }

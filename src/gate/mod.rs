@@ -1,13 +1,16 @@
-//! The [`Gate`]: one builder, one policy per route, every layer in order.
+//! The [`Gate`]: one builder, one policy per route, every check in order.
 //!
 //! ```text
-//! request ─► route ─► key ─► origin ─► scope ─► rate limit ─► body cap ─► your service
+//! request ─► route ─► key ─► origin ─► scope ─► your checks ─► rate limit ─► body cap ─► your service
 //! ```
 //!
-//! The gate matches each request's route once; every layer then reads its
-//! per-route setting from the [`RoutePolicy`] of that route (or the gate's
-//! defaults). [`GateBuilder::build`] checks everything at start-up and names
-//! the route and field of any mistake.
+//! The gate is one [`CheckService`](crate::check::CheckService): the checks
+//! run in order in one service and one response future, then the body cap,
+//! then your service — or the first rejection is rendered. It matches each
+//! request's route once; every check then reads its per-route setting from
+//! the [`RoutePolicy`] of that route (or the gate's defaults).
+//! [`GateBuilder::build`] checks everything at start-up and names the route
+//! and field of any mistake.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -50,7 +53,6 @@
 //! ```
 
 mod config;
-mod layer;
 mod observe;
 mod policy;
 
@@ -58,76 +60,89 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 
-pub use config::{GateConfig, KeyConfig, QuotaConfig, RouteConfig};
-pub use layer::{GateLayer, GateService};
-pub use observe::{GateEvent, ObserveFuture, ObserveService};
-pub use policy::{RoutePolicy, ScopeMode};
+pub use config::{Expiry, GateConfig, KeyConfig, RouteConfig};
+pub use observe::GateEvent;
+pub(crate) use observe::Hook;
+pub use policy::RoutePolicy;
 
 use crate::ConfigError;
-use crate::body_limit::BodyLimitLayer;
+use crate::body_limit::BodyLimits;
+use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
 use crate::error::{Category, ErrorCode, ErrorRenderer};
-use crate::guard::GuardLayer;
-use crate::key::{KeyHasher, KeyKinds, KeyLayer, KeyParser, KeyStore};
-use crate::origin::{OriginLayer, OriginPolicy};
+use crate::key::{KeyCheck, KeyHasher, KeyKind, KeyKinds, KeyOptions, KeyParser, KeyStore};
+use crate::origin::{OriginCheck, OriginPolicy};
 use crate::rate_limit::{
-    InMemoryRateStore, Partition, RateLimit, RateLimitHeaders, RateLimitLayer, RateStore,
+    InMemoryRateStore, Partition, RateLimit, RateLimitCheck, RateLimitHeaders, RateOptions,
+    RateStore,
 };
-use crate::route::{PerRoute, RouteLayer, Routes};
-use crate::scope::{ScopeLayer, ScopeRule};
-use observe::ObserveLayer;
+use crate::route::{PerRoute, Route, RouteCheck, Routes, TrailingSlash};
+use crate::scope::{ScopeCheck, ScopeRule};
 
 /// The body cap of routes (and unmatched requests) that set none: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 
+/// The gate's checks, in order: route, key, origin, scope, yours (`C`),
+/// rate limit.
+pub type GateChecks<St, Rs, C = ()> = Then<
+    Then<Then<Then<Then<RouteCheck, KeyCheck<St>>, OriginCheck>, ScopeCheck>, C>,
+    RateLimitCheck<Rs>,
+>;
+
+/// The whole gate as one Tower layer: its checks and the body cap. Cheap to
+/// clone.
+pub type GateLayer<St, Rs = InMemoryRateStore, C = ()> =
+    CheckLayer<GateChecks<St, Rs, C>, BodyLimits>;
+
+/// The service a [`GateLayer`] makes around `S`.
+pub type GateService<S, St, Rs = InMemoryRateStore, C = ()> =
+    CheckService<S, GateChecks<St, Rs, C>, BodyLimits>;
+
 /// A built gate: its routes and its [`GateLayer`]. Cheap to clone.
-pub struct Gate<St, Rs = InMemoryRateStore> {
-    layer: GateLayer<St, Rs>,
-    renderer: ErrorRenderer,
+pub struct Gate<St, Rs = InMemoryRateStore, C = ()> {
+    layer: GateLayer<St, Rs, C>,
 }
 
 impl<St: KeyStore> Gate<St, InMemoryRateStore> {
     /// Starts a gate authenticating against `key_store`, rate-limiting in
-    /// memory.
+    /// memory (on the builder's clock).
     pub fn builder(key_store: St) -> GateBuilder<St, InMemoryRateStore> {
         GateBuilder {
             key_store,
-            rate_store: InMemoryRateStore::new(),
-            hasher: KeyHasher::new(),
-            parser: KeyParser::new(),
-            query_parameter: None,
-            strip_credential: false,
-            lookup_timeout: Some(crate::key::DEFAULT_LOOKUP_TIMEOUT),
-            renderer: ErrorRenderer::default(),
-            clock: Clock::system(),
-            partition: Partition::default(),
-            trusted_proxies: Vec::new(),
-            headers: RateLimitHeaders::default(),
-            origin_kinds: KeyKinds::only(crate::key::KeyKind::Publishable),
-            defaults: RoutePolicy::new(),
-            routes: Vec::new(),
-            hook: None,
+            rate_store: RateStoreSlot::Default(InMemoryRateStore::with_clock),
+            check: (),
+            settings: Settings::default(),
         }
     }
 }
 
-impl<St, Rs> Gate<St, Rs> {
+impl<St, Rs, C> Gate<St, Rs, C> {
     /// The layer to put in front of your service (axum `Router::layer`,
     /// `tower::ServiceBuilder::layer`, tonic `Server::builder().layer`).
-    pub fn layer(&self) -> GateLayer<St, Rs> {
+    pub fn layer(&self) -> GateLayer<St, Rs, C> {
         self.layer.clone()
+    }
+
+    fn checks(&self) -> &GateChecks<St, Rs, C> {
+        self.layer.checks()
     }
 
     /// The route table.
     pub fn routes(&self) -> &Routes {
-        self.layer.route.routes()
+        self.checks()
+            .first()
+            .first()
+            .first()
+            .first()
+            .first()
+            .routes()
     }
 
-    /// The renderer every layer shares.
+    /// The renderer every check shares.
     pub fn renderer(&self) -> &ErrorRenderer {
-        &self.renderer
+        self.layer.renderer()
     }
 
     /// The key store.
@@ -135,7 +150,13 @@ impl<St, Rs> Gate<St, Rs> {
     where
         St: KeyStore,
     {
-        self.layer.key.store()
+        self.checks()
+            .first()
+            .first()
+            .first()
+            .first()
+            .second()
+            .store()
     }
 
     /// The rate store.
@@ -143,20 +164,19 @@ impl<St, Rs> Gate<St, Rs> {
     where
         Rs: RateStore,
     {
-        self.layer.rate.store()
+        self.checks().second().store()
     }
 }
 
-impl<St, Rs> Clone for Gate<St, Rs> {
+impl<St, Rs, C> Clone for Gate<St, Rs, C> {
     fn clone(&self) -> Self {
         Self {
             layer: self.layer.clone(),
-            renderer: self.renderer.clone(),
         }
     }
 }
 
-impl<St, Rs> fmt::Debug for Gate<St, Rs> {
+impl<St, Rs, C> fmt::Debug for Gate<St, Rs, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gate")
             .field("routes", self.routes())
@@ -164,230 +184,274 @@ impl<St, Rs> fmt::Debug for Gate<St, Rs> {
     }
 }
 
-/// Configures a [`Gate`]; see the [module docs](self).
-#[must_use]
-pub struct GateBuilder<St, Rs> {
-    key_store: St,
-    rate_store: Rs,
-    hasher: KeyHasher,
-    parser: KeyParser,
-    query_parameter: Option<String>,
-    strip_credential: bool,
-    lookup_timeout: Option<Duration>,
-    renderer: ErrorRenderer,
-    clock: Clock,
-    partition: Partition,
-    trusted_proxies: Vec<String>,
-    headers: RateLimitHeaders,
-    origin_kinds: KeyKinds,
-    defaults: RoutePolicy,
-    routes: Vec<(String, RoutePolicy)>,
-    hook: Option<observe::Hook>,
+/// The rate store a builder will use: one given, or the default in-memory
+/// store, made at `build` on the builder's clock.
+enum RateStoreSlot<Rs> {
+    Given(Rs),
+    Default(fn(Clock) -> Rs),
 }
 
-impl<St: KeyStore, Rs: RateStore> GateBuilder<St, Rs> {
+/// Everything a builder holds but its stores and your check. The checks'
+/// own option structs, kept whole and handed over at `build`.
+struct Settings {
+    key: KeyOptions,
+    rate: RateOptions,
+    origin_kinds: KeyKinds,
+    renderer: ErrorRenderer,
+    request_id_header: Option<HeaderName>,
+    clock: Clock,
+    trailing_slash: TrailingSlash,
+    defaults: RoutePolicy,
+    routes: Vec<(String, RoutePolicy)>,
+    hook: Option<Hook>,
+    /// The first mistake found by a setter that cannot fail, reported by
+    /// `build`.
+    error: Option<ConfigError>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            key: KeyOptions::default(),
+            rate: RateOptions::default(),
+            origin_kinds: KeyKinds::only(KeyKind::Publishable),
+            renderer: ErrorRenderer::default(),
+            request_id_header: None,
+            clock: Clock::system(),
+            trailing_slash: TrailingSlash::default(),
+            defaults: RoutePolicy::new(),
+            routes: Vec::new(),
+            hook: None,
+            error: None,
+        }
+    }
+}
+
+/// Configures a [`Gate`]; see the [module docs](self).
+#[must_use]
+pub struct GateBuilder<St, Rs, C = ()> {
+    key_store: St,
+    rate_store: RateStoreSlot<Rs>,
+    check: C,
+    settings: Settings,
+}
+
+impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// Keeps rate-limit buckets in `store` (for example one shared by
     /// several instances).
-    pub fn rate_store<Rs2: RateStore>(self, store: Rs2) -> GateBuilder<St, Rs2> {
-        self.with_stores(|key_store, _| (key_store, store))
-    }
-
-    /// Authenticates against `store` instead.
-    pub fn key_store<St2: KeyStore>(self, store: St2) -> GateBuilder<St2, Rs> {
-        self.with_stores(|_, rate_store| (store, rate_store))
-    }
-
-    fn with_stores<St2, Rs2>(
-        self,
-        swap: impl FnOnce(St, Rs) -> (St2, Rs2),
-    ) -> GateBuilder<St2, Rs2> {
-        let (key_store, rate_store) = swap(self.key_store, self.rate_store);
+    pub fn rate_store<Rs2: RateStore>(self, store: Rs2) -> GateBuilder<St, Rs2, C> {
         GateBuilder {
-            key_store,
-            rate_store,
-            hasher: self.hasher,
-            parser: self.parser,
-            query_parameter: self.query_parameter,
-            strip_credential: self.strip_credential,
-            lookup_timeout: self.lookup_timeout,
-            renderer: self.renderer,
-            clock: self.clock,
-            partition: self.partition,
-            trusted_proxies: self.trusted_proxies,
-            headers: self.headers,
-            origin_kinds: self.origin_kinds,
-            defaults: self.defaults,
-            routes: self.routes,
-            hook: self.hook,
+            key_store: self.key_store,
+            rate_store: RateStoreSlot::Given(store),
+            check: self.check,
+            settings: self.settings,
         }
     }
 
-    /// Digests keys with `hasher` (the pepper).
-    pub fn hasher(mut self, hasher: KeyHasher) -> Self {
-        self.hasher = hasher;
+    /// Authenticates against `store` instead.
+    pub fn key_store<St2: KeyStore>(self, store: St2) -> GateBuilder<St2, Rs, C> {
+        GateBuilder {
+            key_store: store,
+            rate_store: self.rate_store,
+            check: self.check,
+            settings: self.settings,
+        }
+    }
+
+    /// Runs `check` on every request after the scope check and before the
+    /// rate limit (so a request it refuses consumes no token); several are
+    /// chained with [`Check::then`]. See [`check`](crate::check).
+    pub fn check<C2: Check>(self, check: C2) -> GateBuilder<St, Rs, C2> {
+        GateBuilder {
+            key_store: self.key_store,
+            rate_store: self.rate_store,
+            check,
+            settings: self.settings,
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
         self
+    }
+
+    /// Digests keys with `hasher` (the pepper).
+    pub fn hasher(self, hasher: KeyHasher) -> Self {
+        self.with(|s| s.key.hasher = hasher)
     }
 
     /// Parses keys with `parser` (prefixes, checksum).
-    pub fn parser(mut self, parser: KeyParser) -> Self {
-        self.parser = parser;
-        self
+    pub fn parser(self, parser: KeyParser) -> Self {
+        self.with(|s| s.key.parser = parser)
     }
 
     /// Also accepts publishable keys in this query parameter.
-    pub fn query_parameter(mut self, name: impl Into<String>) -> Self {
-        self.query_parameter = Some(name.into());
-        self
+    pub fn query_parameter(self, name: impl Into<String>) -> Self {
+        let name: String = name.into();
+        self.with(|s| s.key.query_parameter = Some(name.into()))
     }
 
     /// Removes the credential before your service sees the request.
-    pub fn strip_credential(mut self, strip: bool) -> Self {
-        self.strip_credential = strip;
-        self
+    pub fn strip_credential(self, strip: bool) -> Self {
+        self.with(|s| s.key.strip_credential = strip)
     }
 
     /// How long the key store has to answer (`None`: no limit).
-    pub fn lookup_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.lookup_timeout = timeout;
-        self
+    pub fn lookup_timeout(self, timeout: Option<Duration>) -> Self {
+        self.with(|s| s.key.lookup_timeout = timeout)
     }
 
-    /// Renders every rejection with `renderer`.
-    pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
-        self.renderer = renderer;
-        self
+    /// Renders every rejection with `renderer`. The request-id header set
+    /// with [`request_id_header`](Self::request_id_header) (or a config
+    /// file's) still applies.
+    pub fn renderer(self, renderer: ErrorRenderer) -> Self {
+        self.with(|s| s.renderer = renderer)
     }
 
-    /// Reads time from `clock` (key expiry, rate-limit reset times).
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+    /// Echoes the request id from `header` (default `x-request-id`).
+    pub fn request_id_header(self, header: HeaderName) -> Self {
+        self.with(|s| s.request_id_header = Some(header))
+    }
+
+    /// Reads every time from `clock`: key expiry, rate-limit reset times,
+    /// and the buckets of the default in-memory rate store. (A rate store
+    /// you give keeps its own clock.)
+    pub fn clock(self, clock: Clock) -> Self {
+        self.with(|s| s.clock = clock)
     }
 
     /// Partitions rate limits by `partition` (default: project).
-    pub fn partition(mut self, partition: Partition) -> Self {
-        self.partition = partition;
-        self
+    pub fn partition(self, partition: Partition) -> Self {
+        self.with(|s| s.rate.partition = partition)
     }
 
-    /// Trusts these proxies' `X-Forwarded-For` (CIDR networks or addresses).
-    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    /// Trusts these proxies' `X-Forwarded-For` (CIDR networks or
+    /// addresses); a bad one is reported by [`build`](Self::build).
+    pub fn trusted_proxies<I, S>(self, proxies: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
-        self
+        let parsed = RateOptions::parse_proxies(proxies);
+        self.with(|s| match parsed {
+            Ok(nets) => s.rate.trusted_proxies = nets,
+            Err(error) => {
+                s.error.get_or_insert(error);
+            }
+        })
     }
 
     /// Chooses the rate-limit headers.
-    pub fn rate_limit_headers(mut self, headers: RateLimitHeaders) -> Self {
-        self.headers = headers;
-        self
+    pub fn rate_limit_headers(self, headers: RateLimitHeaders) -> Self {
+        self.with(|s| s.rate.headers = headers)
     }
 
     /// The key kinds whose origin is checked (publishable by default).
-    pub fn origin_kinds(mut self, kinds: impl Into<KeyKinds>) -> Self {
-        self.origin_kinds = kinds.into();
-        self
+    pub fn origin_kinds(self, kinds: impl Into<KeyKinds>) -> Self {
+        let kinds = kinds.into();
+        self.with(|s| s.origin_kinds = kinds)
+    }
+
+    /// How trailing slashes are matched (default: trimmed).
+    pub fn trailing_slash(self, trailing_slash: TrailingSlash) -> Self {
+        self.with(|s| s.trailing_slash = trailing_slash)
     }
 
     /// The policy of unmatched requests, and the defaults of every route's
     /// unset settings.
-    pub fn defaults(mut self, defaults: RoutePolicy) -> Self {
-        self.defaults = defaults;
-        self
+    pub fn defaults(self, defaults: RoutePolicy) -> Self {
+        self.with(|s| s.defaults = defaults)
     }
 
     /// Declares a route (`METHOD /path/{param}`, method `*` for any) and its
     /// policy.
-    pub fn route(mut self, pattern: impl Into<String>, policy: RoutePolicy) -> Self {
-        self.routes.push((pattern.into(), policy));
-        self
+    pub fn route(self, pattern: impl Into<String>, policy: RoutePolicy) -> Self {
+        let pattern = pattern.into();
+        self.with(|s| s.routes.push((pattern, policy)))
     }
 
     /// Calls `hook` once per request with what the gate decided (allowed, or
     /// rejected with its code) — for example to count rejections per code and
     /// route.
-    pub fn on_decision(mut self, hook: impl Fn(&GateEvent<'_>) + Send + Sync + 'static) -> Self {
-        self.hook = Some(Arc::new(hook));
-        self
+    pub fn on_decision(self, hook: impl Fn(&GateEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.with(|s| s.hook = Some(Arc::new(hook)))
     }
 
     /// Checks every setting and builds the gate. The error names the route
     /// and field at fault.
-    pub fn build(self) -> Result<Gate<St, Rs>, ConfigError> {
-        let defaults = &self.defaults;
-        let mut table = Routes::builder().default_public(defaults.public.unwrap_or(false));
-        for (pattern, policy) in &self.routes {
+    pub fn build(self) -> Result<Gate<St, Rs, C>, ConfigError> {
+        let Settings {
+            mut key,
+            mut rate,
+            origin_kinds,
+            mut renderer,
+            request_id_header,
+            clock,
+            trailing_slash,
+            defaults,
+            routes: declared,
+            hook,
+            error,
+        } = self.settings;
+        if let Some(error) = error {
+            return Err(error);
+        }
+        let mut table = Routes::builder()
+            .trailing_slash(trailing_slash)
+            .default_public(defaults.public.unwrap_or(false));
+        for (pattern, policy) in &declared {
             table = table.declare(
                 pattern.as_str(),
-                policy.or(defaults).public.unwrap_or(false),
+                policy.or(&defaults).public.unwrap_or(false),
             );
         }
         let routes = table.build()?;
 
-        let default_name = crate::route::Route::DEFAULT_NAME;
-        let in_default = |error: ConfigError| error.in_route(default_name);
+        let in_default = |error: ConfigError| error.in_route(Route::DEFAULT_NAME);
         let mut origins = PerRoute::new(
             &routes,
-            origin_policy(defaults, self.origin_kinds).map_err(in_default)?,
+            origin_policy(&defaults, origin_kinds).map_err(in_default)?,
         );
-        let mut scopes = PerRoute::new(&routes, scope_rule(defaults).map_err(in_default)?);
-        let mut limits = PerRoute::new(&routes, rate_limit(defaults));
+        let mut scopes = PerRoute::new(&routes, scope_rule(&defaults).map_err(in_default)?);
+        let mut limits = PerRoute::new(&routes, rate_limit(&defaults));
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
-        for (pattern, policy) in &self.routes {
+        for (pattern, policy) in &declared {
             let Some(route) = routes.get(pattern) else {
                 continue;
             };
             let name = route.name();
             let in_route = |error: ConfigError| error.in_route(name);
-            let effective = policy.or(defaults);
+            let effective = policy.or(&defaults);
             origins.set(
                 name,
-                origin_policy(&effective, self.origin_kinds).map_err(in_route)?,
+                origin_policy(&effective, origin_kinds).map_err(in_route)?,
             )?;
             scopes.set(name, scope_rule(&effective).map_err(in_route)?)?;
             limits.set(name, rate_limit(&effective))?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
         }
 
-        let renderer = self.renderer;
-        let mut key = KeyLayer::new(self.key_store)
-            .with_hasher(self.hasher)
-            .with_parser(self.parser)
-            .strip_credential(self.strip_credential)
-            .with_lookup_timeout(self.lookup_timeout)
-            .with_renderer(renderer.clone())
-            .with_clock(self.clock.clone());
-        if let Some(name) = self.query_parameter {
-            key = key.with_query_parameter(name);
+        key.clock = clock.clone();
+        rate.clock = clock.clone();
+        let rate_store = match self.rate_store {
+            RateStoreSlot::Given(store) => store,
+            RateStoreSlot::Default(make) => make(clock),
+        };
+        if let Some(header) = request_id_header {
+            renderer = renderer.with_request_id_header(header);
         }
-        let rate = RateLimitLayer::with_store(self.rate_store, limits)?
-            .with_partition(self.partition)
-            .with_trusted_proxies(&self.trusted_proxies)?
-            .with_headers(self.headers)
-            .with_renderer(renderer.clone())
-            .with_clock(self.clock);
-        Ok(Gate {
-            layer: GateLayer {
-                route: RouteLayer::new(routes),
-                observe: ObserveLayer { hook: self.hook },
-                key,
-                guards: GuardLayer::from_guard((
-                    OriginLayer::new(origins)
-                        .with_renderer(renderer.clone())
-                        .guard()
-                        .clone(),
-                    ScopeLayer::new(scopes)
-                        .with_renderer(renderer.clone())
-                        .guard()
-                        .clone(),
-                )),
+        let checks = RouteCheck::new(routes)
+            .then(KeyCheck::with_options(Arc::new(self.key_store), key))
+            .then(OriginCheck::new(origins))
+            .then(ScopeCheck::new(scopes))
+            .then(self.check)
+            .then(RateLimitCheck::with_options(
+                Arc::new(rate_store),
+                limits,
                 rate,
-                body: BodyLimitLayer::new(caps).with_renderer(renderer.clone()),
-            },
-            renderer,
+            )?);
+        Ok(Gate {
+            layer: CheckLayer::from_parts(checks, BodyLimits::new(caps), renderer, hook),
         })
     }
 }
@@ -404,10 +468,16 @@ fn origin_policy(policy: &RoutePolicy, kinds: KeyKinds) -> Result<OriginPolicy, 
 }
 
 fn scope_rule(policy: &RoutePolicy) -> Result<ScopeRule, ConfigError> {
-    let mut rule = match &policy.scopes {
-        Some((ScopeMode::All, scopes)) => ScopeRule::all_of(scopes)?,
-        Some((ScopeMode::Any, scopes)) => ScopeRule::any_of(scopes)?,
-        None => ScopeRule::new(),
+    let mut rule = match (&policy.scopes, &policy.any_scopes) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "scopes",
+                "set `scopes` or `any_scopes`, not both",
+            ));
+        }
+        (Some(all), None) => ScopeRule::all_of(all)?,
+        (None, Some(any)) => ScopeRule::any_of(any)?,
+        (None, None) => ScopeRule::new(),
     };
     if let Some(kinds) = &policy.kinds {
         if kinds.is_empty() {

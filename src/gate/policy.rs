@@ -1,5 +1,7 @@
 //! [`RoutePolicy`]: everything the gate enforces on one route.
 
+use serde::{Deserialize, Serialize};
+
 use crate::key::KeyKind;
 use crate::origin::MissingOrigin;
 use crate::rate_limit::Quota;
@@ -27,27 +29,45 @@ use crate::rate_limit::Quota;
 /// let health = RoutePolicy::public();
 /// # let _ = (track, forget, health);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// The same struct is what a configuration file's `[defaults]` and each
+/// `[[routes]]` entry read into (the field names below are the file's keys).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoutePolicy {
+    /// `public`: no key needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) public: Option<bool>,
-    pub(crate) scopes: Option<(ScopeMode, Vec<String>)>,
+    /// `scopes`: a key must hold all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scopes: Option<Vec<String>>,
+    /// `any_scopes`: a key must hold one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) any_scopes: Option<Vec<String>>,
+    /// `kinds`: accepted key kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kinds: Option<Vec<KeyKind>>,
+    /// `kind_code`: the code refusing other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kind_code: Option<String>,
+    /// `hidden`: 404 instead of 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) hidden: Option<bool>,
+    /// `origins`: for browser keys whose record lists none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) origins: Option<Vec<String>>,
+    /// `missing_origin`: `reject`, `allow` or `referer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) missing_origin: Option<MissingOrigin>,
+    /// `quotas`: all must allow a request (`[]`: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) quotas: Option<Vec<Quota>>,
+    /// `cost`: tokens one request costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cost: Option<u64>,
+    /// `body_limit`: the body cap in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) body_limit: Option<u64>,
-}
-
-/// Whether a route needs all of its scopes or any one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScopeMode {
-    /// Every scope.
-    All,
-    /// At least one.
-    Any,
 }
 
 impl RoutePolicy {
@@ -78,7 +98,8 @@ impl RoutePolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = Some((ScopeMode::All, scopes.into_iter().map(Into::into).collect()));
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self.any_scopes = None;
         self
     }
 
@@ -89,7 +110,8 @@ impl RoutePolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = Some((ScopeMode::Any, scopes.into_iter().map(Into::into).collect()));
+        self.any_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self.scopes = None;
         self
     }
 
@@ -168,11 +190,16 @@ impl RoutePolicy {
         self
     }
 
-    /// This policy with every unset setting taken from `defaults`.
+    /// This policy with every unset setting taken from `defaults` (the
+    /// scopes as one setting: a route's `any_scopes` replaces the defaults'
+    /// `scopes`).
     pub(crate) fn or(&self, defaults: &RoutePolicy) -> RoutePolicy {
+        let own_scopes = self.scopes.is_some() || self.any_scopes.is_some();
+        let scopes = if own_scopes { self } else { defaults };
         RoutePolicy {
             public: self.public.or(defaults.public),
-            scopes: self.scopes.clone().or_else(|| defaults.scopes.clone()),
+            scopes: scopes.scopes.clone(),
+            any_scopes: scopes.any_scopes.clone(),
             kinds: self.kinds.clone().or_else(|| defaults.kinds.clone()),
             kind_code: self
                 .kind_code

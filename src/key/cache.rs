@@ -189,10 +189,10 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
 impl Shared {
     fn cached(&self, digest: &KeyDigest) -> Option<Option<Arc<KeyRecord>>> {
         let now = self.clock.now();
-        if let Some(entry) = self.known.get(digest) {
-            if entry.expires > now {
-                return Some(Some(entry.value));
-            }
+        if let Some(entry) = self.known.get(digest)
+            && entry.expires > now
+        {
+            return Some(Some(entry.value));
         }
         match self.unknown.get(digest) {
             Some(entry) if entry.expires > now => Some(None),

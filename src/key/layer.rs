@@ -1,23 +1,30 @@
-//! [`KeyLayer`] and its settings.
+//! [`KeyCheck`], [`KeyLayer`] and their settings.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::Request;
 use http::header::AUTHORIZATION;
-use tower_layer::Layer;
+use http::{Method, Request};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 
 use super::credential::{self, CredentialError, X_API_KEY};
 use super::digest::{KeyDigest, KeyHasher};
 use super::parse::{KeyKind, KeyParser};
 use super::principal::Principal;
-use super::service::KeyService;
 use super::store::{KeyRecord, KeyStatus, KeyStore, LookupResult};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
 use crate::clock::Clock;
-use crate::error::{ApiError, ErrorCode, ErrorRenderer};
+use crate::context;
+use crate::error::{ApiError, ErrorCode};
+use crate::store::Answer;
 
-/// Authenticates requests by API key; see the [module docs](super).
+/// Authenticates requests by API key; see the [module docs](super). A
+/// [`CheckLayer`] with the [`KeyCheck`].
 ///
 /// Cheap to clone. Settings are chained `with_*` calls:
 ///
@@ -33,48 +40,90 @@ use crate::error::{ApiError, ErrorCode, ErrorRenderer};
 ///     .with_lookup_timeout(Some(Duration::from_millis(500)));
 /// # let _ = layer;
 /// ```
-pub struct KeyLayer<St> {
+pub type KeyLayer<St> = CheckLayer<KeyCheck<St>>;
+
+/// The service made by [`KeyLayer`].
+pub type KeyService<S, St> = CheckService<S, KeyCheck<St>>;
+
+/// The key check: finds the credential, parses and digests it, looks it up,
+/// and inserts the [`Principal`]; see the [module docs](super).
+pub struct KeyCheck<St> {
     store: Arc<St>,
-    options: Arc<KeyOptions>,
+    pub(crate) options: KeyOptions,
 }
 
-/// Everything but the store, shared by every clone of the service.
+/// Everything the key check needs but the store. The gate's builder keeps
+/// one and hands it over whole.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyOptions {
-    parser: KeyParser,
-    hasher: KeyHasher,
-    query_parameter: Option<Box<str>>,
-    strip_credential: bool,
+    pub(crate) parser: KeyParser,
+    pub(crate) hasher: KeyHasher,
+    pub(crate) query_parameter: Option<Box<str>>,
+    pub(crate) strip_credential: bool,
     pub(crate) lookup_timeout: Option<Duration>,
-    pub(crate) renderer: ErrorRenderer,
-    clock: Clock,
+    pub(crate) clock: Clock,
+}
+
+impl Default for KeyOptions {
+    fn default() -> Self {
+        Self {
+            parser: KeyParser::new(),
+            hasher: KeyHasher::new(),
+            query_parameter: None,
+            strip_credential: false,
+            lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
+            clock: Clock::system(),
+        }
+    }
 }
 
 /// The default time a key store has to answer.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl<St: KeyStore> KeyLayer<St> {
+impl<St: KeyStore> KeyCheck<St> {
+    /// Authenticates against `store`, with SHA-256 digests (no pepper), the
+    /// default key format, headers only and a 2 s lookup timeout.
+    pub fn new(store: St) -> Self {
+        Self::with_options(Arc::new(store), KeyOptions::default())
+    }
+
+    pub(crate) fn with_options(store: Arc<St>, options: KeyOptions) -> Self {
+        Self { store, options }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+}
+
+impl<St> Clone for KeyCheck<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            options: self.options.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for KeyCheck<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCheck")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
     /// Authenticates against `store`, with SHA-256 digests (no pepper), the
     /// default key format, headers only, a 2 s lookup timeout and the default
     /// renderer.
     pub fn new(store: St) -> Self {
-        Self {
-            store: Arc::new(store),
-            options: Arc::new(KeyOptions {
-                parser: KeyParser::new(),
-                hasher: KeyHasher::new(),
-                query_parameter: None,
-                strip_credential: false,
-                lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
-                renderer: ErrorRenderer::default(),
-                clock: Clock::system(),
-            }),
-        }
+        Self::from_check(KeyCheck::new(store))
     }
 
-    fn with(mut self, change: impl FnOnce(&mut KeyOptions)) -> Self {
-        change(Arc::make_mut(&mut self.options));
-        self
+    fn with(self, change: impl FnOnce(&mut KeyOptions)) -> Self {
+        self.change(|shared| change(&mut shared.checks.options))
     }
 
     /// Digests keys with `hasher` (set the pepper here).
@@ -113,12 +162,6 @@ impl<St: KeyStore> KeyLayer<St> {
         self.with(|o| o.lookup_timeout = timeout)
     }
 
-    /// Renders rejections with `renderer`.
-    #[must_use]
-    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
-        self.with(|o| o.renderer = renderer)
-    }
-
     /// Reads the time (for key expiry) from `clock`.
     #[must_use]
     pub fn with_clock(self, clock: Clock) -> Self {
@@ -127,32 +170,88 @@ impl<St: KeyStore> KeyLayer<St> {
 
     /// The store.
     pub fn store(&self) -> &St {
-        &self.store
+        self.checks().store()
     }
 }
 
-impl<St> Clone for KeyLayer<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            options: Arc::clone(&self.options),
+/// A CORS preflight carries no key: it passes untouched.
+fn is_preflight<B>(request: &Request<B>) -> bool {
+    request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+impl<St: KeyStore> Check for KeyCheck<St> {
+    type Pending = KeyLookup<St::Lookup>;
+
+    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Self::Pending> {
+        if context::is_public(request) || is_preflight(request) {
+            return Answer::Ready(Ok(()));
+        }
+        let presented = match self.options.present(request) {
+            Ok(presented) => presented,
+            Err(error) => return Answer::Ready(Err(error)),
+        };
+        match self.store.lookup(&presented.digest) {
+            Answer::Ready(result) => Answer::Ready(
+                self.options
+                    .admit(result, presented.kind)
+                    .map(|record| self.options.admitted(request, record)),
+            ),
+            Answer::Pending(lookup) => Answer::Pending(KeyLookup {
+                waiting: Box::pin(Waiting {
+                    lookup,
+                    deadline: None,
+                    kind: presented.kind,
+                }),
+            }),
         }
     }
-}
 
-impl<St> fmt::Debug for KeyLayer<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyLayer")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+    fn poll_pending<B>(
+        &self,
+        pending: &mut Self::Pending,
+        cx: &mut Context<'_>,
+        request: &mut Request<B>,
+        _: &mut ResponseHeaders,
+    ) -> Poll<Result<(), ApiError>> {
+        let waiting = pending.waiting.as_mut().project();
+        let verdict = match waiting.lookup.poll(cx) {
+            Poll::Ready(result) => self.options.admit(result, *waiting.kind),
+            Poll::Pending => {
+                let Some(timeout) = self.options.lookup_timeout else {
+                    return Poll::Pending;
+                };
+                let sleep = waiting
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                Err(self.options.timed_out())
+            }
+        };
+        Poll::Ready(verdict.map(|record| self.options.admitted(request, record)))
     }
 }
 
-impl<S, St> Layer<S> for KeyLayer<St> {
-    type Service = KeyService<S, St>;
+/// A key lookup in progress, for stores that must wait (boxed: only slow
+/// stores pay for it).
+pub struct KeyLookup<L> {
+    waiting: Pin<Box<Waiting<L>>>,
+}
 
-    fn layer(&self, inner: S) -> Self::Service {
-        KeyService::from_parts(inner, Arc::clone(&self.store), Arc::clone(&self.options))
+pin_project! {
+    struct Waiting<L> {
+        #[pin]
+        lookup: L,
+        deadline: Option<Pin<Box<Sleep>>>,
+        kind: KeyKind,
+    }
+}
+
+impl<L> fmt::Debug for KeyLookup<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyLookup")
     }
 }
 
@@ -235,10 +334,10 @@ impl KeyOptions {
         if self.strip_credential {
             request.headers_mut().remove(AUTHORIZATION);
             request.headers_mut().remove(&X_API_KEY);
-            if let Some(name) = &self.query_parameter {
-                if let Some(uri) = credential::without_query_parameter(request.uri(), name) {
-                    *request.uri_mut() = uri;
-                }
+            if let Some(name) = &self.query_parameter
+                && let Some(uri) = credential::without_query_parameter(request.uri(), name)
+            {
+                *request.uri_mut() = uri;
             }
         }
         request.extensions_mut().insert(Principal::new(record));

@@ -57,22 +57,19 @@
 mod cache;
 mod credential;
 mod digest;
-mod future;
 mod layer;
 mod parse;
 mod principal;
-mod service;
 mod store;
 
 pub use crate::error::StoreError;
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
-pub use future::ResponseFuture;
-pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyLayer};
+pub(crate) use layer::KeyOptions;
+pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyCheck, KeyLayer, KeyLookup, KeyService};
 pub use parse::{
     CHECKSUM_LEN, KeyEnv, KeyKind, KeyKinds, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,
     ParsedKey, checksum,
 };
 pub use principal::Principal;
-pub use service::KeyService;
 pub use store::{InMemoryKeyStore, KeyRecord, KeyStatus, KeyStore, LookupResult};

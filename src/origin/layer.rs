@@ -7,11 +7,15 @@ use http::header::{ORIGIN, REFERER};
 use serde_json::json;
 
 use super::pattern::{OriginPattern, RequestOrigin};
+use std::convert::Infallible;
+
 use crate::ConfigError;
-use crate::error::{ApiError, ErrorCode, ErrorRenderer};
-use crate::guard::{Caller, Guard, GuardLayer, GuardService, caller};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, never_pending};
+use crate::context::{self, Caller};
+use crate::error::{ApiError, ErrorCode};
 use crate::key::{KeyKind, KeyKinds};
-use crate::route::{PerRoute, Route};
+use crate::route::PerRoute;
+use crate::store::Answer;
 
 /// What to do with a request whose key is subject to origin checks but which
 /// carries no `Origin` header.
@@ -107,46 +111,27 @@ impl Default for OriginPolicy {
     }
 }
 
-/// The [`Guard`] behind [`OriginLayer`].
+/// The origin check: refuses keys of the checked kinds (publishable by
+/// default) used from an origin outside their allow-list.
 #[derive(Clone, Debug)]
-pub struct OriginGuard {
+pub struct OriginCheck {
     policies: PerRoute<OriginPolicy>,
-    renderer: ErrorRenderer,
 }
 
-/// Refuses keys of the checked kinds (publishable by default) used from an
-/// origin outside their allow-list; see the [module docs](super).
-pub type OriginLayer = GuardLayer<OriginGuard>;
-
-/// The service made by [`OriginLayer`].
-pub type OriginService<S> = GuardService<S, OriginGuard>;
-
-impl GuardLayer<OriginGuard> {
-    /// An origin layer with `policies` (one policy, or one per route).
+impl OriginCheck {
+    /// A check with `policies` (one policy, or one per route).
     pub fn new(policies: impl Into<PerRoute<OriginPolicy>>) -> Self {
-        Self::from_guard(OriginGuard {
+        Self {
             policies: policies.into(),
-            renderer: ErrorRenderer::default(),
-        })
+        }
     }
 
-    /// Renders rejections with `renderer`.
-    #[must_use]
-    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
-        self.change(|guard| guard.renderer = renderer)
-    }
-}
-
-/// The longest refused origin echoed in error details.
-const MAX_ECHOED_ORIGIN: usize = 200;
-
-impl Guard for OriginGuard {
-    fn check<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
-        let principal = match caller(request)? {
+    fn judge<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
+        let principal = match context::caller(request)? {
             Caller::Public => return Ok(()),
             Caller::Key(principal) => principal,
         };
-        let policy = self.policies.get(request.extensions().get::<Route>());
+        let policy = self.policies.for_route(context::route(request))?;
         if !policy.kinds.contains(principal.kind()) {
             return Ok(());
         }
@@ -189,11 +174,36 @@ impl Guard for OriginGuard {
             )),
         }
     }
+}
 
-    fn renderer(&self) -> &ErrorRenderer {
-        &self.renderer
+impl Check for OriginCheck {
+    type Pending = Infallible;
+
+    #[inline]
+    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
+        Answer::Ready(self.judge(request))
+    }
+
+    never_pending!();
+}
+
+/// Refuses keys of the checked kinds (publishable by default) used from an
+/// origin outside their allow-list; see the [module docs](super). A
+/// [`CheckLayer`] with the [`OriginCheck`].
+pub type OriginLayer = CheckLayer<OriginCheck>;
+
+/// The service made by [`OriginLayer`].
+pub type OriginService<S> = CheckService<S, OriginCheck>;
+
+impl CheckLayer<OriginCheck> {
+    /// An origin layer with `policies` (one policy, or one per route).
+    pub fn new(policies: impl Into<PerRoute<OriginPolicy>>) -> Self {
+        Self::from_check(OriginCheck::new(policies))
     }
 }
+
+/// The longest refused origin echoed in error details.
+const MAX_ECHOED_ORIGIN: usize = 200;
 
 fn refused(origin: Option<&str>, message: &'static str) -> ApiError {
     let origin = origin.map(

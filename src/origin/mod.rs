@@ -47,5 +47,5 @@
 mod layer;
 mod pattern;
 
-pub use layer::{MissingOrigin, OriginGuard, OriginLayer, OriginPolicy, OriginService};
+pub use layer::{MissingOrigin, OriginCheck, OriginLayer, OriginPolicy, OriginService};
 pub use pattern::OriginPattern;

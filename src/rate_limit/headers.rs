@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 
-use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::gcra::QuotaState;
@@ -268,18 +267,6 @@ impl RateHeaders {
             .chain(self.policy.map(|value| (RATELIMIT_POLICY.clone(), value)))
             .chain(self.remaining.map(|value| (RATELIMIT.clone(), value)))
             .chain(legacy)
-    }
-
-    /// Adds them to `headers`.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        let count = usize::from(self.retry_after.is_some())
-            + usize::from(self.policy.is_some())
-            + usize::from(self.remaining.is_some())
-            + 3 * usize::from(self.legacy.is_some());
-        headers.reserve(count);
-        for (name, value) in self.into_pairs() {
-            headers.insert(name, value);
-        }
     }
 }
 

@@ -1,47 +1,128 @@
-//! [`RateLimitLayer`] and [`RateLimitService`].
+//! [`RateLimitCheck`], [`RateLimitLayer`] and [`RateLimitService`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::Request;
+use pin_project_lite::pin_project;
 use serde_json::json;
-use tower_layer::Layer;
-use tower_service::Service;
 
-use super::future::ResponseFuture;
 use super::headers::{RateHeaders, RateLimitHeaders, retry_after_seconds};
 use super::memory::InMemoryRateStore;
 use super::partition::{IpNet, Partition, PartitionKey, RequestView, client_ip};
 use super::quota::RateLimit;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::ConfigError;
-use crate::body::ResponseBody;
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
 use crate::clock::Clock;
-use crate::error::{ApiError, ErrorCode, ErrorRenderer};
-use crate::guard::{Caller, caller};
-use crate::route::{PerRoute, Route};
+use crate::context::{self, Caller};
+use crate::error::{ApiError, ErrorCode};
+use crate::route::PerRoute;
 use crate::store::{Answer, StoreError};
 
 /// Rate-limits requests per (partition, route); see the [module docs](super).
+/// A [`CheckLayer`] with the [`RateLimitCheck`].
 ///
 /// Cheap to clone.
-pub struct RateLimitLayer<St = InMemoryRateStore> {
+pub type RateLimitLayer<St = InMemoryRateStore> = CheckLayer<RateLimitCheck<St>>;
+
+/// The service made by [`RateLimitLayer`].
+pub type RateLimitService<S, St = InMemoryRateStore> = CheckService<S, RateLimitCheck<St>>;
+
+/// The rate-limit check: one decision per request against the bucket of its
+/// (partition, route), and the rate-limit headers for the response.
+pub struct RateLimitCheck<St = InMemoryRateStore> {
     store: Arc<St>,
-    options: Arc<Options>,
+    limits: PerRoute<Arc<RouteLimits>>,
+    pub(crate) options: Options,
 }
 
+/// Everything the rate-limit check needs but the store and the limits. The
+/// gate's builder keeps one and hands it over whole.
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
-    limits: PerRoute<Arc<RouteLimits>>,
-    partition: Partition,
-    trusted_proxies: Arc<[IpNet]>,
-    headers: RateLimitHeaders,
-    pub(crate) renderer: ErrorRenderer,
-    clock: Clock,
+    pub(crate) partition: Partition,
+    pub(crate) trusted_proxies: Arc<[IpNet]>,
+    pub(crate) headers: RateLimitHeaders,
+    pub(crate) clock: Clock,
 }
 
-impl RateLimitLayer<InMemoryRateStore> {
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            partition: Partition::default(),
+            trusted_proxies: Arc::from([]),
+            headers: RateLimitHeaders::default(),
+            clock: Clock::system(),
+        }
+    }
+}
+
+impl Options {
+    /// Parses trusted proxies (CIDR networks or addresses).
+    pub(crate) fn parse_proxies<I, S>(proxies: I) -> Result<Arc<[IpNet]>, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(proxies
+            .into_iter()
+            .map(|net| IpNet::parse(net.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into())
+    }
+}
+
+impl<St: RateStore> RateLimitCheck<St> {
+    /// Limits with `limits` (one for every route, or one per route), keeping
+    /// buckets in `store`. Every quota is checked now.
+    pub fn new(store: St, limits: impl Into<PerRoute<RateLimit>>) -> Result<Self, ConfigError> {
+        Self::with_options(Arc::new(store), limits.into(), Options::default())
+    }
+
+    pub(crate) fn with_options(
+        store: Arc<St>,
+        limits: PerRoute<RateLimit>,
+        options: Options,
+    ) -> Result<Self, ConfigError> {
+        let limits =
+            limits.resolve(|route, limit| RouteLimits::compile(route, limit).map(Arc::new))?;
+        Ok(Self {
+            store,
+            limits,
+            options,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+}
+
+impl<St> Clone for RateLimitCheck<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            limits: self.limits.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for RateLimitCheck<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitCheck")
+            .field("limits", &self.limits)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckLayer<RateLimitCheck<InMemoryRateStore>> {
     /// Limits with `limits` (one for every route, or one per route) in an
     /// in-memory store on the system clock. Every quota is checked now.
     pub fn new(limits: impl Into<PerRoute<RateLimit>>) -> Result<Self, ConfigError> {
@@ -49,31 +130,17 @@ impl RateLimitLayer<InMemoryRateStore> {
     }
 }
 
-impl<St: RateStore> RateLimitLayer<St> {
+impl<St: RateStore> CheckLayer<RateLimitCheck<St>> {
     /// Limits with `limits`, keeping buckets in `store`.
     pub fn with_store(
         store: St,
         limits: impl Into<PerRoute<RateLimit>>,
     ) -> Result<Self, ConfigError> {
-        let limits = limits
-            .into()
-            .resolve(|route, limit| RouteLimits::compile(route, limit).map(Arc::new))?;
-        Ok(Self {
-            store: Arc::new(store),
-            options: Arc::new(Options {
-                limits,
-                partition: Partition::default(),
-                trusted_proxies: Arc::from([]),
-                headers: RateLimitHeaders::default(),
-                renderer: ErrorRenderer::default(),
-                clock: Clock::system(),
-            }),
-        })
+        Ok(Self::from_check(RateLimitCheck::new(store, limits)?))
     }
 
-    fn with(mut self, change: impl FnOnce(&mut Options)) -> Self {
-        change(Arc::make_mut(&mut self.options));
-        self
+    fn with(self, change: impl FnOnce(&mut Options)) -> Self {
+        self.change(|shared| change(&mut shared.checks.options))
     }
 
     /// Groups requests into buckets by `partition` (default: project).
@@ -91,23 +158,14 @@ impl<St: RateStore> RateLimitLayer<St> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nets = proxies
-            .into_iter()
-            .map(|net| IpNet::parse(net.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.with(|o| o.trusted_proxies = nets.into()))
+        let nets = Options::parse_proxies(proxies)?;
+        Ok(self.with(|o| o.trusted_proxies = nets))
     }
 
     /// Chooses the rate-limit headers (default: the IETF draft's).
     #[must_use]
     pub fn with_headers(self, headers: RateLimitHeaders) -> Self {
         self.with(|o| o.headers = headers)
-    }
-
-    /// Renders rejections with `renderer`.
-    #[must_use]
-    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
-        self.with(|o| o.renderer = renderer)
     }
 
     /// Reads wall time (for `X-RateLimit-Reset`) from `clock`.
@@ -118,85 +176,7 @@ impl<St: RateStore> RateLimitLayer<St> {
 
     /// The store.
     pub fn store(&self) -> &St {
-        &self.store
-    }
-}
-
-impl<St> Clone for RateLimitLayer<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            options: Arc::clone(&self.options),
-        }
-    }
-}
-
-impl<St> fmt::Debug for RateLimitLayer<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitLayer")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, St> Layer<S> for RateLimitLayer<St> {
-    type Service = RateLimitService<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
-            inner,
-            shared: Arc::new(Shared {
-                store: Arc::clone(&self.store),
-                options: Arc::clone(&self.options),
-            }),
-        }
-    }
-}
-
-/// The service made by [`RateLimitLayer`].
-pub struct RateLimitService<S, St = InMemoryRateStore> {
-    inner: S,
-    /// One `Arc`, so that cloning the service (servers do, per request)
-    /// touches one shared count.
-    shared: Arc<Shared<St>>,
-}
-
-struct Shared<St> {
-    store: Arc<St>,
-    options: Arc<Options>,
-}
-
-impl<S, St> RateLimitService<S, St> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: Clone, St> Clone for RateLimitService<S, St> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<S: fmt::Debug, St> fmt::Debug for RateLimitService<S, St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitService")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+        self.checks().store()
     }
 }
 
@@ -207,7 +187,7 @@ impl Options {
         request: &'a Request<B>,
     ) -> Result<Bucket<'a>, ApiError> {
         let partition = self.partition_of(request)?;
-        Ok(match request.extensions().get::<Route>() {
+        Ok(match context::route(request) {
             Some(route) => Bucket::on_route(partition, route),
             None => Bucket::unrouted(partition),
         })
@@ -224,24 +204,26 @@ impl Options {
                 headers: request.headers(),
                 extensions: request.extensions(),
             })),
-            Partition::Project => match caller(request)? {
+            Partition::Project => match context::caller(request)? {
                 Caller::Key(principal) => PartitionKey::of_project(principal),
                 Caller::Public => by_ip(),
             },
-            Partition::KeyId => match caller(request)? {
+            Partition::KeyId => match context::caller(request)? {
                 Caller::Key(principal) => PartitionKey::of_key(principal),
                 Caller::Public => by_ip(),
             },
         })
     }
 
-    /// The headers to add to the inner response, or the rejection.
+    /// Adds the rate-limit headers to `out`, or gives the rejection
+    /// (carrying them).
     pub(crate) fn conclude(
         &self,
         result: Result<Decision, StoreError>,
         limits: &RouteLimits,
         bucket: &Bucket<'_>,
-    ) -> Result<RateHeaders, ApiError> {
+        out: &mut ResponseHeaders,
+    ) -> Result<(), ApiError> {
         let decision = match result {
             Ok(decision) => decision,
             Err(error) => {
@@ -255,7 +237,10 @@ impl Options {
             self.clock.unix_seconds()
         });
         if decision.is_allowed() {
-            return Ok(headers);
+            for (name, value) in headers.into_pairs() {
+                out.insert(name, value);
+            }
+            return Ok(());
         }
         let seconds = retry_after_seconds(decision.retry_after());
         let plural = if seconds == 1 { "" } else { "s" };
@@ -281,57 +266,77 @@ impl Options {
                 "policy": quota.map(|q| q.label(bucket.route(), index)),
             }))
         };
-        Ok(headers
+        Err(headers
             .into_pairs()
             .fold(error, |error, (name, value)| error.with_header(name, value)))
-        .and_then(Err)
     }
 }
 
-impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S, St>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    St: RateStore,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, St::Future, S, ReqBody>;
+impl<St: RateStore> Check for RateLimitCheck<St> {
+    type Pending = RateDecision<St::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn check<B>(
+        &self,
+        request: &mut Request<B>,
+        headers: &mut ResponseHeaders,
+    ) -> Step<Self::Pending> {
+        let limits = match self.limits.for_route(context::route(request)) {
+            Ok(limits) => limits,
+            Err(error) => return Answer::Ready(Err(error)),
+        };
+        if limits.is_unlimited() {
+            return Answer::Ready(Ok(()));
+        }
+        let bucket = match self.options.bucket_of(request) {
+            Ok(bucket) => bucket,
+            Err(error) => return Answer::Ready(Err(error)),
+        };
+        match self.store.decide(&bucket, limits) {
+            Answer::Ready(result) => {
+                Answer::Ready(self.options.conclude(result, limits, &bucket, headers))
+            }
+            Answer::Pending(decision) => Answer::Pending(RateDecision {
+                waiting: Box::pin(Deciding {
+                    decision,
+                    limits: Arc::clone(limits),
+                }),
+            }),
+        }
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let Shared { store, options } = &*self.shared;
-        let limits = options.limits.get(request.extensions().get::<Route>());
-        if limits.is_unlimited() {
-            return ResponseFuture::inner(self.inner.call(request), None);
-        }
-        let bucket = match options.bucket_of(&request) {
-            Ok(bucket) => bucket,
-            Err(error) => {
-                return ResponseFuture::rejected(options.renderer.respond(error, &request));
-            }
-        };
-        let result = match store.decide(&bucket, limits) {
-            Answer::Ready(result) => result,
-            Answer::Pending(decision) => {
-                let limits = Arc::clone(limits);
-                // Take the service `poll_ready` readied; leave a clone.
-                let fresh = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, fresh);
-                return ResponseFuture::deciding(
-                    decision,
-                    ready,
-                    request,
-                    Arc::clone(options),
-                    limits,
-                );
-            }
-        };
-        match options.conclude(result, limits, &bucket) {
-            Ok(headers) => ResponseFuture::inner(self.inner.call(request), Some(headers)),
-            Err(error) => ResponseFuture::rejected(options.renderer.respond(error, &request)),
-        }
+    fn poll_pending<B>(
+        &self,
+        pending: &mut Self::Pending,
+        cx: &mut Context<'_>,
+        request: &mut Request<B>,
+        headers: &mut ResponseHeaders,
+    ) -> Poll<Result<(), ApiError>> {
+        let waiting = pending.waiting.as_mut().project();
+        let result = ready!(waiting.decision.poll(cx));
+        let bucket = self.options.bucket_of(request)?;
+        Poll::Ready(
+            self.options
+                .conclude(result, waiting.limits, &bucket, headers),
+        )
+    }
+}
+
+/// A decision in progress, for stores that must wait (boxed: only shared
+/// stores pay for it).
+pub struct RateDecision<D> {
+    waiting: Pin<Box<Deciding<D>>>,
+}
+
+pin_project! {
+    struct Deciding<D> {
+        #[pin]
+        decision: D,
+        limits: Arc<RouteLimits>,
+    }
+}
+
+impl<D> fmt::Debug for RateDecision<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RateDecision")
     }
 }

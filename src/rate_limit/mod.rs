@@ -45,7 +45,6 @@
 //! # });
 //! ```
 
-mod future;
 mod gcra;
 mod headers;
 mod layer;
@@ -58,10 +57,10 @@ mod store;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};
-pub use future::ResponseFuture;
 pub use gcra::QuotaState;
 pub use headers::RateLimitHeaders;
-pub use layer::{RateLimitLayer, RateLimitService};
+pub(crate) use layer::Options as RateOptions;
+pub use layer::{RateDecision, RateLimitCheck, RateLimitLayer, RateLimitService};
 pub use memory::{DEFAULT_MAX_BUCKETS, InMemoryRateStore};
 pub use partition::{IpNet, Partition, PartitionKey, PartitionValue, RequestView};
 pub use quota::{MAX_STACKED_QUOTAS, Quota, RateLimit};

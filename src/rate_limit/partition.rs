@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Request, Uri};
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::hash;
@@ -30,21 +31,38 @@ type PartitionFn = dyn Fn(&RequestView<'_>) -> Option<String> + Send + Sync;
 /// On a public route there is no key, so every partition but
 /// [`Global`](Partition::Global) and [`Custom`](Partition::custom) falls back
 /// to the client's IP address there.
-#[derive(Clone, Default)]
+///
+/// In a configuration file: `partition = "project"` (or `key`, `ip`,
+/// `global`); a function can only be set in code.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Partition {
     /// One bucket per project (the default): all of a project's keys share it.
     #[default]
     Project,
     /// One bucket per API key.
+    #[serde(rename = "key")]
     KeyId,
     /// One bucket per client IP address; see
     /// [`RateLimitLayer::with_trusted_proxies`](super::RateLimitLayer::with_trusted_proxies).
+    #[serde(rename = "ip")]
     ClientIp,
     /// One bucket for everyone.
     Global,
     /// One bucket per value of a function of the request; `None` puts the
     /// request in one shared bucket.
+    #[serde(skip)]
     Custom(Arc<PartitionFn>),
+}
+
+impl PartialEq for Partition {
+    /// Functions are equal when they are the same function.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Custom(a), Self::Custom(b)) => Arc::ptr_eq(a, b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
 }
 
 impl Partition {
@@ -252,7 +270,7 @@ impl IpNet {
 /// [`SocketAddr`] (insert it in your accept loop; axum's `ConnectInfo` is
 /// read too with the `axum` feature).
 pub(crate) fn client_ip<B>(request: &Request<B>, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = peer_ip(request.extensions())?;
+    let peer = crate::context::peer_ip(request.extensions())?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(peer) {
         return Some(peer);
@@ -281,25 +299,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
-}
-
-fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
-    if let Some(addr) = extensions.get::<SocketAddr>() {
-        return Some(addr.ip());
-    }
-    peer_ip_from_framework(extensions)
-}
-
-#[cfg(feature = "axum")]
-fn peer_ip_from_framework(extensions: &Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
-}
-
-#[cfg(not(feature = "axum"))]
-fn peer_ip_from_framework(_: &Extensions) -> Option<IpAddr> {
-    None
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use super::gcra::Gcra;
 use crate::ConfigError;
 
@@ -134,6 +136,75 @@ impl Quota {
             return fail(format!("{self:?}: the burst takes too long to refill"));
         };
         Ok(Gcra::new(emission, tolerance, burst))
+    }
+}
+
+/// A quota as a configuration file writes it:
+/// `{ rate = 50, per = "second", burst = 200, name = "…" }`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaFields {
+    rate: u64,
+    per: Period,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    burst: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Period {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Period {
+    const ALL: [Period; 4] = [Period::Second, Period::Minute, Period::Hour, Period::Day];
+
+    fn seconds(self) -> u64 {
+        match self {
+            Self::Second => 1,
+            Self::Minute => 60,
+            Self::Hour => 3600,
+            Self::Day => 86_400,
+        }
+    }
+}
+
+/// Reads `{ rate, per, burst, name }`, `per` one of `second`, `minute`,
+/// `hour`, `day`. (Values are checked when a layer is built.)
+impl<'de> Deserialize<'de> for Quota {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = QuotaFields::deserialize(deserializer)?;
+        let mut quota = Quota::per(fields.rate, Duration::from_secs(fields.per.seconds()));
+        quota.burst = fields.burst;
+        quota.name = fields.name.map(Arc::from);
+        Ok(quota)
+    }
+}
+
+/// Writes `{ rate, per, burst, name }`; a quota whose period is not one
+/// second, minute, hour or day cannot be written.
+impl Serialize for Quota {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let per = Period::ALL
+            .into_iter()
+            .find(|period| Duration::from_secs(period.seconds()) == self.period)
+            .ok_or_else(|| {
+                serde::ser::Error::custom(format!(
+                    "{self:?}: only periods of a second, minute, hour or day can be written"
+                ))
+            })?;
+        QuotaFields {
+            rate: self.rate,
+            per,
+            burst: self.burst,
+            name: self.name.as_deref().map(str::to_owned),
+        }
+        .serialize(serializer)
     }
 }
 

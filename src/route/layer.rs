@@ -1,15 +1,19 @@
-//! [`RouteLayer`]: tags each request with its [`Route`].
+//! [`RouteLayer`] and [`RouteCheck`]: tag each request with its [`Route`](super::Route).
 
+use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Route, Routes};
+use super::Routes;
+use crate::check::{Check, ResponseHeaders, Step, never_pending};
+use crate::store::Answer;
 
-/// Matches each request against [`Routes`] and inserts the matched [`Route`]
-/// (or the default route) into its extensions. Never rejects.
+/// Matches each request against [`Routes`] and inserts the matched [`Route`](super::Route)
+/// (or the default route) into its extensions; see [`Routes::tag`]. Never
+/// rejects.
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
     routes: Routes,
@@ -85,11 +89,39 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let route: Route = self
-            .routes
-            .find(request.method(), request.uri().path())
-            .clone();
-        request.extensions_mut().insert(route);
+        self.routes.tag(&mut request);
         self.inner.call(request)
     }
+}
+
+/// The route check: the first check of the gate's pipeline. It never
+/// refuses; it tags the request with its [`Route`](super::Route), as [`RouteLayer`] does
+/// (see [`Routes::tag`]).
+#[derive(Clone, Debug)]
+pub struct RouteCheck {
+    routes: Routes,
+}
+
+impl RouteCheck {
+    /// A check matching against `routes`.
+    pub fn new(routes: Routes) -> Self {
+        Self { routes }
+    }
+
+    /// The routes it matches against.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+}
+
+impl Check for RouteCheck {
+    type Pending = Infallible;
+
+    #[inline]
+    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
+        self.routes.tag(request);
+        Answer::Ready(Ok(()))
+    }
+
+    never_pending!();
 }

@@ -1,7 +1,15 @@
 //! Routes: which declared route a request is for.
 //!
 //! [`Routes`] matches `METHOD /path/{param}` patterns and gives each route a
-//! dense [`RouteId`] and a name (its pattern). [`RouteLayer`] matches each
+//! dense [`RouteId`] and a name (its pattern).
+//!
+//! Requests are matched on their normalized path — slashes merged, `.` and
+//! `..` resolved, percent-encoded unreserved characters decoded, a trailing
+//! slash trimmed unless [`TrailingSlash::Keep`] — and the normalized path is
+//! what the inner service receives. So `/v1//track`, `/v1/track/` and
+//! `/v1/%74rack` are all `POST /v1/track`, for the gate and for the handler
+//! alike: no spelling of a path reaches a route's handler under another
+//! route's policy, whatever the application normalizes itself. [`RouteLayer`] matches each
 //! request once and inserts its [`Route`] into the request's extensions,
 //! where every later layer reads it for its per-route settings, kept in a
 //! [`PerRoute`].
@@ -26,9 +34,11 @@
 //! ```
 
 mod layer;
+mod path;
 mod per_route;
 mod table;
 
-pub use layer::{RouteLayer, RouteService};
+pub use layer::{RouteCheck, RouteLayer, RouteService};
+pub use path::TrailingSlash;
 pub use per_route::PerRoute;
 pub use table::{MAX_PARAMETERS, Route, RouteId, Routes, RoutesBuilder};

@@ -5,6 +5,7 @@ use std::fmt;
 use super::table::TableId;
 use super::{Route, Routes};
 use crate::ConfigError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A layer's setting for each route of a [`Routes`] table, and a default for
 /// every other request (unlisted routes, unmatched requests, and requests
@@ -22,9 +23,13 @@ use crate::ConfigError;
 /// let caps = PerRoute::new(&routes, 1024_u64)
 ///     .route("POST /v1/batch", 512 * 1024)
 ///     .unwrap();
-/// assert_eq!(*caps.get(Some(routes.find(&Method::POST, "/v1/batch"))), 512 * 1024);
-/// assert_eq!(*caps.get(Some(routes.find(&Method::POST, "/v1/track"))), 1024);
-/// assert_eq!(*caps.get(None), 1024);
+/// assert_eq!(caps.get(Some(routes.find(&Method::POST, "/v1/batch"))), Some(&(512 * 1024)));
+/// assert_eq!(caps.get(Some(routes.find(&Method::POST, "/v1/track"))), Some(&1024));
+/// assert_eq!(caps.get(None), Some(&1024));
+///
+/// // A route of another table gets no setting at all, not the default.
+/// let other = Routes::builder().route("POST /v1/other").build().unwrap();
+/// assert_eq!(caps.get(Some(other.find(&Method::POST, "/v1/other"))), None);
 ///
 /// // An unknown route is a configuration error that names it.
 /// let error = PerRoute::new(&routes, 0_u64).route("GET /v1/nope", 1).unwrap_err();
@@ -85,15 +90,42 @@ impl<T> PerRoute<T> {
         Ok(())
     }
 
-    /// The setting for `route` (the default when `None`, unlisted, or from
-    /// another table).
+    /// The setting for `route`: its own, else the default (also for no
+    /// route at all). `None` when `route` comes from another route table
+    /// than the one these settings were built for: the default could be
+    /// weaker than that route's own rules, so there is no answer.
     #[inline]
-    pub fn get(&self, route: Option<&Route>) -> &T {
-        route
-            .filter(|route| Some(route.table()) == self.table)
-            .and_then(|route| self.by_route.get(route.id().index()))
-            .and_then(Option::as_ref)
-            .unwrap_or(&self.default)
+    pub fn get(&self, route: Option<&Route>) -> Option<&T> {
+        let Some(route) = route else {
+            return Some(&self.default);
+        };
+        match self.table {
+            None => Some(&self.default),
+            Some(table) if table == route.table() => Some(
+                self.by_route
+                    .get(route.id().index())
+                    .and_then(Option::as_ref)
+                    .unwrap_or(&self.default),
+            ),
+            Some(_) => None,
+        }
+    }
+
+    /// The setting for `route` as a check needs it: a route from another
+    /// table is refused with `internal_error`, and an error is logged (a
+    /// route layer and a check were built from different route tables).
+    #[inline]
+    pub fn for_route(&self, route: Option<&Route>) -> Result<&T, ApiError> {
+        self.get(route).ok_or_else(|| {
+            #[cfg(feature = "tracing")]
+            tracing::error!(
+                target: "tollgate",
+                route = route.map(Route::name),
+                "a request was tagged by a route table these settings were not built for: \
+                 build every layer from the same `Routes` (refused with internal_error)"
+            );
+            ApiError::from(ErrorCode::INTERNAL_ERROR)
+        })
     }
 
     /// The default setting.
@@ -174,7 +206,7 @@ mod tests {
     use http::Method;
 
     #[test]
-    fn routes_of_another_table_get_the_default() {
+    fn routes_of_another_table_get_nothing() {
         let a = Routes::builder().route("GET /x").build().unwrap();
         let b = Routes::builder()
             .route("GET /y")
@@ -182,11 +214,18 @@ mod tests {
             .build()
             .unwrap();
         let settings = PerRoute::new(&a, 1).route("GET /x", 2).unwrap();
-        assert_eq!(*settings.get(Some(a.find(&Method::GET, "/x"))), 2);
-        assert_eq!(*settings.get(Some(b.find(&Method::GET, "/x"))), 1);
+        assert_eq!(settings.get(Some(a.find(&Method::GET, "/x"))), Some(&2));
+        assert_eq!(settings.get(Some(b.find(&Method::GET, "/x"))), None);
+        let refused = settings.for_route(Some(b.find(&Method::GET, "/x")));
+        assert_eq!(refused.unwrap_err().code(), &ErrorCode::INTERNAL_ERROR);
         // A table built again from the same declarations is the same table.
         let again = Routes::builder().route("GET /x").build().unwrap();
-        assert_eq!(*settings.get(Some(again.find(&Method::GET, "/x"))), 2);
+        assert_eq!(settings.get(Some(again.find(&Method::GET, "/x"))), Some(&2));
+        // Uniform settings apply to every table.
+        assert_eq!(
+            PerRoute::uniform(7).get(Some(b.find(&Method::GET, "/x"))),
+            Some(&7)
+        );
     }
 
     #[test]
@@ -203,9 +242,15 @@ mod tests {
             .unwrap()
             .route("default", 3)
             .unwrap();
-        assert_eq!(*settings.get(Some(routes.find(&Method::GET, "/x"))), 2);
-        assert_eq!(*settings.get(Some(routes.find(&Method::GET, "/y"))), 3);
-        assert_eq!(*settings.get(None), 1);
+        assert_eq!(
+            settings.get(Some(routes.find(&Method::GET, "/x"))),
+            Some(&2)
+        );
+        assert_eq!(
+            settings.get(Some(routes.find(&Method::GET, "/y"))),
+            Some(&3)
+        );
+        assert_eq!(settings.get(None), Some(&1));
         let names: Vec<_> = settings
             .iter()
             .map(|(name, value)| (name.to_owned(), *value))

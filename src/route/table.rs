@@ -1,12 +1,14 @@
 //! [`Routes`]: the table of route patterns, matched once per request.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use http::Method;
+use http::{Method, Request};
 
+use super::path::{TrailingSlash, normalize, with_path};
 use crate::ConfigError;
 
 /// The dense id of a route: `0` is the default route for unmatched requests,
@@ -134,6 +136,7 @@ pub struct Routes {
 
 struct Table {
     id: TableId,
+    trailing_slash: TrailingSlash,
     routes: Vec<Route>,
     by_method: Vec<(Method, matchit::Router<RouteId>)>,
     any_method: matchit::Router<RouteId>,
@@ -177,6 +180,26 @@ impl Routes {
             let mut own = route.name().split_whitespace();
             own.next() == Some(method) && own.next() == path
         })
+    }
+
+    /// Matches `request` on its normalized path (see [`TrailingSlash`] and
+    /// the [module docs](super)), hands the normalized path on in its URI
+    /// when that differs, and inserts the matched [`Route`] into its
+    /// extensions.
+    pub fn tag<B>(&self, request: &mut Request<B>) {
+        let path = normalize(request.uri().path(), self.table.trailing_slash);
+        let route = self.find(request.method(), &path).clone();
+        if let Cow::Owned(path) = &path
+            && let Some(uri) = with_path(request.uri(), path)
+        {
+            *request.uri_mut() = uri;
+        }
+        request.extensions_mut().insert(route);
+    }
+
+    /// How trailing slashes are matched.
+    pub fn trailing_slash(&self) -> TrailingSlash {
+        self.table.trailing_slash
     }
 
     pub(crate) fn table_id(&self) -> TableId {
@@ -227,6 +250,7 @@ impl fmt::Debug for Routes {
 pub struct RoutesBuilder {
     declared: Vec<(String, bool)>,
     default_public: bool,
+    trailing_slash: TrailingSlash,
 }
 
 impl RoutesBuilder {
@@ -258,6 +282,14 @@ impl RoutesBuilder {
         self
     }
 
+    /// How a trailing slash is matched (default: trimmed, so `/v1/track/`
+    /// is `/v1/track`).
+    #[must_use]
+    pub fn trailing_slash(mut self, trailing_slash: TrailingSlash) -> Self {
+        self.trailing_slash = trailing_slash;
+        self
+    }
+
     /// Checks every pattern and builds the table.
     pub fn build(self) -> Result<Routes, ConfigError> {
         let mut declared: Vec<(String, bool)> =
@@ -267,6 +299,14 @@ impl RoutesBuilder {
         let mut seen = HashSet::new();
         for (pattern, public) in self.declared {
             let (method, path) = parse_pattern(&pattern)?;
+            if self.trailing_slash == TrailingSlash::Trim && path.len() > 1 && path.ends_with('/') {
+                return Err(ConfigError::new(
+                    "route",
+                    "the path ends with `/`, but trailing slashes are trimmed before matching: \
+                     remove it, or keep trailing slashes (`trailing_slash = \"keep\"`)",
+                )
+                .in_route(pattern.as_str()));
+            }
             let name = match &method {
                 Some(method) => format!("{method} {path}"),
                 None => format!("* {path}"),
@@ -305,6 +345,7 @@ impl RoutesBuilder {
         Ok(Routes {
             table: Arc::new(Table {
                 id: table,
+                trailing_slash: self.trailing_slash,
                 routes,
                 by_method,
                 any_method,

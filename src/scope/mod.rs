@@ -40,4 +40,4 @@
 
 mod rule;
 
-pub use rule::{ScopeGuard, ScopeLayer, ScopeRule, ScopeService, covers, validate_scope};
+pub use rule::{ScopeCheck, ScopeLayer, ScopeRule, ScopeService, covers, validate_scope};

@@ -1,15 +1,18 @@
-//! [`ScopeRule`] and the guard applying it.
+//! [`ScopeRule`] and the check applying it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::Request;
 use serde_json::json;
 
 use crate::ConfigError;
-use crate::error::{ApiError, ErrorCode, ErrorRenderer};
-use crate::guard::{Caller, Guard, GuardLayer, GuardService, caller};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, never_pending};
+use crate::context::{self, Caller};
+use crate::error::{ApiError, ErrorCode};
 use crate::key::{KeyKind, KeyKinds};
-use crate::route::{PerRoute, Route};
+use crate::route::PerRoute;
+use crate::store::Answer;
 
 /// Whether `granted` covers `required`: equal, `*`, or `prefix.*` with
 /// `required` strictly under `prefix.`.
@@ -227,49 +230,55 @@ impl Default for ScopeRule {
     }
 }
 
-/// The [`Guard`] behind [`ScopeLayer`].
+/// The scope check: refuses keys that lack a route's scopes or are of a
+/// kind it does not accept.
 #[derive(Clone, Debug)]
-pub struct ScopeGuard {
+pub struct ScopeCheck {
     rules: PerRoute<ScopeRule>,
-    renderer: ErrorRenderer,
 }
 
-/// Refuses keys that lack a route's scopes or are of a kind it does not
-/// accept; see the [module docs](super).
-pub type ScopeLayer = GuardLayer<ScopeGuard>;
-
-/// The service made by [`ScopeLayer`].
-pub type ScopeService<S> = GuardService<S, ScopeGuard>;
-
-impl GuardLayer<ScopeGuard> {
-    /// A scope layer with `rules` (one rule, or one per route).
+impl ScopeCheck {
+    /// A check with `rules` (one rule, or one per route).
     pub fn new(rules: impl Into<PerRoute<ScopeRule>>) -> Self {
-        Self::from_guard(ScopeGuard {
+        Self {
             rules: rules.into(),
-            renderer: ErrorRenderer::default(),
-        })
-    }
-
-    /// Renders rejections with `renderer`.
-    #[must_use]
-    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
-        self.change(|guard| guard.renderer = renderer)
-    }
-}
-
-impl Guard for ScopeGuard {
-    fn check<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
-        match caller(request)? {
-            Caller::Public => Ok(()),
-            Caller::Key(principal) => self
-                .rules
-                .get(request.extensions().get::<Route>())
-                .judge(principal.kind(), principal.scopes()),
         }
     }
 
-    fn renderer(&self) -> &ErrorRenderer {
-        &self.renderer
+    fn judge<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
+        match context::caller(request)? {
+            Caller::Public => Ok(()),
+            Caller::Key(principal) => self
+                .rules
+                .for_route(context::route(request))?
+                .judge(principal.kind(), principal.scopes()),
+        }
+    }
+}
+
+impl Check for ScopeCheck {
+    type Pending = Infallible;
+
+    #[inline]
+    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
+        Answer::Ready(self.judge(request))
+    }
+
+    never_pending!();
+}
+
+/// Refuses keys that lack a route's scopes or are of a kind it does not
+/// accept; see the [module docs](super). A [`CheckLayer`] with the
+/// [`ScopeCheck`].
+pub type ScopeLayer = CheckLayer<ScopeCheck>;
+
+/// The service made by [`ScopeLayer`].
+pub type ScopeService<S> = CheckService<S, ScopeCheck>;
+
+impl CheckLayer<ScopeCheck> {
+    /// A scope layer with `rules` (one rule, or one per route).
+    pub fn new(rules: impl Into<PerRoute<ScopeRule>>) -> Self {
+        Self::from_check(ScopeCheck::new(rules))
     }
 }
 

@@ -1,0 +1,234 @@
+//! [`ResponseFuture`]: a check that waits, then the inner call (or the
+//! rejection), then the response headers, the body-cap watch and the
+//! decision hook.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::service::Shared;
+use super::{Check, ResponseHeaders};
+use crate::body::ResponseBody;
+use crate::body_limit::{BodyCap, Capped, Overflow};
+use crate::error::ApiError;
+use crate::gate::{GateEvent, Hook};
+use crate::route::Route;
+
+pin_project! {
+    /// The response future of [`CheckService`](super::CheckService).
+    pub struct ResponseFuture<F, S, C, L, B>
+    where
+        C: Check,
+    {
+        #[pin]
+        state: State<F, S, C, L, B>,
+        observe: Option<Observe>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, C, L, B>
+    where
+        C: Check,
+    {
+        // Only while a check waits for a store: boxed, so the common path's
+        // future stays small.
+        Waiting { waiting: Option<Box<Waiting<S, C, L, B>>> },
+        Inner {
+            #[pin]
+            future: F,
+            headers: ResponseHeaders,
+            overflow: Option<Box<Overflow>>,
+        },
+        Rejected { response: Option<Box<Response<Bytes>>> },
+    }
+}
+
+/// A request whose checks are still deciding.
+struct Waiting<S, C: Check, L, B> {
+    pending: C::Pending,
+    request: Request<B>,
+    service: S,
+    headers: ResponseHeaders,
+    shared: Arc<Shared<C, L>>,
+}
+
+/// What the decision hook needs once the response is ready.
+pub(crate) struct Observe {
+    hook: Hook,
+    route: Option<Route>,
+}
+
+impl Observe {
+    /// Something to report with, when there is a hook.
+    pub(crate) fn of<B>(hook: &Option<Hook>, request: &Request<B>) -> Option<Self> {
+        hook.as_ref().map(|hook| Self {
+            hook: Arc::clone(hook),
+            route: crate::context::route(request).cloned(),
+        })
+    }
+
+    fn report<B>(self, response: &Response<B>) {
+        (self.hook)(&GateEvent::new(
+            self.route.as_ref().map_or(Route::DEFAULT_NAME, Route::name),
+            response.status(),
+            response.extensions().get::<ApiError>(),
+        ));
+    }
+}
+
+impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
+    /// The checks decided at once: call `service`, or answer the rejection.
+    pub(crate) fn decided(
+        verdict: Result<(), ApiError>,
+        request: Request<B>,
+        headers: ResponseHeaders,
+        service: &mut S,
+        shared: &Shared<C, L>,
+        observe: Option<Observe>,
+    ) -> Self
+    where
+        S: Service<Request<L::Body>, Future = F>,
+        L: BodyCap<B>,
+    {
+        Self {
+            state: State::next(verdict, request, headers, service, shared),
+            observe,
+        }
+    }
+
+    pub(crate) fn waiting(
+        pending: C::Pending,
+        request: Request<B>,
+        headers: ResponseHeaders,
+        service: S,
+        shared: Arc<Shared<C, L>>,
+    ) -> Self {
+        Self {
+            state: State::Waiting {
+                waiting: Some(Box::new(Waiting {
+                    pending,
+                    request,
+                    service,
+                    headers,
+                    shared,
+                })),
+            },
+            observe: None,
+        }
+    }
+}
+
+impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
+    fn next(
+        verdict: Result<(), ApiError>,
+        request: Request<B>,
+        headers: ResponseHeaders,
+        service: &mut S,
+        shared: &Shared<C, L>,
+    ) -> Self
+    where
+        S: Service<Request<L::Body>, Future = F>,
+        L: BodyCap<B>,
+    {
+        let rejected = |error, request: &Request<B>, headers: ResponseHeaders| {
+            let mut response = shared.renderer.respond(error, request);
+            headers.apply(response.headers_mut());
+            State::Rejected {
+                response: Some(Box::new(response)),
+            }
+        };
+        if let Err(error) = verdict {
+            return rejected(error, &request, headers);
+        }
+        match shared.cap.cap(request, &shared.renderer) {
+            Capped::Pass { request, overflow } => State::Inner {
+                future: service.call(request),
+                headers,
+                overflow,
+            },
+            Capped::Refused { error, request } => rejected(error, &request, headers),
+        }
+    }
+}
+
+const POLLED_AFTER_COMPLETION: &str = "tollgate::check::ResponseFuture polled after completion";
+
+impl<F, S, C, L, B, ResBody, E> Future for ResponseFuture<F, S, C, L, B>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    S: Service<Request<L::Body>, Response = Response<ResBody>, Error = E, Future = F>,
+    C: Check,
+    L: BodyCap<B>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            let response = match this.state.as_mut().project() {
+                StateProj::Waiting { waiting } => {
+                    let state = waiting.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    let verdict = ready!(state.shared.checks.poll_pending(
+                        &mut state.pending,
+                        cx,
+                        &mut state.request,
+                        &mut state.headers,
+                    ));
+                    let Waiting {
+                        request,
+                        mut service,
+                        headers,
+                        shared,
+                        ..
+                    } = *waiting.take().expect(POLLED_AFTER_COMPLETION);
+                    *this.observe = Observe::of(&shared.hook, &request);
+                    let next = State::next(verdict, request, headers, &mut service, &shared);
+                    this.state.set(next);
+                    continue;
+                }
+                StateProj::Inner {
+                    future,
+                    headers,
+                    overflow,
+                } => {
+                    let response = ready!(future.poll(cx))?;
+                    // Whatever the handler made of a body over its cap, the
+                    // client gets the standard answer.
+                    let mut response = match overflow.take().and_then(|o| o.rejection()) {
+                        Some(rejection) => rejection.map(ResponseBody::rejection),
+                        None => response.map(ResponseBody::inner),
+                    };
+                    std::mem::take(headers).apply(response.headers_mut());
+                    response
+                }
+                StateProj::Rejected { response } => {
+                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                    (*response).map(ResponseBody::rejection)
+                }
+            };
+            if let Some(observe) = this.observe.take() {
+                observe.report(&response);
+            }
+            return Poll::Ready(Ok(response));
+        }
+    }
+}
+
+impl<F, S, C: Check, L, B> fmt::Debug for ResponseFuture<F, S, C, L, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.state {
+            State::Waiting { .. } => "ResponseFuture::Waiting",
+            State::Inner { .. } => "ResponseFuture::Inner",
+            State::Rejected { .. } => "ResponseFuture::Rejected",
+        })
+    }
+}

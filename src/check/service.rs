@@ -1,0 +1,196 @@
+//! [`CheckLayer`] and [`CheckService`]: the one service that runs checks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::future::{Observe, ResponseFuture};
+use super::{Check, ResponseHeaders};
+use crate::body::ResponseBody;
+use crate::body_limit::{BodyCap, Uncapped};
+use crate::error::ErrorRenderer;
+use crate::gate::Hook;
+use crate::store::Answer;
+
+/// Runs the check `C` (one check, or several chained with
+/// [`Check::then`]) on each request, then caps its body with `L` and calls
+/// the inner service; see the [module docs](super).
+///
+/// Cheap to clone: everything sits behind one `Arc`.
+pub struct CheckLayer<C, L = Uncapped> {
+    pub(crate) shared: Arc<Shared<C, L>>,
+}
+
+/// What every clone of a [`CheckService`] shares.
+#[derive(Clone)]
+pub(crate) struct Shared<C, L> {
+    pub(crate) checks: C,
+    pub(crate) cap: L,
+    pub(crate) renderer: ErrorRenderer,
+    pub(crate) hook: Option<Hook>,
+}
+
+impl<C: Check> CheckLayer<C, Uncapped> {
+    /// A layer running `checks`, rendering rejections with the default
+    /// renderer. (The crate's own layers have their own `new`:
+    /// `KeyLayer::new(store)`, `ScopeLayer::new(rules)`…)
+    pub fn from_check(checks: C) -> Self {
+        Self::from_parts(checks, Uncapped, ErrorRenderer::default(), None)
+    }
+}
+
+impl<C, L> CheckLayer<C, L> {
+    pub(crate) fn from_parts(
+        checks: C,
+        cap: L,
+        renderer: ErrorRenderer,
+        hook: Option<Hook>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                checks,
+                cap,
+                renderer,
+                hook,
+            }),
+        }
+    }
+
+    /// The checks.
+    pub fn checks(&self) -> &C {
+        &self.shared.checks
+    }
+
+    /// The renderer of rejections.
+    pub fn renderer(&self) -> &ErrorRenderer {
+        &self.shared.renderer
+    }
+}
+
+impl<C: Clone, L: Clone> CheckLayer<C, L> {
+    /// Changes the shared settings (copying them if a clone of this layer
+    /// still holds them).
+    pub(crate) fn change(mut self, change: impl FnOnce(&mut Shared<C, L>)) -> Self {
+        change(Arc::make_mut(&mut self.shared));
+        self
+    }
+
+    /// Renders rejections with `renderer`.
+    #[must_use]
+    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
+        self.change(|shared| shared.renderer = renderer)
+    }
+}
+
+impl<C, L> Clone for CheckLayer<C, L> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<C: fmt::Debug, L: fmt::Debug> fmt::Debug for CheckLayer<C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckLayer")
+            .field("checks", &self.shared.checks)
+            .field("cap", &self.shared.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, L> Layer<S> for CheckLayer<C, L> {
+    type Service = CheckService<S, C, L>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CheckService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service made by a [`CheckLayer`]: the checks, then the inner service
+/// or the rejection.
+pub struct CheckService<S, C, L = Uncapped> {
+    inner: S,
+    shared: Arc<Shared<C, L>>,
+}
+
+impl<S, C, L> CheckService<S, C, L> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The checks.
+    pub fn checks(&self) -> &C {
+        &self.shared.checks
+    }
+}
+
+impl<S: Clone, C, L> Clone for CheckService<S, C, L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, L: fmt::Debug> fmt::Debug for CheckService<S, C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckService")
+            .field("inner", &self.inner)
+            .field("checks", &self.shared.checks)
+            .field("cap", &self.shared.cap)
+            .finish()
+    }
+}
+
+impl<S, C, L, ReqBody, ResBody> Service<Request<ReqBody>> for CheckService<S, C, L>
+where
+    S: Service<Request<L::Body>, Response = Response<ResBody>> + Clone,
+    C: Check,
+    L: BodyCap<ReqBody>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, C, L, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let mut headers = ResponseHeaders::new();
+        match shared.checks.check(&mut request, &mut headers) {
+            Answer::Ready(verdict) => {
+                let observe = Observe::of(&shared.hook, &request);
+                ResponseFuture::decided(verdict, request, headers, &mut self.inner, shared, observe)
+            }
+            Answer::Pending(pending) => {
+                // The inner service was made ready by `poll_ready`: take that
+                // one along and leave a fresh clone in its place.
+                let fresh = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, fresh);
+                ResponseFuture::waiting(pending, request, headers, ready, Arc::clone(&self.shared))
+            }
+        }
+    }
+}
