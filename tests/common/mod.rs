@@ -47,6 +47,26 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// The same handler behind a gate (whose body cap hands on a
+    /// `LimitedBody`): it never reads the body.
+    pub fn gated<B: Send + 'static>(
+        &self,
+    ) -> impl tower::Service<
+        Request<B>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        let service = handler_service(Arc::clone(&self.calls));
+        tower::ServiceBuilder::new()
+            .map_request(|request: Request<B>| request.map(|_| Full::new(Bytes::new())))
+            .service(service)
+    }
+}
+
 /// The service of a [`Handler`] counting into `calls`.
 pub fn handler_service(
     calls: Arc<AtomicUsize>,
