@@ -13,6 +13,13 @@
 //!   (a bucket per project, draft headers), body cap.
 //! - `peer_stack`: tower-http's `RequestBodyLimitLayer` and `tower_governor`
 //!   keyed by the bearer token: no key check at all.
+//! - `peer_stack_keyed`: what a user who does check keys would assemble:
+//!   tower-http's `ValidateRequestHeaderLayer::custom` taking the bearer
+//!   token, hashing it with SHA-256 and looking the digest up in a `HashMap`
+//!   of the same 10 000 keys (inserting the caller's project into the
+//!   extensions), then `tower_governor` keyed by the token; tower-http's
+//!   `RequestBodyLimitLayer` around both (as in `peer_stack`: its own
+//!   response body type is one the layers inside could not answer with).
 //!
 //! Group `clone`: cloning and dropping each stack, as servers do for every
 //! request, on one thread and on two at once.
@@ -20,16 +27,19 @@
 //! Group `rejection`: what each kind of refusal costs through the full gate
 //! (401 missing key, 401 unknown key, 403 scope, 429, 413).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
+use sha2::{Digest, Sha256};
 use tollgate::gate::{Gate, RoutePolicy};
 use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord};
 use tollgate::rate_limit::Quota;
@@ -37,6 +47,7 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::KeyExtractor;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 const KEYS: usize = 10_000;
 const PROJECTS: usize = 1_000;
@@ -76,12 +87,22 @@ fn handler<B>() -> impl Service<
 struct Fixture {
     gate: Gate<InMemoryKeyStore>,
     keys: Vec<String>,
+    /// SHA-256 of each key → its project, for the keyed peer.
+    digests: HashMap<[u8; 32], Caller>,
+}
+
+/// What the keyed peer knows of a caller.
+#[derive(Clone, Copy)]
+struct Caller {
+    #[allow(dead_code)]
+    project: u32,
 }
 
 fn fixture() -> Fixture {
     let hasher = KeyHasher::with_pepper(b"bench pepper");
     let store = InMemoryKeyStore::new();
     let mut keys = Vec::with_capacity(KEYS);
+    let mut digests = HashMap::with_capacity(KEYS);
     for i in 0..KEYS {
         let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Live)).unwrap();
         store.insert(
@@ -91,6 +112,13 @@ fn fixture() -> Fixture {
                 format!("project_{}", i % PROJECTS),
                 KeyKind::Secret,
             ),
+        );
+        let digest: [u8; 32] = Sha256::digest(minted.key().as_bytes()).into();
+        digests.insert(
+            digest,
+            Caller {
+                project: (i % PROJECTS) as u32,
+            },
         );
         keys.push(minted.into_key());
     }
@@ -124,7 +152,11 @@ fn fixture() -> Fixture {
         )
         .build()
         .unwrap();
-    Fixture { gate, keys }
+    Fixture {
+        gate,
+        keys,
+        digests,
+    }
 }
 
 fn track(key: &str) -> Request<Full<Bytes>> {
@@ -212,6 +244,59 @@ fn bench_stack(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    let digests = Arc::new(f.digests.clone());
+    let config = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(1_000_000_000)
+        .key_extractor(BearerToken)
+        .finish()
+        .unwrap();
+    // The body limit outermost, as in `peer_stack`: its response body type
+    // is its own, which the layers inside could not answer with.
+    let peer_keyed = ServiceBuilder::new()
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
+        .layer(ValidateRequestHeaderLayer::custom(
+            move |request: &mut Request<tower_http::body::Limited<Full<Bytes>>>| {
+                let caller = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .and_then(|token| {
+                        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                        digests.get(&digest).copied()
+                    });
+                match caller {
+                    Some(caller) => {
+                        request.extensions_mut().insert(caller);
+                        Ok(())
+                    }
+                    None => {
+                        let mut response = Response::new(axum::body::Body::empty());
+                        *response.status_mut() = StatusCode::UNAUTHORIZED;
+                        Err(response)
+                    }
+                }
+            },
+        ))
+        .layer(GovernorLayer::<_, _, axum::body::Body>::new(config))
+        .service(handler());
+    let mut i = 0;
+    group.bench_function("peer_stack_keyed", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % KEYS;
+                track(&f.keys[i])
+            },
+            |request| {
+                let response = poll_once(peer_keyed.clone().oneshot(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
     // The layers without a key to check: a public route (no key, no
     // origin or scope check; rate limit by client address; body cap).
     let mut i = 0;
@@ -240,6 +325,7 @@ fn bench_stack(c: &mut Criterion) {
     let mut group = c.benchmark_group("clone");
     clone_bench(&mut group, "tollgate_gate", &gated);
     clone_bench(&mut group, "peer_stack", &peer);
+    clone_bench(&mut group, "peer_stack_keyed", &peer_keyed);
     group.finish();
 
     let mut group = c.benchmark_group("rejection");

@@ -247,8 +247,62 @@ pub fn checksum(body: &str) -> String {
     digits.iter().map(|&b| char::from(b)).collect()
 }
 
+/// CRC-32 (IEEE, reflected polynomial `0xEDB88320`), one byte at a time:
+/// keys are short, and the parser folds each byte in as it checks it.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut index = 0;
+    while index < 256 {
+        let mut value = index as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            value = if value & 1 == 1 {
+                (value >> 1) ^ 0xEDB8_8320
+            } else {
+                value >> 1
+            };
+            bit += 1;
+        }
+        table[index] = value;
+        index += 1;
+    }
+    table
+};
+
+const BAD: u8 = 0;
+const UNDERSCORE: u8 = 2;
+
+/// What each byte may be in a key: a letter or digit (1), `_`, or bad.
+const CLASS: [u8; 256] = {
+    let mut class = [BAD; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        if (byte as u8).is_ascii_alphanumeric() {
+            class[byte] = 1;
+        }
+        byte += 1;
+    }
+    class[b'_' as usize] = UNDERSCORE;
+    class
+};
+
+/// Folds `byte` into a running CRC-32 (start with `!0`, finish with `!`).
+#[inline(always)]
+fn crc_step(crc: u32, byte: u8) -> u32 {
+    CRC_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8)
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0, |crc, &byte| crc_step(crc, byte))
+}
+
 fn checksum_digits(body: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let mut value = crc32fast::hash(body);
+    checksum_of_crc(crc32(body))
+}
+
+/// The checksum characters of a CRC-32 value.
+fn checksum_of_crc(crc: u32) -> [u8; CHECKSUM_LEN] {
+    let mut value = crc;
     let mut digits = [b'0'; CHECKSUM_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = BASE62[(value % 62) as usize];
@@ -378,19 +432,38 @@ impl KeyParser {
         if key.len() > self.max_len {
             return Err(ParseError::TooLong);
         }
-        // One pass: every character checked, the first underscores noted.
+        // One pass: every character checked, the first underscores noted,
+        // and the bytes before the checksum folded into its CRC.
         let bytes = key.as_bytes();
+        let body_end = if self.require_checksum {
+            bytes.len().saturating_sub(CHECKSUM_LEN)
+        } else {
+            0
+        };
+        let mut crc = !0u32;
         let mut underscores = [0usize; 2];
         let mut count = 0usize;
-        for (at, &byte) in bytes.iter().enumerate() {
-            if byte == b'_' {
+        let mut bad = false;
+        let mut note = |at: usize, byte: u8| {
+            let class = CLASS[usize::from(byte)];
+            bad |= class == BAD;
+            if class == UNDERSCORE {
                 if let Some(slot) = underscores.get_mut(count) {
                     *slot = at;
                 }
                 count += 1;
-            } else if !byte.is_ascii_alphanumeric() {
-                return Err(ParseError::BadCharacter);
             }
+        };
+        let (body, tail) = bytes.split_at(body_end);
+        for (at, &byte) in body.iter().enumerate() {
+            crc = crc_step(crc, byte);
+            note(at, byte);
+        }
+        for (at, &byte) in tail.iter().enumerate() {
+            note(body_end + at, byte);
+        }
+        if bad {
+            return Err(ParseError::BadCharacter);
         }
         if count == 0 {
             return Err(ParseError::UnknownPrefix);
@@ -415,11 +488,8 @@ impl KeyParser {
         if secret.len() < min_secret || in_secret > 0 {
             return Err(ParseError::BadSecret);
         }
-        if self.require_checksum {
-            let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-            if checksum_digits(body) != sum {
-                return Err(ParseError::BadChecksum);
-            }
+        if self.require_checksum && checksum_of_crc(!crc) != bytes[body_end..] {
+            return Err(ParseError::BadChecksum);
         }
         Ok(ParsedKey { key, kind, env })
     }
