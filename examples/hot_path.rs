@@ -36,11 +36,13 @@ fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+type Reply = Response<Full<Bytes>>;
+
 fn handler<B>() -> impl Service<
     Request<B>,
-    Response = Response<Full<Bytes>>,
+    Response = Reply,
     Error = Infallible,
-    Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+    Future = std::future::Ready<Result<Reply, Infallible>>,
 > + Clone {
     tower::service_fn(|_: Request<B>| {
         ready(Ok(Response::new(Full::new(Bytes::from_static(b"{}")))))
