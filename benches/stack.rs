@@ -185,6 +185,9 @@ impl KeyExtractor for BearerToken {
     }
 }
 
+// The keyed peer's validator answers `Result<(), Response<_>>`: that is
+// tower-http's signature.
+#[allow(clippy::result_large_err)]
 fn bench_stack(c: &mut Criterion) {
     let f = fixture();
     let mut group = c.benchmark_group("stack");
