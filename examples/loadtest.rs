@@ -5,15 +5,19 @@
 //! cargo run --release --example loadtest -- --mode quota --seconds 5
 //! ```
 //!
-//! `throughput` (default): serves the demo API twice on 127.0.0.1 — the demo
-//! service without the gate (same handlers, CORS and panic handling, and a
-//! fixed caller in each request so the handlers answer the same bodies), then
-//! with the gate built from `examples/gateway.toml`, every quota raised so
-//! none refuses, and `--keys` (default 10 000) secret keys over
-//! `--projects` (default 1 000) projects added to its store — and drives
-//! each with in-process HTTP/1.1 keep-alive clients (hyper), each walking
-//! the shuffled keys, alternating runs (`--rounds`, default 2). Prints
-//! requests/s, p50 and p99 latency, and the ratio gated/bare.
+//! `throughput` (default): serves the demo API twice on 127.0.0.1, each in a
+//! process of its own — the demo service without the gate (same handlers,
+//! CORS and panic handling, and a fixed caller in each request so the
+//! handlers answer the same bodies), and with the gate built from
+//! `examples/gateway.toml`, every quota raised so none refuses, and `--keys`
+//! (default 10 000) secret keys over `--projects` (default 1 000) projects
+//! added to its store — and drives each from this process with HTTP/1.1
+//! keep-alive clients (hyper), each walking the shuffled keys, in
+//! alternating rounds (`--rounds`, default 5). With `taskset` on the machine
+//! (and unless `--no-pin`), the servers run on core 0 and the clients on
+//! core 1, so client and server never share a core. Prints each round's
+//! requests/s, p50 and p99 latency, each round's ratio gated/bare, and the
+//! median ratio.
 //!
 //! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
 //! it can and checks that the admitted count is what the quota allows, within
@@ -47,16 +51,21 @@ struct Args {
     keys: usize,
     projects: usize,
     quota_mode: bool,
+    pin: bool,
+    /// Internal: serve `bare` or `gated` and print the address (and keys).
+    serve: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         seconds: 10.0,
         connections: 32,
-        rounds: 2,
+        rounds: 5,
         keys: 10_000,
         projects: 1_000,
         quota_mode: false,
+        pin: true,
+        serve: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -75,6 +84,8 @@ fn parse_args() -> Result<Args, String> {
             "--projects" => {
                 args.projects = value()?.parse().map_err(|e| format!("--projects: {e}"))?
             }
+            "--no-pin" => args.pin = false,
+            "--serve" => args.serve = Some(value()?),
             "--mode" => match value()?.as_str() {
                 "throughput" => args.quota_mode = false,
                 "quota" => args.quota_mode = true,
@@ -231,7 +242,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 fn report(name: &str, run: &Run) -> f64 {
     let rate = run.requests as f64 / run.elapsed.as_secs_f64();
     println!(
-        "{name:<6} {rate:>10.0} req/s   p50 {:>6} µs   p99 {:>6} µs   2xx {}  4xx {}  5xx {}",
+        "{name:<8} {rate:>10.0} req/s   p50 {:>6} µs   p99 {:>6} µs   2xx {}  4xx {}  5xx {}",
         percentile(&run.latencies, 0.50),
         percentile(&run.latencies, 0.99),
         run.statuses[2],
@@ -272,57 +283,165 @@ fn add_keys(
     Ok(keys)
 }
 
-async fn throughput(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+/// Serves the bare or the gated app (in a process of its own), prints
+/// `listening ADDRESS`, then for the gated app its keys, one a line, then
+/// `ready`; serves until killed.
+async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
     let config = unlimited_config()?;
     let gate = config.build()?;
-    let keys: std::sync::Arc<[String]> =
-        add_keys(&config, gate.key_store(), args.keys, args.projects)?.into();
-    let gated = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
-    // The bare app's handlers see a caller like the gated ones do.
-    let caller = tollgate::key::Principal::new(std::sync::Arc::new(tollgate::key::KeyRecord::new(
-        "load_0",
-        "project_0",
-        tollgate::key::KeyKind::Secret,
-    )));
-    let bare = serve(app::bare_app(
-        gate.renderer().clone(),
-        app::handlers(gate.renderer().clone()),
-        caller,
-    ))
-    .await;
-    println!(
-        "POST /v1/track, {} connections, {} s per run, {} rounds, alternating (loopback, one process); {} keys over {} projects, shuffled",
-        args.connections, args.seconds, args.rounds, args.keys, args.projects
-    );
-    let (mut bare_rates, mut gated_rates) = (Vec::new(), Vec::new());
-    for _ in 0..args.rounds {
-        bare_rates.push(report(
-            "bare",
-            &drive(
-                bare,
-                args.connections,
-                args.seconds,
-                ("POST", "/v1/track"),
-                keys.clone(),
-            )
-            .await,
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if which == "gated" {
+        let keys = add_keys(&config, gate.key_store(), args.keys, args.projects)?;
+        let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+        writeln!(out, "listening {address}")?;
+        for key in keys {
+            writeln!(out, "{key}")?;
+        }
+    } else {
+        // The bare app's handlers see a caller like the gated ones do.
+        let caller = tollgate::key::Principal::new(std::sync::Arc::new(
+            tollgate::key::KeyRecord::new("load_0", "project_0", tollgate::key::KeyKind::Secret),
         ));
-        gated_rates.push(report(
-            "gated",
-            &drive(
-                gated,
-                args.connections,
-                args.seconds,
-                ("POST", "/v1/track"),
-                keys.clone(),
-            )
-            .await,
-        ));
+        let renderer = gate.renderer().clone();
+        let address = serve(app::bare_app(
+            renderer.clone(),
+            app::handlers(renderer),
+            caller,
+        ))
+        .await;
+        writeln!(out, "listening {address}")?;
     }
-    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+    writeln!(out, "ready")?;
+    out.flush()?;
+    drop(out);
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// A server process: its address, the keys it prints, and the child to kill.
+struct Server {
+    address: SocketAddr,
+    keys: Vec<String>,
+    child: std::process::Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `--serve which` as a child process, on core 0 when pinning.
+fn spawn_server(which: &str, args: &Args, pin: bool) -> Result<Server, Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let mut command = if pin {
+        let mut command = std::process::Command::new("taskset");
+        command.args(["-c", "0"]).arg(exe);
+        command
+    } else {
+        std::process::Command::new(exe)
+    };
+    command
+        .args(["--serve", which])
+        .args(["--keys", &args.keys.to_string()])
+        .args(["--projects", &args.projects.to_string()])
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut server = Server {
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        keys: Vec::new(),
+        child,
+    };
+    for line in &mut lines {
+        let line = line?;
+        if let Some(address) = line.strip_prefix("listening ") {
+            server.address = address.parse()?;
+        } else if line == "ready" {
+            return Ok(server);
+        } else {
+            server.keys.push(line);
+        }
+    }
+    Err(format!("the {which} server ended before it was ready").into())
+}
+
+/// Whether `taskset` can pin this process to core 1 (and then did).
+fn pin_client() -> bool {
+    let pid = std::process::id().to_string();
+    std::process::Command::new("taskset")
+        .args(["-a", "-cp", "1", &pid])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+async fn throughput(
+    args: &Args,
+    pinned: bool,
+    bare: &Server,
+    gated: &Server,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let keys: std::sync::Arc<[String]> = gated.keys.clone().into();
     println!(
-        "ratio gated/bare: {:.3} (target ≥ 0.95)",
-        mean(&gated_rates) / mean(&bare_rates)
+        "POST /v1/track, {} connections, {} s per run, {} rounds, alternating; servers and client in separate processes{}; {} keys over {} projects, shuffled",
+        args.connections,
+        args.seconds,
+        args.rounds,
+        if pinned {
+            ", servers on core 0 and clients on core 1 (taskset)"
+        } else {
+            ", not pinned"
+        },
+        keys.len(),
+        args.projects
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds {
+        let bare_rate = report(
+            &format!("bare  {round}"),
+            &drive(
+                bare.address,
+                args.connections,
+                args.seconds,
+                ("POST", "/v1/track"),
+                keys.clone(),
+            )
+            .await,
+        );
+        let gated_rate = report(
+            &format!("gated {round}"),
+            &drive(
+                gated.address,
+                args.connections,
+                args.seconds,
+                ("POST", "/v1/track"),
+                keys.clone(),
+            )
+            .await,
+        );
+        let ratio = gated_rate / bare_rate;
+        println!("round {round}: ratio gated/bare {ratio:.3}");
+        ratios.push(ratio);
+    }
+    println!(
+        "median ratio gated/bare over {} rounds: {:.3} (target ≥ 0.95)",
+        ratios.len(),
+        median(&mut ratios)
     );
     Ok(())
 }
@@ -362,8 +481,7 @@ async fn quota(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(ok)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = match parse_args() {
         Ok(args) => args,
         Err(error) => {
@@ -371,10 +489,37 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let runtime = |threads: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime")
+    };
+    if let Some(which) = &args.serve {
+        // On its own core when pinned: one worker thread.
+        let outcome = runtime(1).block_on(serve_one(which, &args));
+        if let Err(error) = outcome {
+            eprintln!("loadtest --serve {which}: {error}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let outcome = if args.quota_mode {
-        quota(&args).await.map(|ok| if ok { 0 } else { 1 })
+        runtime(2)
+            .block_on(quota(&args))
+            .map(|ok| if ok { 0 } else { 1 })
     } else {
-        throughput(&args).await.map(|()| 0)
+        // Pin before the runtime starts its threads: they inherit it.
+        let pinned = args.pin && pin_client();
+        let servers = spawn_server("bare", &args, pinned)
+            .and_then(|bare| Ok((bare, spawn_server("gated", &args, pinned)?)));
+        match servers {
+            Ok((bare, gated)) => runtime(if pinned { 1 } else { 2 })
+                .block_on(throughput(&args, pinned, &bare, &gated))
+                .map(|()| 0),
+            Err(error) => Err(error),
+        }
     };
     match outcome {
         Ok(code) => std::process::exit(code),
