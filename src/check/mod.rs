@@ -77,6 +77,7 @@ pub use future::ResponseFuture;
 pub use service::{CheckLayer, CheckService};
 
 use crate::error::ApiError;
+use crate::rate_limit::RateHeaders;
 use crate::store::Answer;
 
 /// What a check answers at once: decided, or a state to poll.
@@ -226,43 +227,43 @@ impl<A: Check, C: Check> Check for Then<A, C> {
 /// your service's, or a rejection made after they were added. A header set
 /// here replaces one of the same name.
 ///
-/// Nothing is allocated until a header is added.
+/// Nothing is allocated until a header is added (the rate-limit check's
+/// headers have a place of their own and allocate only their values).
 #[derive(Debug, Default)]
 pub struct ResponseHeaders {
+    rate: Option<RateHeaders>,
     pairs: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ResponseHeaders {
     /// No headers.
     pub const fn new() -> Self {
-        Self { pairs: Vec::new() }
+        Self {
+            rate: None,
+            pairs: Vec::new(),
+        }
     }
 
     /// Adds `name: value` to the response.
     pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
-        if self.pairs.capacity() == 0 {
-            // The rate-limit headers come several at a time.
-            self.pairs.reserve_exact(4);
-        }
         self.pairs.push((name, value));
     }
 
     /// Whether none was added.
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.rate.is_none() && self.pairs.is_empty()
     }
 
-    /// The headers added, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.pairs.iter().map(|(name, value)| (name, value))
+    /// Sets the rate-limit headers.
+    pub(crate) fn set_rate(&mut self, rate: RateHeaders) {
+        self.rate = Some(rate);
     }
 
     /// Writes them into `headers`.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        if self.pairs.is_empty() {
-            return;
+        if let Some(rate) = self.rate {
+            rate.apply(headers);
         }
-        headers.reserve(self.pairs.len());
         for (name, value) in self.pairs {
             headers.insert(name, value);
         }

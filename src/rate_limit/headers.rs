@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::gcra::QuotaState;
@@ -247,6 +248,24 @@ impl RateHeaders {
             ]);
         }
         headers
+    }
+
+    /// Writes them into `headers` (replacing any of the same names).
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(policy) = self.policy {
+            headers.insert(RATELIMIT_POLICY.clone(), policy);
+        }
+        if let Some(remaining) = self.remaining {
+            headers.insert(RATELIMIT.clone(), remaining);
+        }
+        if let Some([limit, remaining, reset]) = self.legacy {
+            headers.insert(X_LIMIT.clone(), HeaderValue::from(limit));
+            headers.insert(X_REMAINING.clone(), HeaderValue::from(remaining));
+            headers.insert(X_RESET.clone(), HeaderValue::from(reset));
+        }
     }
 
     /// The name-value pairs.

@@ -237,9 +237,7 @@ impl Options {
             self.clock.unix_seconds()
         });
         if decision.is_allowed() {
-            for (name, value) in headers.into_pairs() {
-                out.insert(name, value);
-            }
+            out.set_rate(headers);
             return Ok(());
         }
         let seconds = retry_after_seconds(decision.retry_after());

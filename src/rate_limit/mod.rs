@@ -58,6 +58,7 @@ mod store;
 #[cfg(feature = "redis")]
 pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};
 pub use gcra::QuotaState;
+pub(crate) use headers::RateHeaders;
 pub use headers::RateLimitHeaders;
 pub(crate) use layer::Options as RateOptions;
 pub use layer::{RateDecision, RateLimitCheck, RateLimitLayer, RateLimitService};

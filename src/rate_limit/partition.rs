@@ -137,10 +137,11 @@ impl<'a> PartitionKey<'a> {
 
     /// The partition of a client address.
     pub fn ip(ip: Option<IpAddr>) -> Self {
+        static UNKNOWN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         let hash = match ip {
             Some(IpAddr::V4(v4)) => hash::keyed(hash::IP, &v4.octets()),
             Some(IpAddr::V6(v6)) => hash::keyed(hash::IP, &v6.octets()),
-            None => hash::keyed(hash::IP, b""),
+            None => *UNKNOWN.get_or_init(|| hash::keyed(hash::IP, b"")),
         };
         Self {
             value: PartitionValue::Ip(ip),

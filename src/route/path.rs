@@ -58,23 +58,31 @@ pub(crate) fn normalize(path: &str, trailing: TrailingSlash) -> Cow<'_, str> {
 /// Whether `path` is already normal (the common case, checked without
 /// allocating).
 fn is_normal(path: &str, trailing: TrailingSlash) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    if rest.is_empty() {
-        return true;
-    }
-    if rest.contains('%') {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
     }
-    let mut segments = rest.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        match segment {
-            "" if last && trailing == TrailingSlash::Keep => {}
-            "" | "." | ".." => return false,
-            _ => {}
+    // One pass: no escape, and no empty, `.` or `..` segment (but a last
+    // empty one: the root, or a kept trailing slash).
+    let mut start = 1;
+    for at in 1..=bytes.len() {
+        let end = at == bytes.len();
+        if !end {
+            match bytes[at] {
+                b'%' => return false,
+                b'/' => {}
+                _ => continue,
+            }
         }
+        let normal = match &bytes[start..at] {
+            b"" => end && (bytes.len() == 1 || trailing == TrailingSlash::Keep),
+            b"." | b".." => false,
+            _ => true,
+        };
+        if !normal {
+            return false;
+        }
+        start = at + 1;
     }
     true
 }
