@@ -2,13 +2,18 @@
 //! the request — nothing ([`Uncapped`]) or a per-route cap ([`BodyLimits`]).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
-use http::{Request, Response};
+use bytes::{Buf, Bytes};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
 use serde_json::json;
+use tokio::time::Sleep;
 
 use super::body::LimitedBody;
 use crate::check::{CheckLayer, CheckService};
@@ -23,6 +28,14 @@ pub trait BodyCap<B>: Send + Sync + 'static {
 
     /// The request to hand on, or the rejection with the request back.
     fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<Self::Body, B>;
+
+    /// What to do with the body of a refused `request` whose rejection is
+    /// `response`: drain it (the returned [`Drain`]), or — when it cannot be
+    /// drained — mark `response` `Connection: close`. Without a cap, nothing.
+    fn refused(&self, request: Request<B>, response: &mut Response<Bytes>) -> Option<Drain> {
+        let _ = (request, response);
+        None
+    }
 }
 
 /// What a [`BodyCap`] made of a request.
@@ -61,11 +74,32 @@ impl<B> BodyCap<B> for Uncapped {
     }
 }
 
-/// A body cap per route, in bytes (`u64::MAX`: none); see the
-/// [module docs](super).
+/// A body cap per route, in bytes (`u64::MAX`: none), and how the bodies
+/// of refused requests are drained; see the [module docs](super).
 #[derive(Clone, Debug)]
 pub struct BodyLimits {
     limits: PerRoute<u64>,
+    drain: DrainLimits,
+}
+
+/// How much of a refused HTTP/1.1 request's body is read and discarded so
+/// that its connection can serve the next request, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainLimits {
+    /// Bodies up to this many bytes (and never more than the route's cap)
+    /// are drained; default 64 KiB. 0 turns draining off.
+    pub bytes: u64,
+    /// A drain that takes longer gives up and closes; default 1 s.
+    pub timeout: Duration,
+}
+
+impl Default for DrainLimits {
+    fn default() -> Self {
+        Self {
+            bytes: 64 * 1024,
+            timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 impl BodyLimits {
@@ -73,7 +107,20 @@ impl BodyLimits {
     pub fn new(limits: impl Into<PerRoute<u64>>) -> Self {
         Self {
             limits: limits.into(),
+            drain: DrainLimits::default(),
         }
+    }
+
+    /// Drains refused bodies within `drain`.
+    #[must_use]
+    pub fn with_drain(mut self, drain: DrainLimits) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// How refused bodies are drained.
+    pub fn drain(&self) -> DrainLimits {
+        self.drain
     }
 
     /// The caps.
@@ -102,7 +149,10 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-impl<B: http_body::Body> BodyCap<B> for BodyLimits {
+impl<B> BodyCap<B> for BodyLimits
+where
+    B: http_body::Body + Send + 'static,
+{
     type Body = LimitedBody<B>;
 
     fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<LimitedBody<B>, B> {
@@ -145,6 +195,102 @@ impl<B: http_body::Body> BodyCap<B> for BodyLimits {
             request: request.map(|body| LimitedBody::new(body, limit, Some(tripped))),
             overflow: Some(overflow),
         }
+    }
+
+    fn refused(&self, request: Request<B>, response: &mut Response<Bytes>) -> Option<Drain> {
+        // HTTP/2 streams end on their own; HTTP/1.0 connections close anyway.
+        if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
+            return None;
+        }
+        let cap = self
+            .limits
+            .get(crate::context::route(&request))
+            .copied()
+            .unwrap_or(0);
+        let limit = self.drain.bytes.min(cap);
+        let drainable = response.status() != StatusCode::PAYLOAD_TOO_LARGE
+            && limit > 0
+            && declared_length(&request).is_none_or(|length| length <= limit);
+        if !drainable {
+            close(response);
+            return None;
+        }
+        Some(Drain {
+            body: Box::pin(request.into_body()),
+            remaining: limit,
+            timeout: self.drain.timeout,
+            deadline: None,
+        })
+    }
+}
+
+/// Says `Connection: close` on an HTTP/1.1 response.
+pub(crate) fn close<B>(response: &mut Response<B>) {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// The body of a refused request being read and discarded, within a byte
+/// limit and a deadline, so that its HTTP/1.1 connection stays usable.
+pub struct Drain {
+    body: Pin<Box<dyn Discard + Send>>,
+    remaining: u64,
+    timeout: Duration,
+    /// Started when the body first makes the drain wait (a body that is
+    /// all there needs no timer).
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+/// A body read only to be thrown away: how many bytes came, or `Err` when it
+/// failed.
+trait Discard {
+    fn poll_discard(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<u64, ()>>>;
+}
+
+impl<B: http_body::Body> Discard for B {
+    fn poll_discard(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<u64, ()>>> {
+        self.poll_frame(cx).map(|frame| {
+            frame.map(|frame| match frame {
+                Ok(frame) => Ok(frame.data_ref().map_or(0, |data| data.remaining() as u64)),
+                Err(_) => Err(()),
+            })
+        })
+    }
+}
+
+impl Drain {
+    /// Reads on until the body ends (`true`: the connection is reusable) or
+    /// passes its limit, fails, or outlives the deadline (`false`).
+    pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            match self.body.as_mut().poll_discard(cx) {
+                Poll::Ready(None) => return Poll::Ready(true),
+                Poll::Ready(Some(Err(()))) => return Poll::Ready(false),
+                Poll::Ready(Some(Ok(len))) => match self.remaining.checked_sub(len) {
+                    Some(left) => self.remaining = left,
+                    None => return Poll::Ready(false),
+                },
+                Poll::Pending => {
+                    let timeout = self.timeout;
+                    let deadline = self
+                        .deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    return match deadline.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(false),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Drain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drain")
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
     }
 }
 

@@ -16,7 +16,7 @@ use tower_service::Service;
 use super::service::Shared;
 use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
-use crate::body_limit::{BodyCap, Capped, Overflow};
+use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
 use crate::error::ApiError;
 use crate::gate::{GateEvent, Hook};
 use crate::route::Route;
@@ -48,7 +48,10 @@ pin_project! {
             headers: ResponseHeaders,
             overflow: Option<Box<Overflow>>,
         },
-        Rejected { response: Option<Box<Response<Bytes>>> },
+        Rejected {
+            response: Option<Box<Response<Bytes>>>,
+            drain: Option<Drain>,
+        },
     }
 }
 
@@ -139,15 +142,17 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         S: Service<Request<L::Body>, Future = F>,
         L: BodyCap<B>,
     {
-        let rejected = |error, request: &Request<B>, headers: ResponseHeaders| {
-            let mut response = shared.renderer.respond(error, request);
+        let rejected = |error, request: Request<B>, headers: ResponseHeaders| {
+            let mut response = shared.renderer.respond(error, &request);
             headers.apply(response.headers_mut());
+            let drain = shared.cap.refused(request, &mut response);
             State::Rejected {
                 response: Some(Box::new(response)),
+                drain,
             }
         };
         if let Err(error) = verdict {
-            return rejected(error, &request, headers);
+            return rejected(error, request, headers);
         }
         match shared.cap.cap(request, &shared.renderer) {
             Capped::Pass { request, overflow } => State::Inner {
@@ -155,7 +160,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
                 headers,
                 overflow,
             },
-            Capped::Refused { error, request } => rejected(error, &request, headers),
+            Capped::Refused { error, request } => rejected(error, request, headers),
         }
     }
 }
@@ -204,13 +209,28 @@ where
                     // Whatever the handler made of a body over its cap, the
                     // client gets the standard answer.
                     let mut response = match overflow.take().and_then(|o| o.rejection()) {
-                        Some(rejection) => rejection.map(ResponseBody::rejection),
+                        Some(mut rejection) => {
+                            // The body is part read: the connection cannot
+                            // be reused.
+                            close(&mut rejection);
+                            rejection.map(ResponseBody::rejection)
+                        }
                         None => response.map(ResponseBody::inner),
                     };
                     std::mem::take(headers).apply(response.headers_mut());
                     response
                 }
-                StateProj::Rejected { response } => {
+                StateProj::Rejected { response, drain } => {
+                    if let Some(draining) = drain {
+                        // Answer once the refused body is read, so that the
+                        // connection can carry the next request; or say
+                        // it cannot.
+                        let reusable = ready!(draining.poll_drain(cx));
+                        *drain = None;
+                        if !reusable && let Some(response) = response.as_mut() {
+                            close(response);
+                        }
+                    }
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);
                     (*response).map(ResponseBody::rejection)
                 }

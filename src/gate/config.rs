@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
+use crate::body_limit::DrainLimits;
 use crate::error::ErrorFormat;
 use crate::key::{
     InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus,
@@ -91,6 +92,13 @@ pub struct GateConfig {
     /// `trim` (default: `/v1/track/` is `/v1/track`) or `keep`.
     #[serde(default)]
     pub trailing_slash: TrailingSlash,
+    /// Refused HTTP/1.1 bodies up to this many bytes are read and discarded
+    /// so the connection stays usable (default 65536; 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_limit: Option<u64>,
+    /// How long a drain may take, in milliseconds (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_ms: Option<u64>,
     /// The policy of unmatched requests and the defaults of every route.
     #[serde(default)]
     pub defaults: RoutePolicy,
@@ -166,6 +174,8 @@ impl fmt::Debug for GateConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("rate_limit_headers", &self.rate_limit_headers)
             .field("trailing_slash", &self.trailing_slash)
+            .field("drain_limit", &self.drain_limit)
+            .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("defaults", &self.defaults)
             .field("keys", &self.keys)
             .field("routes", &self.routes);
@@ -445,6 +455,7 @@ impl GateConfig {
         let hasher = self.hasher()?;
         let parser = KeyParser::new().require_checksum(self.require_checksum.unwrap_or(true));
         let store = self.key_store(&hasher, &parser)?;
+        let defaults = DrainLimits::default();
         let mut builder = Gate::builder(store)
             .hasher(hasher)
             .parser(parser)
@@ -454,6 +465,12 @@ impl GateConfig {
             .trusted_proxies(&self.trusted_proxies)
             .rate_limit_headers(self.rate_limit_headers)
             .trailing_slash(self.trailing_slash)
+            .drain(DrainLimits {
+                bytes: self.drain_limit.unwrap_or(defaults.bytes),
+                timeout: self
+                    .drain_timeout_ms
+                    .map_or(defaults.timeout, Duration::from_millis),
+            })
             .defaults(self.defaults.clone());
         if let Some(header) = &self.request_id_header {
             let header = HeaderName::try_from(header.as_str()).map_err(|_| {

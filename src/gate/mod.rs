@@ -68,7 +68,7 @@ pub(crate) use observe::Hook;
 pub use policy::RoutePolicy;
 
 use crate::ConfigError;
-use crate::body_limit::BodyLimits;
+use crate::body_limit::{BodyLimits, DrainLimits};
 use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
 use crate::error::{Category, ErrorCode, ErrorRenderer};
@@ -201,6 +201,7 @@ struct Settings {
     request_id_header: Option<HeaderName>,
     clock: Clock,
     trailing_slash: TrailingSlash,
+    drain: DrainLimits,
     defaults: RoutePolicy,
     routes: Vec<(String, RoutePolicy)>,
     hook: Option<Hook>,
@@ -219,6 +220,7 @@ impl Default for Settings {
             request_id_header: None,
             clock: Clock::system(),
             trailing_slash: TrailingSlash::default(),
+            drain: DrainLimits::default(),
             defaults: RoutePolicy::new(),
             routes: Vec::new(),
             hook: None,
@@ -357,6 +359,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         self.with(|s| s.trailing_slash = trailing_slash)
     }
 
+    /// How much of a refused HTTP/1.1 request's body is read and discarded
+    /// (default: up to 64 KiB, never more than the route's body cap, for at
+    /// most 1 s) so that its connection can carry the next request. A body
+    /// that cannot be drained gets `Connection: close` on the rejection.
+    pub fn drain(self, drain: DrainLimits) -> Self {
+        self.with(|s| s.drain = drain)
+    }
+
     /// The policy of unmatched requests, and the defaults of every route's
     /// unset settings.
     pub fn defaults(self, defaults: RoutePolicy) -> Self {
@@ -388,6 +398,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             request_id_header,
             clock,
             trailing_slash,
+            drain,
             defaults,
             routes: declared,
             hook,
@@ -451,7 +462,12 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 rate,
             )?);
         Ok(Gate {
-            layer: CheckLayer::from_parts(checks, BodyLimits::new(caps), renderer, hook),
+            layer: CheckLayer::from_parts(
+                checks,
+                BodyLimits::new(caps).with_drain(drain),
+                renderer,
+                hook,
+            ),
         })
     }
 }
