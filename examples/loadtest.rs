@@ -305,6 +305,7 @@ async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::E
         ));
         let renderer = gate.renderer().clone();
         let address = serve(app::bare_app(
+            app::cors(&gate),
             renderer.clone(),
             app::handlers(renderer),
             caller,

@@ -377,3 +377,121 @@ async fn the_config_names_the_issue_keys_and_routes() {
         assert!(gate.routes().get(route).is_some(), "{route}");
     }
 }
+
+/// The comma-separated names of a CORS header, lower-cased and sorted.
+fn names(headers: &http::HeaderMap, name: &str) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap().split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn cors_is_derived_from_the_gate_settings() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/gateway.toml"
+    ))
+    .unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        ("draft", &["ratelimit", "ratelimit-policy", "retry-after"]),
+        (
+            "legacy",
+            &[
+                "retry-after",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ],
+        ),
+        (
+            "both",
+            &[
+                "ratelimit",
+                "ratelimit-policy",
+                "retry-after",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ],
+        ),
+        ("none", &["retry-after"]),
+    ];
+    for (mode, exposed) in cases {
+        let text = text.replace(
+            "rate_limit_headers = \"draft\"",
+            &format!("rate_limit_headers = \"{mode}\"\nrequest_id_header = \"x-correlation-id\""),
+        );
+        // A stopped clock: the 21st request on the burst-20 route is refused.
+        let clock = tollgate::clock::FakeClock::new();
+        let gate = GateConfig::from_toml(&text)
+            .unwrap()
+            .builder()
+            .unwrap()
+            .clock(clock.clock())
+            .build()
+            .unwrap();
+        let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+        let client = Client::new(address);
+
+        // The preflight a browser sends before a JSON POST with a key, a
+        // request id and the tracing SDKs' headers.
+        let wanted = "authorization,content-type,traceparent,tracestate,baggage,sentry-trace,x-correlation-id,x-api-key";
+        let preflight = fetch(
+            client
+                .request("OPTIONS", "/v1/track")
+                .header("origin", "http://localhost:3000")
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", wanted)
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(preflight.status, 200, "{mode}");
+        assert_eq!(preflight.headers["access-control-max-age"], "600", "{mode}");
+        let allowed = names(&preflight.headers, "access-control-allow-headers");
+        for name in wanted.split(',') {
+            assert!(
+                allowed.contains(&name.to_string()),
+                "{mode}: {name} in {allowed:?}"
+            );
+        }
+
+        // Admitted and refused, the response exposes exactly what the mode sends.
+        let mut sent = std::collections::BTreeSet::new();
+        let mut statuses = Vec::new();
+        for _ in 0..21 {
+            let answer = fetch(
+                client
+                    .request("POST", "/v1/batch")
+                    .header("origin", "http://localhost:3000")
+                    .header("authorization", format!("Bearer {SERVER}"))
+                    .body(Full::from("[]"))
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                names(&answer.headers, "access-control-expose-headers"),
+                exposed,
+                "{mode}"
+            );
+            statuses.push(answer.status.as_u16());
+            for name in answer.headers.keys() {
+                if name.as_str().contains("ratelimit") || name == "retry-after" {
+                    sent.insert(name.as_str().to_string());
+                }
+            }
+        }
+        assert_eq!(statuses[19..], [202, 429], "{mode}");
+        assert_eq!(
+            sent.into_iter().collect::<Vec<_>>(),
+            exposed,
+            "{mode}: sent"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! Shared by `main.rs` and the integration test `tests/gateway.rs`.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -87,21 +88,32 @@ where
     }))
 }
 
-fn cors() -> CorsLayer {
+/// How long a browser may cache a preflight's answer.
+pub const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// The request headers browser tracing and error-reporting SDKs add to
+/// every `fetch`: W3C trace context, baggage, Sentry's.
+pub const TRACING_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("baggage"),
+    HeaderName::from_static("sentry-trace"),
+];
+
+/// CORS for browser callers of `gate`, derived from its settings: the
+/// headers the gate reads (credentials, request id) and the ones tracing
+/// SDKs add may be sent; exactly the rate-limit headers the gate sends may
+/// be read; preflights are cached for [`PREFLIGHT_MAX_AGE`].
+pub fn cors<St, Rs, C>(gate: &Gate<St, Rs, C>) -> CorsLayer {
+    let mut allow = gate.request_header_names();
+    allow.push(CONTENT_TYPE);
+    allow.extend(TRACING_HEADERS);
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            http::header::AUTHORIZATION,
-            CONTENT_TYPE,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("x-request-id"),
-        ])
-        .expose_headers([
-            http::header::RETRY_AFTER,
-            HeaderName::from_static("ratelimit"),
-            HeaderName::from_static("ratelimit-policy"),
-        ])
+        .allow_headers(allow)
+        .expose_headers(gate.response_header_names())
+        .max_age(PREFLIGHT_MAX_AGE)
 }
 
 /// A panic in a handler is answered with the standard `internal_error`.
@@ -118,7 +130,7 @@ fn catch_panics(
 /// CORS outside, then the gate, then `handlers`.
 pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers) -> App {
     let service = ServiceBuilder::new()
-        .layer(cors())
+        .layer(cors(gate))
         .map_response(|response: Response<_>| {
             response.map(|body: tollgate::body::ResponseBody<_>| {
                 body.map_err(Into::into).boxed_unsync()
@@ -132,10 +144,16 @@ pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers)
 
 /// The same service without the gate, for measuring what the gate costs.
 /// Every request is given `caller` as its principal, so that the handlers
-/// do the same work (and answer the same bodies) as behind the gate.
-pub fn bare_app(renderer: ErrorRenderer, handlers: Handlers<Incoming>, caller: Principal) -> App {
+/// do the same work (and answer the same bodies) as behind the gate; `cors`
+/// is the gated app's.
+pub fn bare_app(
+    cors: CorsLayer,
+    renderer: ErrorRenderer,
+    handlers: Handlers<Incoming>,
+    caller: Principal,
+) -> App {
     let service = ServiceBuilder::new()
-        .layer(cors())
+        .layer(cors)
         .map_response(|response: Response<_>| {
             response.map(|body: tower_http::body::UnsyncBoxBody<_, _>| body.boxed_unsync())
         })

@@ -129,15 +129,22 @@ impl<St, Rs, C> Gate<St, Rs, C> {
         self.layer.checks()
     }
 
+    // Where each check sits in `GateChecks`: the one place that knows.
+    fn route_check(&self) -> &RouteCheck {
+        self.checks().first().first().first().first().first()
+    }
+
+    fn key_check(&self) -> &KeyCheck<St> {
+        self.checks().first().first().first().first().second()
+    }
+
+    fn rate_check(&self) -> &RateLimitCheck<Rs> {
+        self.checks().second()
+    }
+
     /// The route table.
     pub fn routes(&self) -> &Routes {
-        self.checks()
-            .first()
-            .first()
-            .first()
-            .first()
-            .first()
-            .routes()
+        self.route_check().routes()
     }
 
     /// The renderer every check shares.
@@ -150,13 +157,7 @@ impl<St, Rs, C> Gate<St, Rs, C> {
     where
         St: KeyStore,
     {
-        self.checks()
-            .first()
-            .first()
-            .first()
-            .first()
-            .second()
-            .store()
+        self.key_check().store()
     }
 
     /// The rate store.
@@ -164,7 +165,25 @@ impl<St, Rs, C> Gate<St, Rs, C> {
     where
         Rs: RateStore,
     {
-        self.checks().second().store()
+        self.rate_check().store()
+    }
+
+    /// The request headers the gate reads that a browser may send only once
+    /// a CORS preflight allows them: the credential headers
+    /// (`Authorization`, `X-API-Key`) and the request-id header. For
+    /// `Access-Control-Allow-Headers`, beside your own API's.
+    pub fn request_header_names(&self) -> Vec<HeaderName> {
+        let mut names = self.key_check().credential_headers().to_vec();
+        names.push(self.renderer().request_id_header().clone());
+        names
+    }
+
+    /// The response headers the gate adds that browser code can read only
+    /// when CORS exposes them (none of them is CORS-safelisted): exactly the
+    /// rate-limit headers the gate is set to send (see
+    /// [`RateLimitHeaders::names`]). For `Access-Control-Expose-Headers`.
+    pub fn response_header_names(&self) -> Vec<HeaderName> {
+        self.rate_check().options.headers.names().to_vec()
     }
 }
 

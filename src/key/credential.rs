@@ -5,7 +5,10 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 
 /// The header carrying a bare key.
-pub(crate) static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The headers a credential is read from.
+pub(crate) static HEADERS: [HeaderName; 2] = [AUTHORIZATION, X_API_KEY];
 
 /// The one credential a request carries.
 #[derive(Debug, PartialEq, Eq)]

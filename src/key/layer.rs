@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
-use http::{Method, Request};
+use http::{HeaderName, Method, Request};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
@@ -79,6 +79,13 @@ impl Default for KeyOptions {
 
 /// The default time a key store has to answer.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl<St> KeyCheck<St> {
+    /// The headers a credential is read from.
+    pub(crate) fn credential_headers(&self) -> &'static [HeaderName] {
+        &super::credential::HEADERS
+    }
+}
 
 impl<St: KeyStore> KeyCheck<St> {
     /// Authenticates against `store`, with SHA-256 digests (no pepper), the

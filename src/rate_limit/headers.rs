@@ -36,13 +36,35 @@ impl RateLimitHeaders {
     fn legacy(self) -> bool {
         matches!(self, Self::Legacy | Self::Both)
     }
+
+    /// The names of the headers a response can carry in this mode: the
+    /// mode's own, and `Retry-After` in every mode (a refusal carries it).
+    /// What a CORS layer's `Access-Control-Expose-Headers` needs, so that
+    /// browser code can read them.
+    pub fn names(self) -> &'static [HeaderName] {
+        // Draft's, then legacy's: `Retry-After` is in both windows.
+        static NAMES: [HeaderName; 6] = [
+            RATELIMIT_POLICY,
+            RATELIMIT,
+            RETRY_AFTER,
+            X_LIMIT,
+            X_REMAINING,
+            X_RESET,
+        ];
+        match self {
+            Self::Draft => &NAMES[..3],
+            Self::Legacy => &NAMES[2..6],
+            Self::Both => &NAMES[..6],
+            Self::None => &NAMES[2..3],
+        }
+    }
 }
 
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Whole seconds, rounded up: a client told to wait `n` seconds that waits
 /// `n` seconds is never early.
@@ -256,36 +278,16 @@ impl RateHeaders {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(policy) = self.policy {
-            headers.insert(RATELIMIT_POLICY.clone(), policy);
+            headers.insert(RATELIMIT_POLICY, policy);
         }
         if let Some(remaining) = self.remaining {
-            headers.insert(RATELIMIT.clone(), remaining);
+            headers.insert(RATELIMIT, remaining);
         }
         if let Some([limit, remaining, reset]) = self.legacy {
-            headers.insert(X_LIMIT.clone(), HeaderValue::from(limit));
-            headers.insert(X_REMAINING.clone(), HeaderValue::from(remaining));
-            headers.insert(X_RESET.clone(), HeaderValue::from(reset));
+            headers.insert(X_LIMIT, HeaderValue::from(limit));
+            headers.insert(X_REMAINING, HeaderValue::from(remaining));
+            headers.insert(X_RESET, HeaderValue::from(reset));
         }
-    }
-
-    /// The name-value pairs.
-    pub(crate) fn into_pairs(self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
-        let legacy = self
-            .legacy
-            .into_iter()
-            .flat_map(|[limit, remaining, reset]| {
-                [
-                    (X_LIMIT.clone(), HeaderValue::from(limit)),
-                    (X_REMAINING.clone(), HeaderValue::from(remaining)),
-                    (X_RESET.clone(), HeaderValue::from(reset)),
-                ]
-            });
-        self.retry_after
-            .map(|seconds| (RETRY_AFTER, HeaderValue::from(seconds)))
-            .into_iter()
-            .chain(self.policy.map(|value| (RATELIMIT_POLICY.clone(), value)))
-            .chain(self.remaining.map(|value| (RATELIMIT.clone(), value)))
-            .chain(legacy)
     }
 }
 

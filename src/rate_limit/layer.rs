@@ -236,8 +236,9 @@ impl Options {
         let headers = RateHeaders::new(self.headers, limits, bucket, &decision, || {
             self.clock.unix_seconds()
         });
+        // Admitted or refused, the response carries them: one writer.
+        out.set_rate(headers);
         if decision.is_allowed() {
-            out.set_rate(headers);
             return Ok(());
         }
         let seconds = retry_after_seconds(decision.retry_after());
@@ -264,9 +265,7 @@ impl Options {
                 "policy": quota.map(|q| q.label(bucket.route(), index)),
             }))
         };
-        Err(headers
-            .into_pairs()
-            .fold(error, |error, (name, value)| error.with_header(name, value)))
+        Err(error)
     }
 }
 
