@@ -75,23 +75,35 @@ fn problem_json_is_exact() {
     assert_eq!(
         body(&response),
         json!({
-            "type": "about:blank",
-            "title": "Too Many Requests",
+            "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+            "title": "Request cannot be satisfied as assigned quota has been exceeded",
             "status": 429,
             "detail": "Rate limit exceeded on route POST /v1/track. Retry after 3 seconds.",
             "code": "rate_limited",
             "details": { "retry_after": 3, "limit": 200, "policy": "POST /v1/track" },
+            "violated-policies": ["POST /v1/track"],
             "request_id": "7f3c9a"
         })
     );
     let typed = ErrorRenderer::new(
         tollgate::error::ProblemJson::new().with_type_base("https://docs.example.com/errors/"),
     );
+    // The draft's problem type wins for a quota refusal; a type base for the rest.
     let response = typed.respond(rate_limited(), &request());
     assert_eq!(
         body(&response)["type"],
-        "https://docs.example.com/errors/rate_limited"
+        tollgate::error::QUOTA_EXCEEDED_TYPE
     );
+    let response = typed.respond(ApiError::from(ErrorCode::PAYLOAD_TOO_LARGE), &request());
+    assert_eq!(
+        body(&response)["type"],
+        "https://docs.example.com/errors/payload_too_large"
+    );
+    let untyped =
+        ErrorRenderer::problem_json().respond(ApiError::from(ErrorCode::NOT_FOUND), &request());
+    assert_eq!(body(&untyped)["type"], "about:blank");
+    assert_eq!(body(&untyped)["title"], "Not Found");
+    assert!(body(&untyped).get("violated-policies").is_none());
 }
 
 #[test]

@@ -205,10 +205,14 @@ async fn stacked_quotas_consume_nothing_on_denial() {
     for _ in 0..10 {
         let refused = send(service.clone(), track("acme")).await;
         assert_eq!(refused.body["error"]["details"]["policy"], "burst");
+        // `t`: seconds until one more token (draft 11), not until full
+        // (the minute quota is full in 36 s, its next token comes in 12 s);
+        // the refusing policy's `t` is the `Retry-After`.
         assert_eq!(
             refused.headers["ratelimit"],
-            r#""burst";r=0;t=1, "minute";r=2;t=36"#
+            r#""burst";r=0;t=1, "minute";r=2;t=12"#
         );
+        assert_eq!(refused.headers["retry-after"], "1");
     }
     f.advance(Duration::from_secs(1));
     assert_eq!(admitted(&service, || track("acme"), 2).await, 2);

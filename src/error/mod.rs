@@ -29,6 +29,6 @@ pub use crate::store::StoreError;
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
 pub use render::{
-    ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, RenderContext, RenderError, grpc_status,
-    json_response,
+    ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderContext,
+    RenderError, grpc_status, json_response,
 };

@@ -9,7 +9,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 use crate::route::Route;
 
 /// What a renderer may know of the rejected request.
@@ -134,7 +134,10 @@ impl RenderError for JsonEnvelope {
 ///
 /// `type` is `about:blank` (and `title` the status's reason phrase) unless a
 /// base URI is set, in which case `type` is the base followed by the code,
-/// for example `https://docs.example.com/errors/rate_limited`.
+/// for example `https://docs.example.com/errors/payload_too_large`. A
+/// request refused by a quota policy is the rate-limit headers draft's
+/// problem type, [`QUOTA_EXCEEDED_TYPE`], with its extension member
+/// `violated-policies` (the refusing policy's name, as in `RateLimit`).
 #[derive(Clone, Debug, Default)]
 pub struct ProblemJson {
     type_base: Option<String>,
@@ -166,18 +169,36 @@ struct Problem<'a> {
     details: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    #[serde(rename = "violated-policies", skip_serializing_if = "Option::is_none")]
+    violated_policies: Option<[&'a str; 1]>,
 }
+
+/// The problem type of the rate-limit headers draft (11) for a request
+/// over a quota policy; its extension member `violated-policies` names them.
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+const QUOTA_EXCEEDED_TITLE: &str =
+    "Request cannot be satisfied as assigned quota has been exceeded";
 
 impl RenderError for ProblemJson {
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
         let code = error.code().as_str();
-        let kind = self.type_base.as_ref().map_or_else(
-            || String::from("about:blank"),
-            |base| format!("{base}{code}"),
-        );
+        // A refusal by a named quota policy is the draft's `quota-exceeded`.
+        let violated = (error.code() == &ErrorCode::RATE_LIMITED)
+            .then(|| error.details()?.get("policy")?.as_str())
+            .flatten();
+        let kind = match (violated, &self.type_base) {
+            (Some(_), _) => String::from(QUOTA_EXCEEDED_TYPE),
+            (None, Some(base)) => format!("{base}{code}"),
+            (None, None) => String::from("about:blank"),
+        };
         let body = Problem {
             kind: &kind,
-            title: error.status().canonical_reason().unwrap_or("Error"),
+            violated_policies: violated.map(|policy| [policy]),
+            title: match violated {
+                Some(_) => QUOTA_EXCEEDED_TITLE,
+                None => error.status().canonical_reason().unwrap_or("Error"),
+            },
             status: error.status().as_u16(),
             detail: error.message(),
             code,

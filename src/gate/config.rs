@@ -11,7 +11,8 @@ use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::error::ErrorFormat;
 use crate::key::{
-    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyParser, KeyRecord, KeyStatus,
+    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser, KeyRecord,
+    KeyStatus,
 };
 use crate::rate_limit::{InMemoryRateStore, Partition, RateLimitHeaders};
 use crate::route::TrailingSlash;
@@ -89,6 +90,10 @@ pub struct GateConfig {
     /// `draft` (default), `legacy`, `both` or `none`.
     #[serde(default)]
     pub rate_limit_headers: RateLimitHeaders,
+    /// The key kinds whose `Origin` is checked (default `["publishable"]`):
+    /// add `secret` to keep secret keys out of browsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_kinds: Option<Vec<KeyKind>>,
     /// `trim` (default: `/v1/track/` is `/v1/track`) or `keep`.
     #[serde(default)]
     pub trailing_slash: TrailingSlash,
@@ -173,6 +178,7 @@ impl fmt::Debug for GateConfig {
             .field("partition", &self.partition)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("rate_limit_headers", &self.rate_limit_headers)
+            .field("origin_kinds", &self.origin_kinds)
             .field("trailing_slash", &self.trailing_slash)
             .field("drain_limit", &self.drain_limit)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
@@ -483,6 +489,9 @@ impl GateConfig {
         }
         if let Some(name) = &self.query_parameter {
             builder = builder.query_parameter(name.as_str());
+        }
+        if let Some(kinds) = &self.origin_kinds {
+            builder = builder.origin_kinds(kinds.iter().copied().collect::<KeyKinds>());
         }
         if let Some(timeout) = self.lookup_timeout_ms {
             builder = builder.lookup_timeout(Some(Duration::from_millis(timeout)));

@@ -30,6 +30,21 @@ pub struct QuotaState {
     pub window: Nanos,
 }
 
+impl QuotaState {
+    /// Nanoseconds until one more token is available: 0 when the bucket is
+    /// full; for a refused request of cost 1, its retry time.
+    pub fn next_after(&self) -> Nanos {
+        if self.limit == 0 || self.remaining >= self.limit {
+            return 0;
+        }
+        // The tolerance is exactly `limit` emission intervals.
+        let emission = self.window / self.limit;
+        self.reset_after
+            .saturating_add((self.remaining + 1).saturating_mul(emission))
+            .saturating_sub(self.window)
+    }
+}
+
 impl Gcra {
     pub(crate) const fn new(emission: Nanos, tolerance: Nanos, burst: u64) -> Self {
         Self {
@@ -110,6 +125,21 @@ mod tests {
             }
         );
         assert_eq!(gcra.state(tat, 5 * SECOND).remaining, 3);
+    }
+
+    #[test]
+    fn next_after_is_the_time_until_one_more_token() {
+        let gcra = Gcra::new(SECOND, 3 * SECOND, 3);
+        assert_eq!(gcra.state(0, 0).next_after(), 0, "full");
+        let tat = gcra.admit(0, 0, 1).unwrap();
+        assert_eq!(gcra.state(tat, 0).next_after(), SECOND);
+        assert_eq!(gcra.state(tat, SECOND / 4).next_after(), 3 * SECOND / 4);
+        let tat = gcra.admit(tat, 0, 2).unwrap();
+        let empty = gcra.state(tat, SECOND / 2);
+        assert_eq!((empty.remaining, empty.reset_after), (0, 5 * SECOND / 2));
+        assert_eq!(empty.next_after(), SECOND / 2);
+        // A refused request of cost 1 may retry exactly then.
+        assert_eq!(gcra.admit(tat, SECOND / 2, 1), Err(empty.next_after()));
     }
 
     #[test]
