@@ -24,7 +24,10 @@
 //!   — never the defaults, which could be weaker than the route's own rules
 //!   (see [`PerRoute::for_route`](crate::route::PerRoute::for_route)).
 //! - **A public route** has no principal: origin and scope checks pass, and
-//!   rate limits partition by client address.
+//!   rate limits partition by client address. So has a route with optional
+//!   authentication (`anonymous`) called without a key: the key check marks
+//!   the request anonymous, and [`caller`] answers `Public` for it. A key
+//!   that is presented there is judged in full.
 //! - **Elsewhere, no principal** (the check was placed before the key check)
 //!   is `missing_api_key`: [`caller`].
 
@@ -34,6 +37,7 @@ use http::{Extensions, Request};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::key::Principal;
+use crate::key::layer::Anonymous;
 use crate::route::Route;
 
 /// The route a request matched, if a route check ran.
@@ -60,7 +64,8 @@ pub fn is_public<B>(request: &Request<B>) -> bool {
 pub enum Caller<'a> {
     /// An authenticated key.
     Key(&'a Principal),
-    /// A public route: no key needed, none checked.
+    /// A public route (no key needed, none checked), or a route with
+    /// optional authentication called without a key.
     Public,
 }
 
@@ -70,7 +75,7 @@ pub fn caller<B>(request: &Request<B>) -> Result<Caller<'_>, ApiError> {
     if let Some(principal) = principal(request) {
         return Ok(Caller::Key(principal));
     }
-    if is_public(request) {
+    if is_public(request) || request.extensions().get::<Anonymous>().is_some() {
         return Ok(Caller::Public);
     }
     Err(ApiError::from(ErrorCode::MISSING_API_KEY))

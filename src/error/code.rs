@@ -107,15 +107,23 @@ catalogue! {
     /// conflicting credentials.
     MALFORMED_API_KEY = "malformed_api_key", UNAUTHORIZED, Auth,
         "The API key is malformed.";
-    /// 401: no such key, or a revoked one (never says which).
+    /// 401: no such key, or a revoked one (never says which, unless the gate
+    /// is set to reveal revocations).
     INVALID_API_KEY = "invalid_api_key", UNAUTHORIZED, Auth,
         "The API key is not valid.";
+    /// 401: a revoked key, where the gate is set to say so
+    /// (`reveal_revoked`); otherwise a revoked key is `invalid_api_key`.
+    REVOKED_API_KEY = "revoked_api_key", UNAUTHORIZED, Auth,
+        "The API key has been revoked.";
     /// 401: the key's expiry has passed.
     EXPIRED_API_KEY = "expired_api_key", UNAUTHORIZED, Auth,
         "The API key has expired.";
     /// 401: the stored kind of the key differs from its prefix.
     KEY_KIND_MISMATCH = "key_kind_mismatch", UNAUTHORIZED, Auth,
         "The API key's prefix does not match its kind.";
+    /// 403: the key exists but is disabled.
+    KEY_DISABLED = "key_disabled", FORBIDDEN, Auth,
+        "The API key is disabled.";
     /// 403: a browser key used from an origin outside its allow-list, or with no origin.
     ORIGIN_NOT_ALLOWED = "origin_not_allowed", FORBIDDEN, Auth,
         "This API key may not be used from this origin.";
@@ -252,8 +260,10 @@ mod tests {
                 ("missing_api_key", 401, "auth"),
                 ("malformed_api_key", 401, "auth"),
                 ("invalid_api_key", 401, "auth"),
+                ("revoked_api_key", 401, "auth"),
                 ("expired_api_key", 401, "auth"),
                 ("key_kind_mismatch", 401, "auth"),
+                ("key_disabled", 403, "auth"),
                 ("origin_not_allowed", 403, "auth"),
                 ("insufficient_scope", 403, "auth"),
                 ("key_kind_not_allowed", 403, "auth"),

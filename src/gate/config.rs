@@ -11,7 +11,7 @@ use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::error::ErrorFormat;
 use crate::key::{
-    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser, KeyRecord,
+    CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser, KeyRecord,
     KeyStatus,
 };
 use crate::rate_limit::{InMemoryRateStore, Partition, RateLimitHeaders};
@@ -69,9 +69,21 @@ pub struct GateConfig {
     /// A query parameter also accepted for publishable keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_parameter: Option<String>,
+    /// The header carrying a bare key (default `X-API-Key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_header: Option<String>,
+    /// Where keys are read on routes that do not say: any of `bearer`,
+    /// `header`, `query` (default: all three, the query only where
+    /// `query_parameter` names it). Routes may set their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<CredentialSource>>,
     /// Remove the credential before the request reaches the service.
     #[serde(default)]
     pub strip_credential: bool,
+    /// Answer revoked keys `revoked_api_key` instead of `invalid_api_key`
+    /// (default false: a revoked key looks like one that never existed).
+    #[serde(default)]
+    pub reveal_revoked: bool,
     /// How long the key store has to answer, in milliseconds (default 2000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_timeout_ms: Option<u64>,
@@ -150,7 +162,7 @@ pub struct KeyConfig {
     /// Allowed browser origins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origins: Vec<String>,
-    /// `active` (default) or `revoked`.
+    /// `active` (default), `disabled` (403 `key_disabled`) or `revoked`.
     #[serde(default = "active")]
     pub status: KeyStatus,
     /// When it stops working: Unix seconds, or RFC 3339 UTC
@@ -171,7 +183,10 @@ impl fmt::Debug for GateConfig {
             .field("pepper_env", &self.pepper_env)
             .field("require_checksum", &self.require_checksum)
             .field("query_parameter", &self.query_parameter)
+            .field("credential_header", &self.credential_header)
+            .field("credentials", &self.credentials)
             .field("strip_credential", &self.strip_credential)
+            .field("reveal_revoked", &self.reveal_revoked)
             .field("lookup_timeout_ms", &self.lookup_timeout_ms)
             .field("errors", &self.errors)
             .field("request_id_header", &self.request_id_header)
@@ -466,6 +481,7 @@ impl GateConfig {
             .hasher(hasher)
             .parser(parser)
             .strip_credential(self.strip_credential)
+            .reveal_revoked(self.reveal_revoked)
             .renderer(self.errors.renderer())
             .partition(self.partition.clone())
             .trusted_proxies(&self.trusted_proxies)
@@ -489,6 +505,18 @@ impl GateConfig {
         }
         if let Some(name) = &self.query_parameter {
             builder = builder.query_parameter(name.as_str());
+        }
+        if let Some(header) = &self.credential_header {
+            let header = HeaderName::try_from(header.as_str()).map_err(|_| {
+                ConfigError::new(
+                    "credential_header",
+                    format!("`{header}` is not a header name"),
+                )
+            })?;
+            builder = builder.credential_header(header);
+        }
+        if let Some(sources) = &self.credentials {
+            builder = builder.credentials(sources.iter().copied());
         }
         if let Some(kinds) = &self.origin_kinds {
             builder = builder.origin_kinds(kinds.iter().copied().collect::<KeyKinds>());

@@ -72,7 +72,11 @@ use crate::body_limit::{BodyLimits, DrainLimits};
 use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
 use crate::error::{Category, ErrorCode, ErrorRenderer};
-use crate::key::{KeyCheck, KeyHasher, KeyKind, KeyKinds, KeyOptions, KeyParser, KeyStore};
+use crate::key::credential::Sources;
+use crate::key::layer::Access;
+use crate::key::{
+    CredentialSource, KeyCheck, KeyHasher, KeyKind, KeyKinds, KeyOptions, KeyParser, KeyStore,
+};
 use crate::origin::{OriginCheck, OriginPolicy};
 use crate::rate_limit::{
     InMemoryRateStore, Partition, RateLimit, RateLimitCheck, RateLimitHeaders, RateOptions,
@@ -223,6 +227,8 @@ struct Settings {
     drain: DrainLimits,
     defaults: RoutePolicy,
     routes: Vec<(String, RoutePolicy)>,
+    /// Where keys are read where routes do not say.
+    credentials: Option<Vec<CredentialSource>>,
     hook: Option<Hook>,
     /// The first mistake found by a setter that cannot fail, reported by
     /// `build`.
@@ -242,6 +248,7 @@ impl Default for Settings {
             drain: DrainLimits::default(),
             defaults: RoutePolicy::new(),
             routes: Vec::new(),
+            credentials: None,
             hook: None,
             error: None,
         }
@@ -320,6 +327,26 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// How long the key store has to answer (`None`: no limit).
     pub fn lookup_timeout(self, timeout: Option<Duration>) -> Self {
         self.with(|s| s.key.lookup_timeout = timeout)
+    }
+
+    /// The header carrying a bare key (default `X-API-Key`), for the
+    /// `header` credential source.
+    pub fn credential_header(self, header: HeaderName) -> Self {
+        self.with(|s| s.key.header = header)
+    }
+
+    /// Where keys are read on routes that do not say (default: bearer,
+    /// header, and the query parameter where one is named).
+    pub fn credentials(self, sources: impl IntoIterator<Item = CredentialSource>) -> Self {
+        let sources: Vec<_> = sources.into_iter().collect();
+        self.with(|s| s.credentials = Some(sources))
+    }
+
+    /// Answers revoked keys `401 revoked_api_key` instead of the default
+    /// `invalid_api_key` (which does not tell a revoked key from one that
+    /// never existed).
+    pub fn reveal_revoked(self, reveal: bool) -> Self {
+        self.with(|s| s.key.reveal_revoked = reveal)
     }
 
     /// Renders every rejection with `renderer`. The request-id header set
@@ -420,6 +447,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             drain,
             defaults,
             routes: declared,
+            credentials,
             hook,
             error,
         } = self.settings;
@@ -445,6 +473,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         let mut scopes = PerRoute::new(&routes, scope_rule(&defaults).map_err(in_default)?);
         let mut limits = PerRoute::new(&routes, rate_limit(&defaults));
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
+        let access_of = |policy: &RoutePolicy| access(policy, credentials.as_deref(), &key);
+        let mut accesses = PerRoute::new(&routes, access_of(&defaults).map_err(in_default)?);
         for (pattern, policy) in &declared {
             let Some(route) = routes.get(pattern) else {
                 continue;
@@ -459,6 +489,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             scopes.set(name, scope_rule(&effective).map_err(in_route)?)?;
             limits.set(name, rate_limit(&effective))?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
+            accesses.set(name, access_of(&effective).map_err(in_route)?)?;
         }
 
         key.clock = clock.clone();
@@ -471,7 +502,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             renderer = renderer.with_request_id_header(header);
         }
         let checks = RouteCheck::new(routes)
-            .then(KeyCheck::with_options(Arc::new(self.key_store), key))
+            .then(KeyCheck::with_options(Arc::new(self.key_store), key).with_access(accesses))
             .then(OriginCheck::new(origins))
             .then(ScopeCheck::new(scopes))
             .then(self.check)
@@ -489,6 +520,34 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             ),
         })
     }
+}
+
+/// How a route takes keys: its own sources, else the gate's, else all.
+fn access(
+    policy: &RoutePolicy,
+    gate: Option<&[CredentialSource]>,
+    key: &KeyOptions,
+) -> Result<Access, ConfigError> {
+    let listed = policy.credentials.as_deref().or(gate);
+    if let Some(listed) = listed {
+        if listed.is_empty() {
+            return Err(ConfigError::new(
+                "credentials",
+                "list at least one place keys are read from (`bearer`, `header`, `query`), \
+                 or make the route `public`",
+            ));
+        }
+        if listed.contains(&CredentialSource::Query) && key.query_parameter.is_none() {
+            return Err(ConfigError::new(
+                "credentials",
+                "`query` needs `query_parameter` (the parameter's name)",
+            ));
+        }
+    }
+    Ok(Access {
+        sources: listed.map_or(Sources::ALL, |listed| listed.iter().copied().collect()),
+        anonymous: policy.anonymous.unwrap_or(false),
+    })
 }
 
 fn origin_policy(policy: &RoutePolicy, kinds: KeyKinds) -> Result<OriginPolicy, ConfigError> {

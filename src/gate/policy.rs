@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::KeyKind;
+use crate::key::{CredentialSource, KeyKind};
 use crate::origin::MissingOrigin;
 use crate::rate_limit::Quota;
 
@@ -38,6 +38,13 @@ pub struct RoutePolicy {
     /// `public`: no key needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) public: Option<bool>,
+    /// `anonymous`: a request without a key passes with no principal; a
+    /// key that is presented is judged in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) anonymous: Option<bool>,
+    /// `credentials`: where keys are read (`bearer`, `header`, `query`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) credentials: Option<Vec<CredentialSource>>,
     /// `scopes`: a key must hold all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scopes: Option<Vec<String>>,
@@ -88,6 +95,25 @@ impl RoutePolicy {
     #[must_use]
     pub fn with_public(mut self, public: bool) -> Self {
         self.public = Some(public);
+        self
+    }
+
+    /// Optional authentication: a request without a key passes with no
+    /// [`Principal`](crate::key::Principal) (rate-limited by client address
+    /// like a public route's); a key that is presented is judged in full, so
+    /// a bad key is still 401.
+    #[must_use]
+    pub fn anonymous(mut self, anonymous: bool) -> Self {
+        self.anonymous = Some(anonymous);
+        self
+    }
+
+    /// Where this route reads keys. A key sent only somewhere else is not
+    /// seen: `missing_api_key`. Default: the gate's
+    /// ([`GateBuilder::credentials`](super::GateBuilder::credentials)).
+    #[must_use]
+    pub fn credentials(mut self, sources: impl IntoIterator<Item = CredentialSource>) -> Self {
+        self.credentials = Some(sources.into_iter().collect());
         self
     }
 
@@ -198,6 +224,11 @@ impl RoutePolicy {
         let scopes = if own_scopes { self } else { defaults };
         RoutePolicy {
             public: self.public.or(defaults.public),
+            anonymous: self.anonymous.or(defaults.anonymous),
+            credentials: self
+                .credentials
+                .clone()
+                .or_else(|| defaults.credentials.clone()),
             scopes: scopes.scopes.clone(),
             any_scopes: scopes.any_scopes.clone(),
             kinds: self.kinds.clone().or_else(|| defaults.kinds.clone()),

@@ -1,14 +1,90 @@
-//! Finding the credential in a request: `Authorization: Bearer`, `X-API-Key`,
-//! and optionally a query parameter.
+//! Finding the credential in a request: `Authorization: Bearer`, a header
+//! (`X-API-Key` by default), and optionally a query parameter; each route
+//! may accept only some of them.
 
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
+use serde::{Deserialize, Serialize};
 
-/// The header carrying a bare key.
+/// The default header carrying a bare key.
 pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The headers a credential is read from.
-pub(crate) static HEADERS: [HeaderName; 2] = [AUTHORIZATION, X_API_KEY];
+/// A place a request may carry its key. In a configuration file:
+/// `credentials = ["bearer", "header", "query"]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The credential header: `X-API-Key` unless renamed
+    /// (`credential_header`).
+    Header,
+    /// The query parameter (`query_parameter`), for publishable keys only.
+    Query,
+}
+
+impl CredentialSource {
+    const fn bit(self) -> u8 {
+        match self {
+            Self::Bearer => 1,
+            Self::Header => 2,
+            Self::Query => 4,
+        }
+    }
+}
+
+/// A set of credential sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sources(u8);
+
+impl Sources {
+    /// Every source (the query only where a parameter is named).
+    pub(crate) const ALL: Sources = Sources(0b111);
+
+    pub(crate) fn contains(self, source: CredentialSource) -> bool {
+        self.0 & source.bit() != 0
+    }
+
+}
+
+impl FromIterator<CredentialSource> for Sources {
+    fn from_iter<I: IntoIterator<Item = CredentialSource>>(sources: I) -> Self {
+        Sources(sources.into_iter().fold(0, |bits, source| bits | source.bit()))
+    }
+}
+
+/// Where keys are read from, by name.
+#[derive(Clone, Debug)]
+pub(crate) struct Places<'a> {
+    pub(crate) sources: Sources,
+    pub(crate) header: &'a HeaderName,
+    pub(crate) query_parameter: Option<&'a str>,
+}
+
+impl Places<'_> {
+    /// How a client should send its key, for the `missing_api_key` message.
+    pub(crate) fn describe(&self) -> String {
+        let mut places = Vec::new();
+        if self.sources.contains(CredentialSource::Bearer) {
+            places.push("as `Authorization: Bearer <key>`".to_owned());
+        }
+        if self.sources.contains(CredentialSource::Header) {
+            places.push(format!("in the `{}` header", self.header));
+        }
+        if let Some(name) = self.query_parameter
+            && self.sources.contains(CredentialSource::Query)
+        {
+            places.push(format!("in the `{name}` query parameter (publishable keys)"));
+        }
+        match places.split_last() {
+            None => "No API key was provided.".to_owned(),
+            Some((last, [])) => format!("No API key was provided. Send it {last}."),
+            Some((last, rest)) => {
+                format!("No API key was provided. Send it {} or {last}.", rest.join(", "))
+            }
+        }
+    }
+}
 
 /// The one credential a request carries.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,22 +106,31 @@ pub(crate) enum CredentialError {
 ///
 /// Repeated headers or parameters, and different credentials in different
 /// places, are malformed: the request is ambiguous, so it is refused.
+/// Only the `places` are read: a key elsewhere is not seen.
 pub(crate) fn extract<'a>(
     headers: &'a HeaderMap,
     uri: &'a Uri,
-    query_parameter: Option<&str>,
+    places: &Places<'_>,
 ) -> Result<Credential<'a>, CredentialError> {
-    let bearer = match single(headers, &AUTHORIZATION)? {
-        Some(value) => Some(bearer_token(value)?),
-        None => None,
+    let bearer = match places.sources.contains(CredentialSource::Bearer) {
+        true => match single(headers, &AUTHORIZATION)? {
+            Some(value) => Some(bearer_token(value)?),
+            None => None,
+        },
+        false => None,
     };
-    let header = match single(headers, &X_API_KEY)? {
-        Some(value) => Some(bare_key(value)?),
-        None => None,
+    let header = match places.sources.contains(CredentialSource::Header) {
+        true => match single(headers, places.header)? {
+            Some(value) => Some(bare_key(value)?),
+            None => None,
+        },
+        false => None,
     };
-    let query = match query_parameter {
-        Some(name) => query_value(uri, name)?,
-        None => None,
+    let query = match places.query_parameter {
+        Some(name) if places.sources.contains(CredentialSource::Query) => {
+            query_value(uri, name)?
+        }
+        _ => None,
     };
     let mut found: Option<&str> = None;
     for candidate in [bearer, header, query].into_iter().flatten() {
@@ -123,7 +208,7 @@ fn bearer_token(value: &HeaderValue) -> Result<&str, CredentialError> {
 fn bare_key(value: &HeaderValue) -> Result<&str, CredentialError> {
     let key = trim(value.as_bytes());
     if key.is_empty() {
-        return Err(CredentialError::Malformed("the X-API-Key header is empty"));
+        return Err(CredentialError::Malformed("the credential header is empty"));
     }
     text(key)
 }
@@ -184,9 +269,51 @@ mod tests {
     }
 
     fn run(pairs: &[(&str, &[u8])], uri: &str) -> Result<(String, bool), CredentialError> {
+        run_in(Sources::ALL, pairs, uri)
+    }
+
+    fn run_in(
+        sources: Sources,
+        pairs: &[(&str, &[u8])],
+        uri: &str,
+    ) -> Result<(String, bool), CredentialError> {
         let map = headers(pairs);
         let uri: Uri = uri.parse().unwrap();
-        extract(&map, &uri, Some("api_key")).map(|c| (c.key.to_owned(), c.in_query))
+        let places = Places {
+            sources,
+            header: &X_API_KEY,
+            query_parameter: Some("api_key"),
+        };
+        extract(&map, &uri, &places).map(|c| (c.key.to_owned(), c.in_query))
+    }
+
+    #[test]
+    fn reads_only_the_accepted_sources() {
+        use CredentialSource::*;
+        let bearer_only: Sources = [Bearer].into_iter().collect();
+        assert_eq!(
+            run_in(bearer_only, &[("x-api-key", b"k2")], "/?api_key=k3"),
+            Err(CredentialError::Missing)
+        );
+        // Another credential elsewhere is not seen, so not a conflict.
+        assert_eq!(
+            run_in(bearer_only, &[("authorization", b"Bearer k1"), ("x-api-key", b"k2")], "/"),
+            Ok(("k1".into(), false))
+        );
+        let query_only: Sources = [Query].into_iter().collect();
+        assert_eq!(
+            run_in(query_only, &[("authorization", b"Bearer k1")], "/?api_key=k3"),
+            Ok(("k3".into(), true))
+        );
+        let places = Places {
+            sources: [Bearer, Header].into_iter().collect(),
+            header: &HeaderName::from_static("x-auth-token"),
+            query_parameter: None,
+        };
+        assert_eq!(
+            places.describe(),
+            "No API key was provided. Send it as `Authorization: Bearer <key>` or in the `x-auth-token` header."
+        );
     }
 
     #[test]

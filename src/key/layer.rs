@@ -12,7 +12,7 @@ use http::{HeaderName, Method, Request};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::credential::{self, CredentialError, X_API_KEY};
+use super::credential::{self, CredentialError, CredentialSource, Places, Sources, X_API_KEY};
 use super::digest::{KeyDigest, KeyHasher};
 use super::parse::{KeyKind, KeyParser};
 use super::principal::Principal;
@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::context;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::Answer;
+use crate::route::PerRoute;
 
 /// Authenticates requests by API key; see the [module docs](super). A
 /// [`CheckLayer`] with the [`KeyCheck`].
@@ -50,7 +51,31 @@ pub type KeyService<S, St> = CheckService<S, KeyCheck<St>>;
 pub struct KeyCheck<St> {
     store: Arc<St>,
     pub(crate) options: KeyOptions,
+    access: PerRoute<Access>,
 }
+
+/// How one route takes keys: from which places, and whether a request
+/// without any may pass anonymously.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub(crate) sources: Sources,
+    pub(crate) anonymous: bool,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            sources: Sources::ALL,
+            anonymous: false,
+        }
+    }
+}
+
+/// In the extensions of a request that passed a route with optional
+/// authentication without a credential: the checks after the key check
+/// treat it as a public request (see [`context::caller`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anonymous;
 
 /// Everything the key check needs but the store. The gate's builder keeps
 /// one and hands it over whole.
@@ -62,6 +87,10 @@ pub(crate) struct KeyOptions {
     pub(crate) strip_credential: bool,
     pub(crate) lookup_timeout: Option<Duration>,
     pub(crate) clock: Clock,
+    /// Answer revoked keys `revoked_api_key` instead of `invalid_api_key`.
+    pub(crate) reveal_revoked: bool,
+    /// The header carrying a bare key.
+    pub(crate) header: HeaderName,
 }
 
 impl Default for KeyOptions {
@@ -73,6 +102,8 @@ impl Default for KeyOptions {
             strip_credential: false,
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             clock: Clock::system(),
+            reveal_revoked: false,
+            header: X_API_KEY,
         }
     }
 }
@@ -81,9 +112,29 @@ impl Default for KeyOptions {
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl<St> KeyCheck<St> {
-    /// The headers a credential is read from.
-    pub(crate) fn credential_headers(&self) -> &'static [HeaderName] {
-        &super::credential::HEADERS
+    /// The headers a credential may be read from, on any route.
+    pub(crate) fn credential_headers(&self) -> Vec<HeaderName> {
+        let every = std::iter::once(self.access.default_value())
+            .chain(self.access.iter().map(|(_, access)| access));
+        let (mut bearer, mut header) = (false, false);
+        for access in every {
+            bearer |= access.sources.contains(CredentialSource::Bearer);
+            header |= access.sources.contains(CredentialSource::Header);
+        }
+        let mut names = Vec::new();
+        if bearer {
+            names.push(AUTHORIZATION);
+        }
+        if header {
+            names.push(self.options.header.clone());
+        }
+        names
+    }
+
+    /// Takes keys on each route as `access` says.
+    pub(crate) fn with_access(mut self, access: PerRoute<Access>) -> Self {
+        self.access = access;
+        self
     }
 }
 
@@ -95,7 +146,11 @@ impl<St: KeyStore> KeyCheck<St> {
     }
 
     pub(crate) fn with_options(store: Arc<St>, options: KeyOptions) -> Self {
-        Self { store, options }
+        Self {
+            store,
+            options,
+            access: PerRoute::uniform(Access::default()),
+        }
     }
 
     /// The store.
@@ -109,6 +164,7 @@ impl<St> Clone for KeyCheck<St> {
         Self {
             store: Arc::clone(&self.store),
             options: self.options.clone(),
+            access: self.access.clone(),
         }
     }
 }
@@ -169,6 +225,14 @@ impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
         self.with(|o| o.lookup_timeout = timeout)
     }
 
+    /// Answers revoked keys `401 revoked_api_key` instead of
+    /// `invalid_api_key` (the default, which does not tell a revoked key
+    /// from one that never existed).
+    #[must_use]
+    pub fn reveal_revoked(self, reveal: bool) -> Self {
+        self.with(|o| o.reveal_revoked = reveal)
+    }
+
     /// Reads the time (for key expiry) from `clock`.
     #[must_use]
     pub fn with_clock(self, clock: Clock) -> Self {
@@ -196,9 +260,23 @@ impl<St: KeyStore> Check for KeyCheck<St> {
         if context::is_public(request) || is_preflight(request) {
             return Answer::Ready(Ok(()));
         }
-        let presented = match self.options.present(request) {
-            Ok(presented) => presented,
+        let access = match self.access.for_route(context::route(request)) {
+            Ok(access) => *access,
             Err(error) => return Answer::Ready(Err(error)),
+        };
+        let presented = match self.options.present(request, access.sources) {
+            Ok(presented) => presented,
+            Err(None) if access.anonymous => {
+                request.extensions_mut().insert(Anonymous);
+                return Answer::Ready(Ok(()));
+            }
+            Err(None) => {
+                return Answer::Ready(Err(ApiError::new(
+                    ErrorCode::MISSING_API_KEY,
+                    self.options.places(access.sources).describe(),
+                )));
+            }
+            Err(Some(error)) => return Answer::Ready(Err(error)),
         };
         match self.store.lookup(&presented.digest) {
             Answer::Ready(result) => Answer::Ready(
@@ -269,25 +347,35 @@ pub(crate) struct Presented {
 }
 
 impl KeyOptions {
-    /// Finds, parses and digests the credential: everything that needs no store.
-    pub(crate) fn present<B>(&self, request: &Request<B>) -> Result<Presented, ApiError> {
-        let credential = credential::extract(
-            request.headers(),
-            request.uri(),
-            self.query_parameter.as_deref(),
-        )
-        .map_err(|error| match error {
-            CredentialError::Missing => ApiError::new(
-                ErrorCode::MISSING_API_KEY,
-                "No API key was provided. Send it as `Authorization: Bearer <key>` or in the `X-API-Key` header.",
-            ),
-            CredentialError::Malformed(reason) => malformed(reason),
-        })?;
-        let parsed = self.parser.parse(credential.key).map_err(malformed)?;
+    /// Where keys are read on a route accepting `sources`.
+    pub(crate) fn places(&self, sources: Sources) -> Places<'_> {
+        Places {
+            sources,
+            header: &self.header,
+            query_parameter: self.query_parameter.as_deref(),
+        }
+    }
+
+    /// Finds, parses and digests the credential in the places of `sources`:
+    /// everything that needs no store. `Err(None)`: no credential there.
+    pub(crate) fn present<B>(
+        &self,
+        request: &Request<B>,
+        sources: Sources,
+    ) -> Result<Presented, Option<ApiError>> {
+        let credential = credential::extract(request.headers(), request.uri(), &self.places(sources))
+            .map_err(|error| match error {
+                CredentialError::Missing => None,
+                CredentialError::Malformed(reason) => Some(malformed(reason)),
+            })?;
+        let parsed = self
+            .parser
+            .parse(credential.key)
+            .map_err(|error| Some(malformed(error)))?;
         if credential.in_query && parsed.kind() != KeyKind::Publishable {
-            return Err(malformed(
+            return Err(Some(malformed(
                 "only publishable keys may be sent in the query string",
-            ));
+            )));
         }
         Ok(Presented {
             digest: self.hasher.digest(credential.key),
@@ -312,7 +400,13 @@ impl KeyOptions {
             }
         };
         let rejection = if record.status() == KeyStatus::Revoked {
-            Some(ErrorCode::INVALID_API_KEY)
+            Some(if self.reveal_revoked {
+                ErrorCode::REVOKED_API_KEY
+            } else {
+                ErrorCode::INVALID_API_KEY
+            })
+        } else if record.status() == KeyStatus::Disabled {
+            Some(ErrorCode::KEY_DISABLED)
         } else if record
             .expires_at()
             .is_some_and(|expiry| expiry <= self.clock.unix_now())
@@ -340,7 +434,7 @@ impl KeyOptions {
     pub(crate) fn admitted<B>(&self, request: &mut Request<B>, record: Arc<KeyRecord>) {
         if self.strip_credential {
             request.headers_mut().remove(AUTHORIZATION);
-            request.headers_mut().remove(&X_API_KEY);
+            request.headers_mut().remove(&self.header);
             if let Some(name) = &self.query_parameter
                 && let Some(uri) = credential::without_query_parameter(request.uri(), name)
             {

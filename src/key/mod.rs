@@ -55,9 +55,9 @@
 //! ```
 
 mod cache;
-mod credential;
+pub(crate) mod credential;
 mod digest;
-mod layer;
+pub(crate) mod layer;
 mod parse;
 mod principal;
 mod store;
@@ -66,6 +66,7 @@ pub use crate::error::StoreError;
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
 pub(crate) use layer::KeyOptions;
+pub use credential::CredentialSource;
 pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyCheck, KeyLayer, KeyLookup, KeyService};
 pub use parse::{
     CHECKSUM_LEN, KeyEnv, KeyKind, KeyKinds, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,

@@ -45,12 +45,18 @@ pub struct KeyRecord {
     Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyStatus {
     /// Usable.
     #[default]
     Active,
-    /// Revoked: answered exactly like an unknown key.
+    /// Revoked for good: answered exactly like an unknown key
+    /// (`invalid_api_key`), or `revoked_api_key` where the gate is set to
+    /// say so ([`GateBuilder::reveal_revoked`](crate::gate::GateBuilder::reveal_revoked)).
     Revoked,
+    /// Switched off for now (a suspended account, a paused integration):
+    /// `403 key_disabled`. Set it back to `Active` to switch it on.
+    Disabled,
 }
 
 impl KeyRecord {
@@ -254,10 +260,16 @@ impl InMemoryKeyStore {
 
     /// Marks the key revoked; returns whether it was known.
     pub fn revoke(&self, digest: &KeyDigest) -> bool {
+        self.set_status(digest, KeyStatus::Revoked)
+    }
+
+    /// Sets the key's status (revoked, disabled, active again), taking
+    /// effect on the next request; returns whether it was known.
+    pub fn set_status(&self, digest: &KeyDigest, status: KeyStatus) -> bool {
         match self.records.get_mut(digest) {
             Some(mut entry) => {
-                let revoked = entry.as_ref().clone().with_status(KeyStatus::Revoked);
-                *entry = Arc::new(revoked);
+                let changed = entry.as_ref().clone().with_status(status);
+                *entry = Arc::new(changed);
                 true
             }
             None => false,
