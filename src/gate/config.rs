@@ -11,8 +11,8 @@ use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::error::ErrorFormat;
 use crate::key::{
-    CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser, KeyRecord,
-    KeyStatus,
+    CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
+    KeyRecord, KeyStatus,
 };
 use crate::rate_limit::{InMemoryRateStore, Partition, RateLimitHeaders};
 use crate::route::TrailingSlash;
@@ -352,13 +352,22 @@ impl<'de> Deserialize<'de> for RouteConfig {
             }
             None => None,
         };
-        let policy =
-            RoutePolicy::deserialize(serde_json::Value::Object(table)).map_err(|error| {
+        let route_name = route.as_deref().unwrap_or("?");
+        let policy = RoutePolicy::deserialize(serde_json::Value::Object(table.clone())).map_err(
+            |error| {
+                // Name the field: the first that fails on its own.
+                let field = table.iter().find_map(|(name, value)| {
+                    let alone = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+                    RoutePolicy::deserialize(serde_json::Value::Object(alone))
+                        .err()
+                        .map(|error| format!("`{name}`: {error}"))
+                });
                 D::Error::custom(format!(
-                    "route `{}`: {error}",
-                    route.as_deref().unwrap_or("?")
+                    "route `{route_name}`: {}",
+                    field.unwrap_or_else(|| error.to_string())
                 ))
-            })?;
+            },
+        )?;
         Ok(Self { route, policy })
     }
 }

@@ -44,12 +44,15 @@ impl Sources {
     pub(crate) fn contains(self, source: CredentialSource) -> bool {
         self.0 & source.bit() != 0
     }
-
 }
 
 impl FromIterator<CredentialSource> for Sources {
     fn from_iter<I: IntoIterator<Item = CredentialSource>>(sources: I) -> Self {
-        Sources(sources.into_iter().fold(0, |bits, source| bits | source.bit()))
+        Sources(
+            sources
+                .into_iter()
+                .fold(0, |bits, source| bits | source.bit()),
+        )
     }
 }
 
@@ -74,13 +77,18 @@ impl Places<'_> {
         if let Some(name) = self.query_parameter
             && self.sources.contains(CredentialSource::Query)
         {
-            places.push(format!("in the `{name}` query parameter (publishable keys)"));
+            places.push(format!(
+                "in the `{name}` query parameter (publishable keys)"
+            ));
         }
         match places.split_last() {
             None => "No API key was provided.".to_owned(),
             Some((last, [])) => format!("No API key was provided. Send it {last}."),
             Some((last, rest)) => {
-                format!("No API key was provided. Send it {} or {last}.", rest.join(", "))
+                format!(
+                    "No API key was provided. Send it {} or {last}.",
+                    rest.join(", ")
+                )
             }
         }
     }
@@ -127,9 +135,7 @@ pub(crate) fn extract<'a>(
         false => None,
     };
     let query = match places.query_parameter {
-        Some(name) if places.sources.contains(CredentialSource::Query) => {
-            query_value(uri, name)?
-        }
+        Some(name) if places.sources.contains(CredentialSource::Query) => query_value(uri, name)?,
         _ => None,
     };
     let mut found: Option<&str> = None;
@@ -297,12 +303,20 @@ mod tests {
         );
         // Another credential elsewhere is not seen, so not a conflict.
         assert_eq!(
-            run_in(bearer_only, &[("authorization", b"Bearer k1"), ("x-api-key", b"k2")], "/"),
+            run_in(
+                bearer_only,
+                &[("authorization", b"Bearer k1"), ("x-api-key", b"k2")],
+                "/"
+            ),
             Ok(("k1".into(), false))
         );
         let query_only: Sources = [Query].into_iter().collect();
         assert_eq!(
-            run_in(query_only, &[("authorization", b"Bearer k1")], "/?api_key=k3"),
+            run_in(
+                query_only,
+                &[("authorization", b"Bearer k1")],
+                "/?api_key=k3"
+            ),
             Ok(("k3".into(), true))
         );
         let places = Places {

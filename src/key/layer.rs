@@ -21,8 +21,8 @@ use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
 use crate::clock::Clock;
 use crate::context;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::Answer;
 use crate::route::PerRoute;
+use crate::store::Answer;
 
 /// Authenticates requests by API key; see the [module docs](super). A
 /// [`CheckLayer`] with the [`KeyCheck`].
@@ -363,11 +363,13 @@ impl KeyOptions {
         request: &Request<B>,
         sources: Sources,
     ) -> Result<Presented, Option<ApiError>> {
-        let credential = credential::extract(request.headers(), request.uri(), &self.places(sources))
-            .map_err(|error| match error {
-                CredentialError::Missing => None,
-                CredentialError::Malformed(reason) => Some(malformed(reason)),
-            })?;
+        let credential =
+            credential::extract(request.headers(), request.uri(), &self.places(sources)).map_err(
+                |error| match error {
+                    CredentialError::Missing => None,
+                    CredentialError::Malformed(reason) => Some(malformed(reason)),
+                },
+            )?;
         let parsed = self
             .parser
             .parse(credential.key)

@@ -64,9 +64,9 @@ mod store;
 
 pub use crate::error::StoreError;
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
+pub use credential::CredentialSource;
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
 pub(crate) use layer::KeyOptions;
-pub use credential::CredentialSource;
 pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyCheck, KeyLayer, KeyLookup, KeyService};
 pub use parse::{
     CHECKSUM_LEN, KeyEnv, KeyKind, KeyKinds, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,

@@ -1,0 +1,526 @@
+//! Speaking an existing API's contract: credential sources, optional
+//! authentication, key statuses, origin kinds — each through a real server
+//! on 127.0.0.1 with a real client, built once from TOML and once with the
+//! builder, and held to the same answers.
+
+mod common;
+
+use common::*;
+use http::{HeaderName, Request, StatusCode};
+use serde_json::Value;
+use tollgate::clock::FakeClock;
+use tollgate::gate::{Gate, GateConfig, RoutePolicy};
+use tollgate::key::{
+    CredentialSource, InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord, KeyStatus, MintedKey,
+};
+use tollgate::origin::MissingOrigin;
+use tollgate::rate_limit::Quota;
+
+const PEPPER: &str = "contract pepper";
+
+/// Keys minted under [`PEPPER`]: the same strings in the TOML form and in
+/// the builder form.
+struct TestKeys {
+    publishable: MintedKey,
+    secret: MintedKey,
+    restricted: MintedKey,
+    disabled: MintedKey,
+    revoked: MintedKey,
+}
+
+impl TestKeys {
+    fn new() -> Self {
+        let hasher = hasher();
+        let mint = |kind| hasher.mint(kind, Some(KeyEnv::Test)).unwrap();
+        Self {
+            publishable: mint(KeyKind::Publishable),
+            secret: mint(KeyKind::Secret),
+            restricted: mint(KeyKind::Restricted),
+            disabled: mint(KeyKind::Secret),
+            revoked: mint(KeyKind::Secret),
+        }
+    }
+
+    /// `[[keys]]` entries for the TOML form.
+    fn toml(&self) -> String {
+        let entry = |name: &str, key: &MintedKey, extra: &str| {
+            format!(
+                "[[keys]]\nname = \"{name}\"\nkey = \"{}\"\nproject = \"acme\"\n{extra}\n",
+                key.key()
+            )
+        };
+        [
+            entry(
+                "pk",
+                &self.publishable,
+                "origins = [\"https://app.acme.test\"]",
+            ),
+            entry("sk", &self.secret, ""),
+            entry("rk", &self.restricted, ""),
+            entry("disabled", &self.disabled, "status = \"disabled\""),
+            entry("revoked", &self.revoked, "status = \"revoked\""),
+        ]
+        .concat()
+    }
+
+    /// The same keys in a store, for the builder form.
+    fn store(&self) -> InMemoryKeyStore {
+        let store = InMemoryKeyStore::new();
+        let record = |id: &str, kind| KeyRecord::new(id, "acme", kind).with_env(KeyEnv::Test);
+        store.insert(
+            self.publishable.digest(),
+            record("pk", KeyKind::Publishable)
+                .with_origins(["https://app.acme.test"])
+                .unwrap(),
+        );
+        store.insert(self.secret.digest(), record("sk", KeyKind::Secret));
+        store.insert(self.restricted.digest(), record("rk", KeyKind::Restricted));
+        store.insert(
+            self.disabled.digest(),
+            record("disabled", KeyKind::Secret).with_status(KeyStatus::Disabled),
+        );
+        store.insert(
+            self.revoked.digest(),
+            record("revoked", KeyKind::Secret).with_status(KeyStatus::Revoked),
+        );
+        store
+    }
+}
+
+fn hasher() -> KeyHasher {
+    KeyHasher::with_pepper(PEPPER.as_bytes())
+}
+
+/// The gate of `toml` (with the keys and pepper prepended).
+fn from_toml(keys: &TestKeys, toml: &str, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
+    GateConfig::from_toml(&text)
+        .unwrap_or_else(|error| panic!("{error}\n{text}"))
+        .builder()
+        .unwrap()
+        .clock(clock.clock())
+        .build()
+        .unwrap()
+}
+
+/// Serves `gate` in front of a handler that answers what it saw.
+async fn start(gate: &Gate<InMemoryKeyStore>) -> std::net::SocketAddr {
+    serve(
+        tower::ServiceBuilder::new()
+            .layer(gate.layer())
+            .map_request(|request: Request<_>| request.map(|_| Default::default()))
+            .service(handler_service(Default::default())),
+    )
+    .await
+}
+
+/// A client of one server.
+struct Client(std::net::SocketAddr);
+
+impl Client {
+    fn get(&self, path: &str) -> http::request::Builder {
+        Request::get(format!("http://{}{path}", self.0))
+    }
+
+    async fn send(&self, builder: http::request::Builder) -> Answer {
+        fetch(empty(builder)).await
+    }
+}
+
+fn bearer(key: &MintedKey) -> (HeaderName, String) {
+    (http::header::AUTHORIZATION, format!("Bearer {}", key.key()))
+}
+
+fn expect(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{:?}", answer.body);
+    let found = answer.body["error"]["code"].as_str().unwrap_or("");
+    assert_eq!(found, code, "{:?}", answer.body);
+}
+
+fn caller(answer: &Answer) -> Value {
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.body["principal"]["key_id"].clone()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Credential sources
+
+const SOURCES_TOML: &str = r#"
+credential_header = "X-Auth-Token"
+credentials = ["bearer"]
+query_parameter = "key"
+
+[[routes]]
+route = "GET /bearer"
+
+[[routes]]
+route = "GET /header"
+credentials = ["header"]
+
+[[routes]]
+route = "GET /beacon"
+credentials = ["query"]
+missing_origin = "allow"
+"#;
+
+fn sources_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .credential_header(HeaderName::from_static("x-auth-token"))
+        .credentials([CredentialSource::Bearer])
+        .query_parameter("key")
+        .route("GET /bearer", RoutePolicy::new())
+        .route(
+            "GET /header",
+            RoutePolicy::new().credentials([CredentialSource::Header]),
+        )
+        .route(
+            "GET /beacon",
+            RoutePolicy::new()
+                .credentials([CredentialSource::Query])
+                .missing_origin(MissingOrigin::Allow),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn sources_hold(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys) {
+    let client = Client(start(gate).await);
+    let (auth, value) = bearer(&keys.secret);
+    let sk = keys.secret.key();
+    let token = HeaderName::from_static("x-auth-token");
+
+    assert_eq!(
+        caller(
+            &client
+                .send(client.get("/bearer").header(&auth, &value))
+                .await
+        ),
+        "sk"
+    );
+    // A key in a place the route does not read is not seen.
+    let elsewhere = client.send(client.get("/bearer").header(&token, sk)).await;
+    expect(&elsewhere, 401, "missing_api_key");
+    assert_eq!(
+        elsewhere.body["error"]["message"],
+        "No API key was provided. Send it as `Authorization: Bearer <key>`."
+    );
+    expect(
+        &client
+            .send(client.get("/bearer").header("x-api-key", sk))
+            .await,
+        401,
+        "missing_api_key",
+    );
+
+    assert_eq!(
+        caller(&client.send(client.get("/header").header(&token, sk)).await),
+        "sk"
+    );
+    for (name, value) in [
+        (auth.clone(), value.clone()),
+        (HeaderName::from_static("x-api-key"), sk.to_owned()),
+    ] {
+        let answer = client.send(client.get("/header").header(name, value)).await;
+        expect(&answer, 401, "missing_api_key");
+        assert_eq!(
+            answer.body["error"]["message"],
+            "No API key was provided. Send it in the `x-auth-token` header."
+        );
+    }
+
+    let pk = keys.publishable.key();
+    assert_eq!(
+        caller(&client.send(client.get(&format!("/beacon?key={pk}"))).await),
+        "pk"
+    );
+    expect(
+        &client
+            .send(client.get("/beacon").header(&auth, format!("Bearer {pk}")))
+            .await,
+        401,
+        "missing_api_key",
+    );
+    // Only publishable keys in the query, as before.
+    expect(
+        &client.send(client.get(&format!("/beacon?key={sk}"))).await,
+        401,
+        "malformed_api_key",
+    );
+
+    let mut names: Vec<String> = gate
+        .request_header_names()
+        .iter()
+        .map(|name| name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["authorization", "x-auth-token", "x-request-id"]);
+}
+
+#[tokio::test]
+async fn credential_sources_per_route() {
+    let keys = TestKeys::new();
+    let clock = FakeClock::new();
+    sources_hold(&from_toml(&keys, SOURCES_TOML, &clock), &keys).await;
+    sources_hold(&sources_builder(&keys, &clock), &keys).await;
+}
+
+#[test]
+fn credential_mistakes_are_named_at_start_up() {
+    let keys = TestKeys::new();
+    let cases = [
+        (
+            "[[routes]]\nroute = \"GET /a\"\ncredentials = []",
+            "GET /a",
+            "credentials",
+        ),
+        (
+            "[[routes]]\nroute = \"GET /a\"\ncredentials = [\"query\"]",
+            "GET /a",
+            "query_parameter",
+        ),
+        (
+            "credential_header = \"not a header\"",
+            "credential_header",
+            "header name",
+        ),
+        (
+            "[[routes]]\nroute = \"GET /a\"\ncredentials = [\"cookie\"]",
+            "credentials",
+            "cookie",
+        ),
+    ];
+    for (toml, names, says) in cases {
+        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
+        let error = GateConfig::from_toml(&text)
+            .and_then(|config| config.build())
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(names), "{toml}: {error}");
+        assert!(error.contains(says), "{toml}: {error}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Optional authentication
+
+const ANONYMOUS_TOML: &str = r#"
+[[routes]]
+route = "GET /feed"
+anonymous = true
+quotas = [{ rate = 1, per = "minute", burst = 2 }]
+
+[[routes]]
+route = "GET /admin-feed"
+anonymous = true
+scopes = ["admin"]
+"#;
+
+fn anonymous_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .route(
+            "GET /feed",
+            RoutePolicy::new()
+                .anonymous(true)
+                .quota(Quota::per_minute(1).burst(2)),
+        )
+        .route(
+            "GET /admin-feed",
+            RoutePolicy::new().anonymous(true).require_all(["admin"]),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn anonymous_holds(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys) {
+    let client = Client(start(gate).await);
+    let (auth, value) = bearer(&keys.secret);
+
+    // No key: passes with no principal, limited by client address.
+    for _ in 0..2 {
+        let answer = client.send(client.get("/feed")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_eq!(answer.body["principal"], Value::Null);
+    }
+    expect(&client.send(client.get("/feed")).await, 429, "rate_limited");
+    // A key draws from its project's bucket, not the address's.
+    assert_eq!(
+        caller(&client.send(client.get("/feed").header(&auth, &value)).await),
+        "sk"
+    );
+    // A key that is presented is judged in full.
+    let unknown = hasher().mint(KeyKind::Secret, Some(KeyEnv::Test)).unwrap();
+    expect(
+        &client
+            .send(
+                client
+                    .get("/feed")
+                    .header(&auth, format!("Bearer {}", unknown.key())),
+            )
+            .await,
+        401,
+        "invalid_api_key",
+    );
+    expect(
+        &client
+            .send(client.get("/feed").header(&auth, "Bearer sk_test_nope"))
+            .await,
+        401,
+        "malformed_api_key",
+    );
+    expect(
+        &client
+            .send(
+                client
+                    .get("/feed")
+                    .header(&auth, format!("Bearer {}", keys.revoked.key())),
+            )
+            .await,
+        401,
+        "invalid_api_key",
+    );
+
+    // Scopes bind keys, not anonymous callers.
+    let answer = client.send(client.get("/admin-feed")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    expect(
+        &client
+            .send(
+                client
+                    .get("/admin-feed")
+                    .header(&auth, format!("Bearer {}", keys.restricted.key())),
+            )
+            .await,
+        403,
+        "insufficient_scope",
+    );
+}
+
+#[tokio::test]
+async fn optional_authentication() {
+    let keys = TestKeys::new();
+    anonymous_holds(&from_toml(&keys, ANONYMOUS_TOML, &FakeClock::new()), &keys).await;
+    anonymous_holds(&anonymous_builder(&keys, &FakeClock::new()), &keys).await;
+}
+
+// ---------------------------------------------------------------------------
+// 3. Key statuses
+
+async fn statuses_hold(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys, revoked_code: &str) {
+    let client = Client(start(gate).await);
+    let call = |key: &MintedKey| {
+        client
+            .get("/anything")
+            .header("authorization", format!("Bearer {}", key.key()))
+    };
+    assert_eq!(caller(&client.send(call(&keys.secret)).await), "sk");
+    expect(
+        &client.send(call(&keys.disabled)).await,
+        403,
+        "key_disabled",
+    );
+    expect(&client.send(call(&keys.revoked)).await, 401, revoked_code);
+
+    // Changed at run time in the store: the next request sees it.
+    let store = gate.key_store();
+    assert!(store.set_status(&keys.secret.digest(), KeyStatus::Disabled));
+    expect(&client.send(call(&keys.secret)).await, 403, "key_disabled");
+    assert!(store.set_status(&keys.disabled.digest(), KeyStatus::Active));
+    assert_eq!(caller(&client.send(call(&keys.disabled)).await), "disabled");
+    assert!(store.set_status(&keys.secret.digest(), KeyStatus::Active));
+    assert_eq!(caller(&client.send(call(&keys.secret)).await), "sk");
+    assert!(store.revoke(&keys.secret.digest()));
+    expect(&client.send(call(&keys.secret)).await, 401, revoked_code);
+}
+
+#[tokio::test]
+async fn key_statuses_have_their_own_answers() {
+    let keys = TestKeys::new();
+    let clock = FakeClock::new();
+    // By default a revoked key looks like one that never existed.
+    statuses_hold(&from_toml(&keys, "", &clock), &keys, "invalid_api_key").await;
+    let built = Gate::builder(keys.store())
+        .hasher(hasher())
+        .build()
+        .unwrap();
+    statuses_hold(&built, &keys, "invalid_api_key").await;
+    // Opted in: `revoked_api_key`.
+    statuses_hold(
+        &from_toml(&keys, "reveal_revoked = true", &clock),
+        &keys,
+        "revoked_api_key",
+    )
+    .await;
+    let built = Gate::builder(keys.store())
+        .hasher(hasher())
+        .reveal_revoked(true)
+        .build()
+        .unwrap();
+    statuses_hold(&built, &keys, "revoked_api_key").await;
+}
+
+// ---------------------------------------------------------------------------
+// 10. origin_kinds in the config
+
+async fn origin_kinds_hold(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys, secret_checked: bool) {
+    let client = Client(start(gate).await);
+    let from = |key: &MintedKey, origin: &str| {
+        client
+            .get("/anything")
+            .header("authorization", format!("Bearer {}", key.key()))
+            .header("origin", origin)
+    };
+    let answer = client
+        .send(from(&keys.secret, "https://evil.example"))
+        .await;
+    if secret_checked {
+        expect(&answer, 403, "origin_not_allowed");
+    } else {
+        assert_eq!(caller(&answer), "sk");
+    }
+    expect(
+        &client
+            .send(from(&keys.publishable, "https://evil.example"))
+            .await,
+        403,
+        "origin_not_allowed",
+    );
+    assert_eq!(
+        caller(
+            &client
+                .send(from(&keys.publishable, "https://app.acme.test"))
+                .await
+        ),
+        "pk"
+    );
+}
+
+#[tokio::test]
+async fn origin_kinds_from_the_config() {
+    let keys = TestKeys::new();
+    let clock = FakeClock::new();
+    origin_kinds_hold(&from_toml(&keys, "", &clock), &keys, false).await;
+    origin_kinds_hold(
+        &from_toml(
+            &keys,
+            "origin_kinds = [\"publishable\", \"secret\"]",
+            &clock,
+        ),
+        &keys,
+        true,
+    )
+    .await;
+    let built = Gate::builder(keys.store())
+        .hasher(hasher())
+        .origin_kinds(
+            [KeyKind::Publishable, KeyKind::Secret]
+                .into_iter()
+                .collect::<tollgate::key::KeyKinds>(),
+        )
+        .build()
+        .unwrap();
+    origin_kinds_hold(&built, &keys, true).await;
+}
