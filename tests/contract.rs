@@ -524,3 +524,175 @@ async fn origin_kinds_from_the_config() {
         .unwrap();
     origin_kinds_hold(&built, &keys, true).await;
 }
+
+// ---------------------------------------------------------------------------
+// 4. Codes in one place
+
+const CODES_TOML: &str = r#"
+[codes]
+missing_api_key = "missing_bearer_token"
+invalid_api_key = { code = "INVALID_TOKEN", status = 403 }
+daily_quota_exceeded = { status = 403 }
+
+[[routes]]
+route = "POST /events"
+scopes = ["ingest"]
+scope_code = "events.scope_required"
+body_limit = 16
+body_limit_code = "event_too_large"
+quotas = [
+  { rate = 10, per = "second", burst = 3, name = "per_second", code = "too_many_per_second" },
+  { rate = 4, per = "day", name = "daily", code = "daily_quota_exceeded" },
+]
+
+[[routes]]
+route = "GET /browser"
+origin_code = "origin_refused"
+"#;
+
+fn codes_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    let codes = tollgate::error::CodeMap::new()
+        .rename("missing_api_key", "missing_bearer_token")
+        .and_then(|codes| codes.rename("invalid_api_key", "INVALID_TOKEN"))
+        .and_then(|codes| codes.status("invalid_api_key", StatusCode::FORBIDDEN))
+        .and_then(|codes| codes.status("daily_quota_exceeded", StatusCode::FORBIDDEN))
+        .unwrap();
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .codes(codes)
+        .route(
+            "POST /events",
+            RoutePolicy::new()
+                .require_all(["ingest"])
+                .scope_code("events.scope_required")
+                .body_limit(16)
+                .body_limit_code("event_too_large")
+                .quotas([
+                    Quota::per_second(10)
+                        .burst(3)
+                        .named("per_second")
+                        .code("too_many_per_second"),
+                    Quota::per_day(4)
+                        .named("daily")
+                        .code("daily_quota_exceeded"),
+                ]),
+        )
+        .route(
+            "GET /browser",
+            RoutePolicy::new().origin_code("origin_refused"),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn codes_hold(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys, clock: &FakeClock) {
+    let client = Client(start(gate).await);
+    let post = |key: Option<&MintedKey>, body: &'static str| {
+        let mut builder = Request::post(format!("http://{}/events", client.0));
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {}", key.key()));
+        }
+        builder.body(http_body_util::Full::from(body)).unwrap()
+    };
+    expect(&fetch(post(None, "{}")).await, 401, "missing_bearer_token");
+    let unknown = hasher().mint(KeyKind::Secret, Some(KeyEnv::Test)).unwrap();
+    expect(
+        &fetch(post(Some(&unknown), "{}")).await,
+        403,
+        "INVALID_TOKEN",
+    );
+    let scope = fetch(post(Some(&keys.restricted), "{}")).await;
+    expect(&scope, 403, "events.scope_required");
+    assert_eq!(
+        scope.body["error"]["details"]["required"],
+        serde_json::json!(["ingest"])
+    );
+    let large = fetch(post(
+        Some(&keys.secret),
+        "this body is longer than sixteen bytes",
+    ))
+    .await;
+    expect(&large, 413, "event_too_large");
+    assert_eq!(large.headers["connection"], "close");
+
+    // Each quota of the stack refuses with its own code. (The 413 above
+    // took a token: the body cap comes after the rate limit.)
+    for _ in 0..2 {
+        assert_eq!(fetch(post(Some(&keys.secret), "{}")).await.status, 200);
+    }
+    let per_second = fetch(post(Some(&keys.secret), "{}")).await;
+    expect(&per_second, 429, "too_many_per_second");
+    assert_eq!(per_second.body["error"]["details"]["policy"], "per_second");
+    clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(fetch(post(Some(&keys.secret), "{}")).await.status, 200);
+    clock.advance(std::time::Duration::from_secs(1));
+    let daily = fetch(post(Some(&keys.secret), "{}")).await;
+    expect(&daily, 403, "daily_quota_exceeded");
+    assert_eq!(daily.body["error"]["details"]["policy"], "daily");
+    assert_eq!(daily.body["error"]["category"], "rate_limit");
+
+    let origin = client
+        .send(
+            client
+                .get("/browser")
+                .header(
+                    "authorization",
+                    format!("Bearer {}", keys.publishable.key()),
+                )
+                .header("origin", "https://evil.example"),
+        )
+        .await;
+    expect(&origin, 403, "origin_refused");
+}
+
+#[tokio::test]
+async fn codes_are_renamed_and_every_rule_has_its_own() {
+    let keys = TestKeys::new();
+    let clock = FakeClock::new();
+    codes_hold(&from_toml(&keys, CODES_TOML, &clock), &keys, &clock).await;
+    let clock = FakeClock::new();
+    codes_hold(&codes_builder(&keys, &clock), &keys, &clock).await;
+}
+
+#[test]
+fn code_mistakes_are_named_at_start_up() {
+    let keys = TestKeys::new();
+    let cases = [
+        ("[codes]\nnope = \"x\"", "codes.nope", "not a built-in code"),
+        (
+            "[codes]\nrate_limited = \"has space\"",
+            "codes.rate_limited",
+            "printable",
+        ),
+        (
+            "[codes]\nrate_limited = { status = 200 }",
+            "codes.rate_limited",
+            "4xx or 5xx",
+        ),
+        (
+            "[[routes]]\nroute = \"GET /a\"\nscope_code = \"has space\"",
+            "GET /a",
+            "scope_code",
+        ),
+        (
+            "[[routes]]\nroute = \"GET /a\"\nbody_limit_code = \"payload_too_large\"",
+            "body_limit_code",
+            "built-in",
+        ),
+        (
+            "[[routes]]\nroute = \"GET /a\"\nquotas = [{ rate = 1, per = \"second\", code = \"é\" }]",
+            "GET /a",
+            "quotas.code",
+        ),
+    ];
+    for (toml, names, says) in cases {
+        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
+        let error = GateConfig::from_toml(&text)
+            .and_then(|config| config.build())
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(names), "{toml}: {error}");
+        assert!(error.contains(says), "{toml}: {error}");
+    }
+}

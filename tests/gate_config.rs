@@ -91,7 +91,8 @@ fn each_mistake_names_its_route_and_field() {
             "scopes",
         ),
         (
-            builder().route("POST /v1/forget", RoutePolicy::new().kind_code("Forget-Me")),
+            // Codes are printable ASCII without spaces.
+            builder().route("POST /v1/forget", RoutePolicy::new().kind_code("Forget Me")),
             "POST /v1/forget",
             "kind_code",
         ),

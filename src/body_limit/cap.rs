@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, Version};
 use serde_json::json;
 use tokio::time::Sleep;
 
@@ -30,10 +30,16 @@ pub trait BodyCap<B>: Send + Sync + 'static {
     fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<Self::Body, B>;
 
     /// What to do with the body of a refused `request` whose rejection is
-    /// `response`: drain it (the returned [`Drain`]), or — when it cannot be
-    /// drained — mark `response` `Connection: close`. Without a cap, nothing.
-    fn refused(&self, request: Request<B>, response: &mut Response<Bytes>) -> Option<Drain> {
-        let _ = (request, response);
+    /// `response` (`over_cap`: refused by this cap): drain it (the returned
+    /// [`Drain`]), or — when it cannot be drained — mark `response`
+    /// `Connection: close`. Without a cap, nothing.
+    fn refused(
+        &self,
+        request: Request<B>,
+        response: &mut Response<Bytes>,
+        over_cap: bool,
+    ) -> Option<Drain> {
+        let _ = (request, response, over_cap);
         None
     }
 }
@@ -79,6 +85,7 @@ impl<B> BodyCap<B> for Uncapped {
 #[derive(Clone, Debug)]
 pub struct BodyLimits {
     limits: PerRoute<u64>,
+    codes: PerRoute<ErrorCode>,
     drain: DrainLimits,
 }
 
@@ -107,8 +114,25 @@ impl BodyLimits {
     pub fn new(limits: impl Into<PerRoute<u64>>) -> Self {
         Self {
             limits: limits.into(),
+            codes: PerRoute::uniform(ErrorCode::PAYLOAD_TOO_LARGE),
             drain: DrainLimits::default(),
         }
+    }
+
+    /// Refuses bodies over the cap with these codes (one, or one per route)
+    /// instead of `payload_too_large`.
+    #[must_use]
+    pub fn with_codes(mut self, codes: impl Into<PerRoute<ErrorCode>>) -> Self {
+        self.codes = codes.into();
+        self
+    }
+
+    /// The code refusing a body over the cap of `route`.
+    fn code(&self, route: Option<&crate::route::Route>) -> ErrorCode {
+        self.codes
+            .get(route)
+            .unwrap_or(&ErrorCode::PAYLOAD_TOO_LARGE)
+            .clone()
     }
 
     /// Drains refused bodies within `drain`.
@@ -130,9 +154,9 @@ impl BodyLimits {
 }
 
 /// The standard 413 for a body over `limit` bytes.
-pub(crate) fn too_large(limit: u64) -> ApiError {
+pub(crate) fn too_large(code: ErrorCode, limit: u64) -> ApiError {
     ApiError::new(
-        ErrorCode::PAYLOAD_TOO_LARGE,
+        code,
         format!("The request body is larger than this route's limit of {limit} bytes."),
     )
     .with_details(json!({ "limit_bytes": limit }))
@@ -162,8 +186,9 @@ where
         };
         let watch = match declared_length(&request) {
             Some(length) if length > limit => {
+                let code = self.code(crate::context::route(&request));
                 return Capped::Refused {
-                    error: too_large(limit),
+                    error: too_large(code, limit),
                     request,
                 };
             }
@@ -190,6 +215,7 @@ where
             request: renderer.snapshot(&request),
             renderer: renderer.clone(),
             limit,
+            code: self.code(crate::context::route(&request)),
         });
         Capped::Pass {
             request: request.map(|body| LimitedBody::new(body, limit, Some(tripped))),
@@ -197,7 +223,12 @@ where
         }
     }
 
-    fn refused(&self, request: Request<B>, response: &mut Response<Bytes>) -> Option<Drain> {
+    fn refused(
+        &self,
+        request: Request<B>,
+        response: &mut Response<Bytes>,
+        over_cap: bool,
+    ) -> Option<Drain> {
         // HTTP/2 streams end on their own; HTTP/1.0 connections close anyway.
         if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
             return None;
@@ -208,7 +239,7 @@ where
             .copied()
             .unwrap_or(0);
         let limit = self.drain.bytes.min(cap);
-        let drainable = response.status() != StatusCode::PAYLOAD_TOO_LARGE
+        let drainable = !over_cap
             && limit > 0
             && declared_length(&request).is_none_or(|length| length <= limit);
         if !drainable {
@@ -301,14 +332,16 @@ pub struct Overflow {
     request: Request<()>,
     renderer: ErrorRenderer,
     limit: u64,
+    code: ErrorCode,
 }
 
 impl Overflow {
     /// The standard 413, if the body passed its cap.
     pub(crate) fn rejection(self) -> Option<Response<Bytes>> {
-        self.tripped
-            .load(Ordering::Acquire)
-            .then(|| self.renderer.respond(too_large(self.limit), &self.request))
+        self.tripped.load(Ordering::Acquire).then(|| {
+            self.renderer
+                .respond(too_large(self.code, self.limit), &self.request)
+        })
     }
 }
 

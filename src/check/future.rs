@@ -142,17 +142,17 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         S: Service<Request<L::Body>, Future = F>,
         L: BodyCap<B>,
     {
-        let rejected = |error, request: Request<B>, headers: ResponseHeaders| {
+        let rejected = |error, request: Request<B>, headers: ResponseHeaders, over_cap| {
             let mut response = shared.renderer.respond(error, &request);
             headers.apply(response.headers_mut());
-            let drain = shared.cap.refused(request, &mut response);
+            let drain = shared.cap.refused(request, &mut response, over_cap);
             State::Rejected {
                 response: Some(Box::new(response)),
                 drain,
             }
         };
         if let Err(error) = verdict {
-            return rejected(error, request, headers);
+            return rejected(error, request, headers, false);
         }
         match shared.cap.cap(request, &shared.renderer) {
             Capped::Pass { request, overflow } => State::Inner {
@@ -160,7 +160,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
                 headers,
                 overflow,
             },
-            Capped::Refused { error, request } => rejected(error, request, headers),
+            Capped::Refused { error, request } => rejected(error, request, headers, true),
         }
     }
 }

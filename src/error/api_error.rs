@@ -82,6 +82,12 @@ impl ApiError {
         self
     }
 
+    /// The same rejection under another code (a contract's spelling).
+    pub(crate) fn with_code(mut self, code: ErrorCode) -> Self {
+        self.inner.code = code;
+        self
+    }
+
     pub(crate) fn with_subject(mut self, key_id: &str, project: &str) -> Self {
         self.inner.subject = Some(Subject {
             key_id: key_id.to_owned(),

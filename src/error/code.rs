@@ -71,6 +71,36 @@ pub struct ErrorCode {
 enum Name {
     Builtin(&'static str),
     Custom(Arc<str>),
+    /// A built-in code under the name (and perhaps the status) an API's
+    /// contract gives it: still that code for [`ErrorCode::is`].
+    Renamed {
+        builtin: &'static str,
+        name: Arc<str>,
+    },
+}
+
+/// Whether `name` may be a code: 1 to 64 printable ASCII characters, no
+/// spaces (so `missing_bearer_token`, `INVALID_TOKEN`, `quota.daily` all may).
+pub(crate) fn check_name(name: &str) -> Result<(), ConfigError> {
+    if (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "code",
+        format!(
+            "`{name}` is not a valid error code: use 1 to 64 printable ASCII characters, no spaces"
+        ),
+    ))
+}
+
+fn check_status(name: &str, status: StatusCode) -> Result<(), ConfigError> {
+    if status.is_client_error() || status.is_server_error() {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "status",
+        format!("error code `{name}` needs a 4xx or 5xx status, not {status}"),
+    ))
 }
 
 macro_rules! catalogue {
@@ -153,39 +183,23 @@ catalogue! {
 impl ErrorCode {
     /// Declares a custom code for a route's own rule.
     ///
-    /// The name must be 1 to 64 characters of `[a-z0-9_]`, start with a letter,
-    /// and not be a built-in code; the status must be a 4xx or 5xx.
+    /// The name must be 1 to 64 printable ASCII characters without spaces
+    /// (upper case and punctuation included, as existing APIs use them) and
+    /// not a built-in code; the status must be a 4xx or 5xx.
     pub fn custom(
         name: impl Into<String>,
         status: StatusCode,
         category: Category,
     ) -> Result<Self, ConfigError> {
         let name: String = name.into();
-        let well_formed = (1..=64).contains(&name.len())
-            && name.as_bytes()[0].is_ascii_lowercase()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !well_formed {
-            return Err(ConfigError::new(
-                "code",
-                format!(
-                    "`{name}` is not a valid error code: use 1 to 64 characters of [a-z0-9_], starting with a letter"
-                ),
-            ));
-        }
-        if Self::CATALOGUE.iter().any(|code| code.as_str() == name) {
+        check_name(&name)?;
+        if Self::builtin(&name).is_some() {
             return Err(ConfigError::new(
                 "code",
                 format!("`{name}` is a built-in error code and cannot be redefined"),
             ));
         }
-        if !(status.is_client_error() || status.is_server_error()) {
-            return Err(ConfigError::new(
-                "status",
-                format!("error code `{name}` needs a 4xx or 5xx status, not {status}"),
-            ));
-        }
+        check_status(&name, status)?;
         Ok(Self {
             name: Name::Custom(name.into()),
             status,
@@ -193,11 +207,57 @@ impl ErrorCode {
         })
     }
 
+    /// The built-in code named `name`, if there is one.
+    pub fn builtin(name: &str) -> Option<&'static ErrorCode> {
+        Self::CATALOGUE.iter().find(|code| code.as_str() == name)
+    }
+
+    /// This code as an API's contract spells it: under `name` (checked like
+    /// a custom code's) and with `status`. A renamed built-in code is still
+    /// that code for [`is`](Self::is).
+    pub fn renamed(
+        &self,
+        name: Option<&str>,
+        status: Option<StatusCode>,
+    ) -> Result<Self, ConfigError> {
+        let status = status.unwrap_or(self.status);
+        let shown = name.unwrap_or(self.as_str());
+        check_name(shown)?;
+        check_status(shown, status)?;
+        let name = match (&self.name, name) {
+            (_, None) => self.name.clone(),
+            (Name::Builtin(builtin) | Name::Renamed { builtin, .. }, Some(name)) => Name::Renamed {
+                builtin,
+                name: name.into(),
+            },
+            (Name::Custom(_), Some(name)) => Name::Custom(name.into()),
+        };
+        Ok(Self {
+            name,
+            status,
+            category: self.category,
+        })
+    }
+
+    /// Whether this is `other`, or `other` renamed: a rename keeps the
+    /// code's identity.
+    pub fn is(&self, other: &ErrorCode) -> bool {
+        self.identity() == other.identity()
+    }
+
+    /// The name the code had before any rename.
+    pub(crate) fn identity(&self) -> &str {
+        match &self.name {
+            Name::Builtin(name) | Name::Renamed { builtin: name, .. } => name,
+            Name::Custom(name) => name,
+        }
+    }
+
     /// The code's stable string, as clients see it.
     pub fn as_str(&self) -> &str {
         match &self.name {
             Name::Builtin(name) => name,
-            Name::Custom(name) => name,
+            Name::Custom(name) | Name::Renamed { name, .. } => name,
         }
     }
 
@@ -297,13 +357,15 @@ mod tests {
         .unwrap();
         assert!(!ok.is_builtin());
         assert_eq!(ok.default_message(), None);
-        for bad in [
-            "",
-            "Upper",
+        for fine in [
+            "UPPER_CASE",
             "with-dash",
             "9starts_with_digit",
-            &"x".repeat(65),
+            "quota.daily",
         ] {
+            ErrorCode::custom(fine, StatusCode::FORBIDDEN, Category::Auth).unwrap();
+        }
+        for bad in ["", "with space", "tab\there", "é", &"x".repeat(65)] {
             let err = ErrorCode::custom(bad, StatusCode::FORBIDDEN, Category::Auth).unwrap_err();
             assert_eq!(err.field(), "code", "{bad}");
         }
@@ -312,5 +374,32 @@ mod tests {
         assert!(err.reason().contains("built-in"));
         let err = ErrorCode::custom("fine", StatusCode::OK, Category::Auth).unwrap_err();
         assert_eq!(err.field(), "status");
+    }
+
+    #[test]
+    fn a_renamed_code_keeps_its_identity() {
+        let renamed = ErrorCode::MISSING_API_KEY
+            .renamed(Some("missing_bearer_token"), Some(StatusCode::FORBIDDEN))
+            .unwrap();
+        assert_eq!(renamed.as_str(), "missing_bearer_token");
+        assert_eq!(renamed.status(), StatusCode::FORBIDDEN);
+        assert_eq!(renamed.category(), Category::Auth);
+        assert!(renamed.is(&ErrorCode::MISSING_API_KEY));
+        assert!(!renamed.is_builtin());
+        assert!(renamed != ErrorCode::MISSING_API_KEY);
+        let status_only = ErrorCode::RATE_LIMITED
+            .renamed(None, Some(StatusCode::SERVICE_UNAVAILABLE))
+            .unwrap();
+        assert_eq!(status_only.as_str(), "rate_limited");
+        assert!(
+            ErrorCode::RATE_LIMITED
+                .renamed(Some("bad name"), None)
+                .is_err()
+        );
+        assert!(
+            ErrorCode::RATE_LIMITED
+                .renamed(None, Some(StatusCode::OK))
+                .is_err()
+        );
     }
 }

@@ -23,11 +23,13 @@
 
 mod api_error;
 mod code;
+mod codes;
 mod render;
 
 pub use crate::store::StoreError;
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
+pub use codes::CodeMap;
 pub use render::{
     ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderContext,
     RenderError, grpc_status, json_response,

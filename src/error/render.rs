@@ -9,7 +9,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, ErrorCode};
+use super::{ApiError, Category, CodeMap};
 use crate::route::Route;
 
 /// What a renderer may know of the rejected request.
@@ -184,7 +184,7 @@ impl RenderError for ProblemJson {
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
         let code = error.code().as_str();
         // A refusal by a named quota policy is the draft's `quota-exceeded`.
-        let violated = (error.code() == &ErrorCode::RATE_LIMITED)
+        let violated = (error.category() == Category::RateLimit)
             .then(|| error.details()?.get("policy")?.as_str())
             .flatten();
         let kind = match (violated, &self.type_base) {
@@ -245,6 +245,7 @@ pub struct ErrorRenderer {
     renderer: Arc<dyn RenderError>,
     request_id_header: HeaderName,
     grpc: bool,
+    codes: CodeMap,
 }
 
 /// The longest request id echoed back; longer ones are ignored.
@@ -257,6 +258,7 @@ impl ErrorRenderer {
             renderer: Arc::new(renderer),
             request_id_header: HeaderName::from_static("x-request-id"),
             grpc: true,
+            codes: CodeMap::new(),
         }
     }
 
@@ -278,6 +280,19 @@ impl ErrorRenderer {
     pub fn with_request_id_header(mut self, header: HeaderName) -> Self {
         self.request_id_header = header;
         self
+    }
+
+    /// Renames codes and changes their statuses as `codes` says, for every
+    /// rejection rendered.
+    #[must_use]
+    pub fn with_codes(mut self, codes: CodeMap) -> Self {
+        self.codes = codes;
+        self
+    }
+
+    /// The code map.
+    pub fn codes(&self) -> &CodeMap {
+        &self.codes
     }
 
     /// The header the request id is read from.
@@ -313,6 +328,7 @@ impl ErrorRenderer {
             .and_then(|value| value.to_str().ok())
             .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN);
         let route = extensions.get::<Route>().map(Route::name);
+        let error = self.codes.apply(error);
         log_rejection(&error, extensions, route);
 
         let mut response = if self.grpc && is_grpc(headers) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
-use crate::error::ErrorFormat;
+use crate::error::{CodeMap, ErrorFormat};
 use crate::key::{
     CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
     KeyRecord, KeyStatus,
@@ -90,6 +90,12 @@ pub struct GateConfig {
     /// `json` (the envelope, default) or `problem` (RFC 9457).
     #[serde(default)]
     pub errors: ErrorFormat,
+    /// Codes renamed, or given another status, as an existing API's
+    /// contract has them: `[codes]` with `missing_api_key =
+    /// "missing_bearer_token"` or `invalid_api_key = { code = "…", status =
+    /// 403 }` (see [`CodeMap`]).
+    #[serde(default, skip_serializing_if = "CodeMap::is_empty")]
+    pub codes: CodeMap,
     /// The request-id header echoed in errors (default `x-request-id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id_header: Option<String>,
@@ -189,6 +195,7 @@ impl fmt::Debug for GateConfig {
             .field("reveal_revoked", &self.reveal_revoked)
             .field("lookup_timeout_ms", &self.lookup_timeout_ms)
             .field("errors", &self.errors)
+            .field("codes", &self.codes)
             .field("request_id_header", &self.request_id_header)
             .field("partition", &self.partition)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -491,6 +498,7 @@ impl GateConfig {
             .parser(parser)
             .strip_credential(self.strip_credential)
             .reveal_revoked(self.reveal_revoked)
+            .codes(self.codes.clone())
             .renderer(self.errors.renderer())
             .partition(self.partition.clone())
             .trusted_proxies(&self.trusted_proxies)

@@ -71,7 +71,7 @@ use crate::ConfigError;
 use crate::body_limit::{BodyLimits, DrainLimits};
 use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
-use crate::error::{Category, ErrorCode, ErrorRenderer};
+use crate::error::{Category, CodeMap, ErrorCode, ErrorRenderer};
 use crate::key::credential::Sources;
 use crate::key::layer::Access;
 use crate::key::{
@@ -229,6 +229,8 @@ struct Settings {
     routes: Vec<(String, RoutePolicy)>,
     /// Where keys are read where routes do not say.
     credentials: Option<Vec<CredentialSource>>,
+    /// How the contract spells the codes.
+    codes: CodeMap,
     hook: Option<Hook>,
     /// The first mistake found by a setter that cannot fail, reported by
     /// `build`.
@@ -249,6 +251,7 @@ impl Default for Settings {
             defaults: RoutePolicy::new(),
             routes: Vec::new(),
             credentials: None,
+            codes: CodeMap::new(),
             hook: None,
             error: None,
         }
@@ -340,6 +343,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     pub fn credentials(self, sources: impl IntoIterator<Item = CredentialSource>) -> Self {
         let sources: Vec<_> = sources.into_iter().collect();
         self.with(|s| s.credentials = Some(sources))
+    }
+
+    /// Renames codes and sets their statuses as an existing API's contract
+    /// has them (applied to every rejection the gate's renderer renders).
+    /// Every code it names must be a built-in one or one a route's rule
+    /// declares, checked at `build`.
+    pub fn codes(self, codes: CodeMap) -> Self {
+        self.with(|s| s.codes = codes)
     }
 
     /// Answers revoked keys `401 revoked_api_key` instead of the default
@@ -448,6 +459,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             defaults,
             routes: declared,
             credentials,
+            codes,
             hook,
             error,
         } = self.settings;
@@ -473,6 +485,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         let mut scopes = PerRoute::new(&routes, scope_rule(&defaults).map_err(in_default)?);
         let mut limits = PerRoute::new(&routes, rate_limit(&defaults));
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
+        let mut cap_codes = PerRoute::new(&routes, body_limit_code(&defaults).map_err(in_default)?);
+        let mut rule_codes: Vec<String> = declared_codes(&defaults);
         let access_of = |policy: &RoutePolicy| access(policy, credentials.as_deref(), &key);
         let mut accesses = PerRoute::new(&routes, access_of(&defaults).map_err(in_default)?);
         for (pattern, policy) in &declared {
@@ -490,7 +504,10 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             limits.set(name, rate_limit(&effective))?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
             accesses.set(name, access_of(&effective).map_err(in_route)?)?;
+            cap_codes.set(name, body_limit_code(&effective).map_err(in_route)?)?;
+            rule_codes.extend(declared_codes(&effective));
         }
+        codes.check_known(rule_codes.iter().map(String::as_str))?;
 
         key.clock = clock.clone();
         rate.clock = clock.clone();
@@ -500,6 +517,9 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         };
         if let Some(header) = request_id_header {
             renderer = renderer.with_request_id_header(header);
+        }
+        if !codes.is_empty() {
+            renderer = renderer.with_codes(codes);
         }
         let checks = RouteCheck::new(routes)
             .then(KeyCheck::with_options(Arc::new(self.key_store), key).with_access(accesses))
@@ -514,7 +534,9 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         Ok(Gate {
             layer: CheckLayer::from_parts(
                 checks,
-                BodyLimits::new(caps).with_drain(drain),
+                BodyLimits::new(caps)
+                    .with_codes(cap_codes)
+                    .with_drain(drain),
                 renderer,
                 hook,
             ),
@@ -550,8 +572,59 @@ fn access(
     })
 }
 
+/// A rule's own code, `field` naming it in errors.
+fn rule_code(
+    field: &str,
+    code: &str,
+    status: StatusCode,
+    category: Category,
+) -> Result<ErrorCode, ConfigError> {
+    ErrorCode::custom(code, status, category)
+        .map_err(|error| ConfigError::new(field, error.reason()))
+}
+
+fn body_limit_code(policy: &RoutePolicy) -> Result<ErrorCode, ConfigError> {
+    match &policy.body_limit_code {
+        Some(code) => rule_code(
+            "body_limit_code",
+            code,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Category::Validation,
+        ),
+        None => Ok(ErrorCode::PAYLOAD_TOO_LARGE),
+    }
+}
+
+/// The codes `policy`'s rules declare.
+fn declared_codes(policy: &RoutePolicy) -> Vec<String> {
+    let quota_codes = policy
+        .quotas
+        .iter()
+        .flatten()
+        .filter_map(|quota| quota.refusal_code().map(str::to_owned));
+    [
+        &policy.kind_code,
+        &policy.scope_code,
+        &policy.origin_code,
+        &policy.body_limit_code,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .chain(quota_codes)
+    .collect()
+}
+
 fn origin_policy(policy: &RoutePolicy, kinds: KeyKinds) -> Result<OriginPolicy, ConfigError> {
     let mut origin = OriginPolicy::new().kinds(kinds);
+    if let Some(code) = &policy.origin_code {
+        origin = origin.code(rule_code(
+            "origin_code",
+            code,
+            StatusCode::FORBIDDEN,
+            Category::Auth,
+        )?);
+    }
     if let Some(patterns) = &policy.origins {
         origin = origin.allow(patterns)?;
     }
@@ -583,9 +656,20 @@ fn scope_rule(policy: &RoutePolicy) -> Result<ScopeRule, ConfigError> {
         rule = rule.kinds(kinds.iter().copied().collect::<KeyKinds>());
     }
     if let Some(code) = &policy.kind_code {
-        let code = ErrorCode::custom(code.as_str(), StatusCode::FORBIDDEN, Category::Auth)
-            .map_err(|error| ConfigError::new("kind_code", error.reason()))?;
-        rule = rule.kind_code(code);
+        rule = rule.kind_code(rule_code(
+            "kind_code",
+            code,
+            StatusCode::FORBIDDEN,
+            Category::Auth,
+        )?);
+    }
+    if let Some(code) = &policy.scope_code {
+        rule = rule.scope_code(rule_code(
+            "scope_code",
+            code,
+            StatusCode::FORBIDDEN,
+            Category::Auth,
+        )?);
     }
     Ok(rule.hidden(policy.hidden.unwrap_or(false)))
 }

@@ -57,6 +57,15 @@ pub struct RoutePolicy {
     /// `kind_code`: the code refusing other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kind_code: Option<String>,
+    /// `scope_code`: the code refusing keys without the scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scope_code: Option<String>,
+    /// `origin_code`: the code refusing an origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) origin_code: Option<String>,
+    /// `body_limit_code`: the code refusing a body over the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) body_limit_code: Option<String>,
     /// `hidden`: 404 instead of 403.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) hidden: Option<bool>,
@@ -156,6 +165,30 @@ impl RoutePolicy {
         self
     }
 
+    /// Refuses keys without the scopes with this custom code (403) instead
+    /// of `insufficient_scope`.
+    #[must_use]
+    pub fn scope_code(mut self, code: impl Into<String>) -> Self {
+        self.scope_code = Some(code.into());
+        self
+    }
+
+    /// Refuses origins with this custom code (403) instead of
+    /// `origin_not_allowed`.
+    #[must_use]
+    pub fn origin_code(mut self, code: impl Into<String>) -> Self {
+        self.origin_code = Some(code.into());
+        self
+    }
+
+    /// Refuses bodies over the cap with this custom code (413) instead of
+    /// `payload_too_large`.
+    #[must_use]
+    pub fn body_limit_code(mut self, code: impl Into<String>) -> Self {
+        self.body_limit_code = Some(code.into());
+        self
+    }
+
     /// Answers refusals of scope or kind with 404 `not_found`.
     #[must_use]
     pub fn hidden(mut self, hidden: bool) -> Self {
@@ -236,6 +269,18 @@ impl RoutePolicy {
                 .kind_code
                 .clone()
                 .or_else(|| defaults.kind_code.clone()),
+            scope_code: self
+                .scope_code
+                .clone()
+                .or_else(|| defaults.scope_code.clone()),
+            origin_code: self
+                .origin_code
+                .clone()
+                .or_else(|| defaults.origin_code.clone()),
+            body_limit_code: self
+                .body_limit_code
+                .clone()
+                .or_else(|| defaults.body_limit_code.clone()),
             hidden: self.hidden.or(defaults.hidden),
             origins: self.origins.clone().or_else(|| defaults.origins.clone()),
             missing_origin: self.missing_origin.or(defaults.missing_origin),

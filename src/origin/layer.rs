@@ -51,6 +51,7 @@ pub struct OriginPolicy {
     allowed: Arc<[OriginPattern]>,
     missing: MissingOrigin,
     kinds: KeyKinds,
+    code: ErrorCode,
 }
 
 impl OriginPolicy {
@@ -61,7 +62,15 @@ impl OriginPolicy {
             allowed: Arc::from([]),
             missing: MissingOrigin::Reject,
             kinds: KeyKinds::only(KeyKind::Publishable),
+            code: ErrorCode::ORIGIN_NOT_ALLOWED,
         }
+    }
+
+    /// Refuses with `code` instead of `origin_not_allowed`.
+    #[must_use]
+    pub fn code(mut self, code: ErrorCode) -> Self {
+        self.code = code;
+        self
     }
 
     /// Sets the allow-list used for keys whose record lists no origins.
@@ -150,6 +159,7 @@ impl OriginCheck {
                 MissingOrigin::Allow => return Ok(()),
                 MissingOrigin::Reject => {
                     return Err(refused(
+                        &policy.code,
                         None,
                         "The request has no Origin header; this key may only be used from a browser on an allowed origin.",
                     ));
@@ -169,6 +179,7 @@ impl OriginCheck {
                 Ok(())
             }
             _ => Err(refused(
+                &policy.code,
                 stated,
                 "This API key may not be used from this origin.",
             )),
@@ -205,12 +216,12 @@ impl CheckLayer<OriginCheck> {
 /// The longest refused origin echoed in error details.
 const MAX_ECHOED_ORIGIN: usize = 200;
 
-fn refused(origin: Option<&str>, message: &'static str) -> ApiError {
+fn refused(code: &ErrorCode, origin: Option<&str>, message: &'static str) -> ApiError {
     let origin = origin.map(
         |origin| match origin.char_indices().nth(MAX_ECHOED_ORIGIN) {
             Some((cut, _)) => &origin[..cut],
             None => origin,
         },
     );
-    ApiError::new(ErrorCode::ORIGIN_NOT_ALLOWED, message).with_details(json!({ "origin": origin }))
+    ApiError::new(code.clone(), message).with_details(json!({ "origin": origin }))
 }

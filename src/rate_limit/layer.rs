@@ -253,7 +253,7 @@ impl Options {
             let index = decision.denied_by();
             let quota = limits.quotas().get(index);
             ApiError::new(
-                ErrorCode::RATE_LIMITED,
+                quota.map_or(ErrorCode::RATE_LIMITED, |quota| quota.code().clone()),
                 format!(
                     "Rate limit exceeded on route {}. Retry after {seconds} second{plural}.",
                     bucket.route()

@@ -32,6 +32,7 @@ pub struct Quota {
     period: Duration,
     burst: Option<u64>,
     name: Option<Arc<str>>,
+    code: Option<Arc<str>>,
 }
 
 /// The longest period a quota may have.
@@ -45,6 +46,7 @@ impl Quota {
             period,
             burst: None,
             name: None,
+            code: None,
         }
     }
 
@@ -81,6 +83,21 @@ impl Quota {
     pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Refuses with this code (429 unless a code map says otherwise)
+    /// instead of `rate_limited`, so that each quota of a stack can have its
+    /// own — `daily_quota_exceeded` beside `too_many_requests`. Checked when
+    /// the layer is built.
+    #[must_use]
+    pub fn code(mut self, code: impl Into<Arc<str>>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The code it refuses with, if set.
+    pub fn refusal_code(&self) -> Option<&str> {
+        self.code.as_deref()
     }
 
     /// The bucket's capacity.
@@ -150,6 +167,8 @@ struct QuotaFields {
     burst: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -174,7 +193,7 @@ impl Period {
     }
 }
 
-/// Reads `{ rate, per, burst, name }`, `per` one of `second`, `minute`,
+/// Reads `{ rate, per, burst, name, code }`, `per` one of `second`, `minute`,
 /// `hour`, `day`. (Values are checked when a layer is built.)
 impl<'de> Deserialize<'de> for Quota {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -182,6 +201,7 @@ impl<'de> Deserialize<'de> for Quota {
         let mut quota = Quota::per(fields.rate, Duration::from_secs(fields.per.seconds()));
         quota.burst = fields.burst;
         quota.name = fields.name.map(Arc::from);
+        quota.code = fields.code.map(Arc::from);
         Ok(quota)
     }
 }
@@ -203,6 +223,7 @@ impl Serialize for Quota {
             per,
             burst: self.burst,
             name: self.name.as_deref().map(str::to_owned),
+            code: self.code.as_deref().map(str::to_owned),
         }
         .serialize(serializer)
     }

@@ -4,13 +4,14 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 
 use super::gcra::{Gcra, QuotaState};
 use super::partition::PartitionKey;
 use super::quota::{MAX_STACKED_QUOTAS, RateLimit};
 use crate::ConfigError;
 use crate::clock::Nanos;
+use crate::error::{Category, ErrorCode};
 use crate::route::Route;
 use crate::store::{Answer, StoreError};
 
@@ -19,6 +20,7 @@ use crate::store::{Answer, StoreError};
 pub struct QuotaSpec {
     pub(crate) gcra: Gcra,
     name: Option<Box<str>>,
+    code: ErrorCode,
 }
 
 impl QuotaSpec {
@@ -35,6 +37,11 @@ impl QuotaSpec {
             (None, 0) => Cow::Borrowed(route),
             (None, index) => Cow::Owned(format!("{route}#{}", index + 1)),
         }
+    }
+
+    /// The code a refusal by this quota carries.
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
     }
 
     /// The bucket's capacity.
@@ -108,9 +115,19 @@ impl RouteLimits {
                     ),
                 )));
             }
+            let code = match quota.refusal_code() {
+                Some(code) => {
+                    ErrorCode::custom(code, StatusCode::TOO_MANY_REQUESTS, Category::RateLimit)
+                        .map_err(|error| {
+                            in_route(ConfigError::new("quotas.code", error.reason()))
+                        })?
+                }
+                None => ErrorCode::RATE_LIMITED,
+            };
             quotas.push(QuotaSpec {
                 gcra,
                 name: quota.name().map(Box::from),
+                code,
             });
         }
         let cached = route.and_then(|route| {

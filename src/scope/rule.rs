@@ -87,6 +87,7 @@ pub struct ScopeRule {
     mode: Mode,
     kinds: KeyKinds,
     kind_code: ErrorCode,
+    scope_code: ErrorCode,
     hidden: bool,
 }
 
@@ -98,6 +99,7 @@ impl ScopeRule {
             mode: Mode::All,
             kinds: KeyKinds::ALL,
             kind_code: ErrorCode::KEY_KIND_NOT_ALLOWED,
+            scope_code: ErrorCode::INSUFFICIENT_SCOPE,
             hidden: false,
         }
     }
@@ -148,6 +150,14 @@ impl ScopeRule {
     #[must_use]
     pub fn kind_code(mut self, code: ErrorCode) -> Self {
         self.kind_code = code;
+        self
+    }
+
+    /// Refuses keys without the scopes with `code` instead of
+    /// `insufficient_scope`.
+    #[must_use]
+    pub fn scope_code(mut self, code: ErrorCode) -> Self {
+        self.scope_code = code;
         self
     }
 
@@ -208,7 +218,7 @@ impl ScopeRule {
                     ),
                 ),
             };
-            ApiError::new(ErrorCode::INSUFFICIENT_SCOPE, message).with_details(json!({
+            ApiError::new(self.scope_code.clone(), message).with_details(json!({
                 "required": required,
                 "granted": granted,
                 "missing": missing,
