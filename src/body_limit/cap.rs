@@ -160,6 +160,7 @@ pub(crate) fn too_large(code: ErrorCode, limit: u64) -> ApiError {
         format!("The request body is larger than this route's limit of {limit} bytes."),
     )
     .with_details(json!({ "limit_bytes": limit }))
+    .with_rule("body_limit")
 }
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -17,8 +17,9 @@ use super::service::Shared;
 use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
 use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
-use crate::error::ApiError;
+use crate::error::{ApiError, RenderedByDefault};
 use crate::gate::{GateEvent, Hook};
+use crate::key::Principal;
 use crate::route::Route;
 
 pin_project! {
@@ -47,6 +48,7 @@ pin_project! {
             future: F,
             headers: ResponseHeaders,
             overflow: Option<Box<Overflow>>,
+            echo: Echo<C, L>,
         },
         Rejected {
             response: Option<Box<Response<Bytes>>>,
@@ -62,6 +64,53 @@ struct Waiting<S, C: Check, L, B> {
     service: S,
     headers: ResponseHeaders,
     shared: Arc<Shared<C, L>>,
+}
+
+/// What rendering an error your service returns takes: the gate's renderer
+/// and the request's id, method, route and caller (kept as cheap clones).
+pub(crate) struct Echo<C, L> {
+    shared: Arc<Shared<C, L>>,
+    method: Method,
+    request_id: Option<HeaderValue>,
+    route: Option<Route>,
+    principal: Option<Principal>,
+}
+
+impl<C, L> Echo<C, L> {
+    fn of<B>(shared: &Arc<Shared<C, L>>, request: &Request<B>) -> Self {
+        Self {
+            shared: Arc::clone(shared),
+            method: request.method().clone(),
+            request_id: request
+                .headers()
+                .get(shared.renderer.request_id_header())
+                .cloned(),
+            route: crate::context::route(request).cloned(),
+            principal: crate::context::principal(request).cloned(),
+        }
+    }
+
+    /// `response` again in the gate's shape, codes and request id, if it
+    /// is an [`ApiError`] your service rendered in the default shape (axum's
+    /// `IntoResponse` for `ApiError`, the `Principal` extractor's rejection).
+    fn rerender<T>(&self, response: &mut Response<T>) -> Option<Response<Bytes>> {
+        response.extensions_mut().remove::<RenderedByDefault>()?;
+        let error = response.extensions_mut().remove::<ApiError>()?;
+        let mut request = Request::new(());
+        *request.method_mut() = self.method.clone();
+        if let Some(id) = &self.request_id {
+            request
+                .headers_mut()
+                .insert(self.shared.renderer.request_id_header().clone(), id.clone());
+        }
+        if let Some(route) = &self.route {
+            request.extensions_mut().insert(route.clone());
+        }
+        if let Some(principal) = &self.principal {
+            request.extensions_mut().insert(principal.clone());
+        }
+        Some(self.shared.renderer.respond(error, &request))
+    }
 }
 
 /// What the decision hook needs once the response is ready.
@@ -95,7 +144,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         request: Request<B>,
         headers: ResponseHeaders,
         service: &mut S,
-        shared: &Shared<C, L>,
+        shared: &Arc<Shared<C, L>>,
         observe: Option<Observe>,
     ) -> Self
     where
@@ -136,7 +185,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         request: Request<B>,
         headers: ResponseHeaders,
         service: &mut S,
-        shared: &Shared<C, L>,
+        shared: &Arc<Shared<C, L>>,
     ) -> Self
     where
         S: Service<Request<L::Body>, Future = F>,
@@ -155,11 +204,15 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
             return rejected(error, request, headers, false);
         }
         match shared.cap.cap(request, &shared.renderer) {
-            Capped::Pass { request, overflow } => State::Inner {
-                future: service.call(request),
-                headers,
-                overflow,
-            },
+            Capped::Pass { request, overflow } => {
+                let echo = Echo::of(shared, &request);
+                State::Inner {
+                    future: service.call(request),
+                    headers,
+                    overflow,
+                    echo,
+                }
+            }
             Capped::Refused { error, request } => rejected(error, request, headers, true),
         }
     }
@@ -204,8 +257,9 @@ where
                     future,
                     headers,
                     overflow,
+                    echo,
                 } => {
-                    let response = ready!(future.poll(cx))?;
+                    let mut response = ready!(future.poll(cx))?;
                     // Whatever the handler made of a body over its cap, the
                     // client gets the standard answer.
                     let mut response = match overflow.take().and_then(|o| o.rejection()) {
@@ -215,7 +269,12 @@ where
                             close(&mut rejection);
                             rejection.map(ResponseBody::rejection)
                         }
-                        None => response.map(ResponseBody::inner),
+                        // An error the handler rendered in the default shape
+                        // comes out in the gate's.
+                        None => match echo.rerender(&mut response) {
+                            Some(rendered) => rendered.map(ResponseBody::rejection),
+                            None => response.map(ResponseBody::inner),
+                        },
                     };
                     std::mem::take(headers).apply(response.headers_mut());
                     response

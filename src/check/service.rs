@@ -177,7 +177,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let shared = &*self.shared;
+        let shared = &self.shared;
         let mut headers = ResponseHeaders::new();
         match shared.checks.check(&mut request, &mut headers) {
             Answer::Ready(verdict) => {

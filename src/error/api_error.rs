@@ -44,6 +44,7 @@ struct Inner {
     details: Option<Value>,
     headers: HeaderMap,
     subject: Option<Subject>,
+    rule: Option<&'static str>,
 }
 
 /// Who the rejected request was from, when a layer knows: for logs only.
@@ -64,6 +65,7 @@ impl ApiError {
                 details: None,
                 headers: HeaderMap::new(),
                 subject: None,
+                rule: None,
             }),
         }
     }
@@ -80,6 +82,29 @@ impl ApiError {
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.inner.headers.append(name, value);
         self
+    }
+
+    /// Names the rule that refused: the gate's checks say `key`, `origin`,
+    /// `kind`, `scope`, `rate_limit` or `body_limit`; a check of yours may
+    /// name its own. Renderers and the decision hook see it.
+    #[must_use]
+    pub fn with_rule(mut self, rule: &'static str) -> Self {
+        self.inner.rule = Some(rule);
+        self
+    }
+
+    /// The name of the rule that refused, if one was given.
+    pub fn rule(&self) -> Option<&'static str> {
+        self.inner.rule
+    }
+
+    /// The key id and project of the refused key, when the key check knew
+    /// them but did not admit the key (disabled, expired, wrong kind).
+    pub(crate) fn subject_ids(&self) -> Option<(&str, &str)> {
+        self.inner
+            .subject
+            .as_ref()
+            .map(|subject| (subject.key_id.as_str(), subject.project.as_str()))
     }
 
     /// The same rejection under another code (a contract's spelling).

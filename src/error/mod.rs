@@ -25,12 +25,15 @@ mod api_error;
 mod code;
 mod codes;
 mod render;
+mod template;
 
 pub use crate::store::StoreError;
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
 pub use codes::CodeMap;
+pub(crate) use render::RenderedByDefault;
 pub use render::{
     ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderContext,
     RenderError, grpc_status, json_response,
 };
+pub use template::Template;

@@ -1,28 +1,93 @@
 //! Rendering: the one place an [`ApiError`] becomes an HTTP response.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, Category, CodeMap};
+use super::template::TemplateFields;
+use super::{ApiError, Category, CodeMap, Template};
+use crate::key::Principal;
 use crate::route::Route;
 
-/// What a renderer may know of the rejected request.
+/// What a renderer may know of the rejected request: its id, method and
+/// route, who called (never the key itself), and which rule refused.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RenderContext<'a> {
     request_id: Option<&'a str>,
     route: Option<&'a str>,
+    method: Option<&'a Method>,
+    principal: Option<&'a Principal>,
+    subject: Option<(&'a str, &'a str)>,
+    rule: Option<&'a str>,
 }
 
 impl<'a> RenderContext<'a> {
     /// A context with the given request id and route name.
     pub fn new(request_id: Option<&'a str>, route: Option<&'a str>) -> Self {
-        Self { request_id, route }
+        Self {
+            request_id,
+            route,
+            ..Self::default()
+        }
+    }
+
+    /// With the request's method.
+    #[must_use]
+    pub fn with_method(mut self, method: &'a Method) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// With the authenticated caller.
+    #[must_use]
+    pub fn with_principal(mut self, principal: &'a Principal) -> Self {
+        self.principal = Some(principal);
+        self
+    }
+
+    /// With the name of the rule that refused.
+    #[must_use]
+    pub fn with_rule(mut self, rule: &'a str) -> Self {
+        self.rule = Some(rule);
+        self
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> Option<&'a Method> {
+        self.method
+    }
+
+    /// The caller, when a key was admitted before the refusal (an origin,
+    /// scope, rate-limit or body refusal; not a key refusal).
+    pub fn principal(&self) -> Option<&'a Principal> {
+        self.principal
+    }
+
+    /// The caller's key id: the principal's, or that of a known key the key
+    /// check refused (disabled, expired, of another kind).
+    pub fn key_id(&self) -> Option<&'a str> {
+        self.principal
+            .map(Principal::key_id)
+            .or(self.subject.map(|(key_id, _)| key_id))
+    }
+
+    /// The caller's project, likewise.
+    pub fn project(&self) -> Option<&'a str> {
+        self.principal
+            .map(Principal::project)
+            .or(self.subject.map(|(_, project)| project))
+    }
+
+    /// The rule that refused: `key`, `origin`, `kind`, `scope`,
+    /// `rate_limit`, `body_limit`, or a name your check gave.
+    pub fn rule(&self) -> Option<&'a str> {
+        self.rule
     }
 
     /// The request's id, echoed from its request-id header when present.
@@ -78,14 +143,21 @@ pub fn json_response<T: Serialize + ?Sized>(
     content_type: &'static str,
     body: &T,
 ) -> Response<Bytes> {
+    json_response_with(status, HeaderValue::from_static(content_type), body)
+}
+
+/// [`json_response`] with a content type made at run time.
+pub(crate) fn json_response_with<T: Serialize + ?Sized>(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: &T,
+) -> Response<Bytes> {
     // Serializing our own values cannot fail; if a user's `Serialize` does,
     // the client still gets a well-formed body with the right status.
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Bytes::from(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
     response
 }
 
@@ -209,10 +281,10 @@ impl RenderError for ProblemJson {
     }
 }
 
-/// The shape of error bodies, as a configuration file names it
-/// (`errors = "json"` or `"problem"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The shape of error bodies, as a configuration file names it:
+/// `errors = "json"` or `"problem"`, or a `[errors]` table with a
+/// [`Template`]. A route may have its own (`errors` on the route).
+#[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub enum ErrorFormat {
     /// The JSON envelope ([`JsonEnvelope`]).
@@ -220,15 +292,68 @@ pub enum ErrorFormat {
     Json,
     /// RFC 9457 problem details ([`ProblemJson`]).
     Problem,
+    /// A body from a template ([`Template`]).
+    Template(Box<Template>),
 }
 
 impl ErrorFormat {
     /// A renderer of this shape.
-    pub fn renderer(self) -> ErrorRenderer {
-        match self {
-            Self::Json => ErrorRenderer::default(),
-            Self::Problem => ErrorRenderer::problem_json(),
+    pub fn renderer(&self) -> ErrorRenderer {
+        ErrorRenderer {
+            renderer: self.shape(),
+            ..ErrorRenderer::default()
         }
+    }
+
+    /// The shape alone, for a route's own.
+    pub(crate) fn shape(&self) -> Arc<dyn RenderError> {
+        match self {
+            Self::Json => Arc::new(JsonEnvelope),
+            Self::Problem => Arc::new(ProblemJson::new()),
+            Self::Template(template) => Arc::new((**template).clone()),
+        }
+    }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum FormatFields {
+    Name(String),
+    Template(TemplateFields),
+}
+
+impl Serialize for ErrorFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Json => FormatFields::Name("json".into()),
+            Self::Problem => FormatFields::Name("problem".into()),
+            Self::Template(template) => FormatFields::Template(TemplateFields::from(&**template)),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = Value::deserialize(deserializer)?;
+        if let Value::String(name) = &value {
+            return match name.as_str() {
+                "json" => Ok(Self::Json),
+                "problem" => Ok(Self::Problem),
+                other => Err(D::Error::custom(format!(
+                    "`errors = \"{other}\"`: use \"json\", \"problem\" or a table with a `template`"
+                ))),
+            };
+        }
+        let fields = TemplateFields::deserialize(value).map_err(|error| {
+            D::Error::custom(format!(
+                "`errors`: {error} (a table with `template`, and optionally `categories` and `content_type`)"
+            ))
+        })?;
+        Template::try_from(fields)
+            .map(|template| Self::Template(Box::new(template)))
+            .map_err(|error| D::Error::custom(error.to_string()))
     }
 }
 
@@ -243,6 +368,8 @@ impl ErrorFormat {
 #[derive(Clone)]
 pub struct ErrorRenderer {
     renderer: Arc<dyn RenderError>,
+    /// Routes with a shape of their own, by route name.
+    routes: Arc<HashMap<Box<str>, Arc<dyn RenderError>>>,
     request_id_header: HeaderName,
     grpc: bool,
     codes: CodeMap,
@@ -256,6 +383,7 @@ impl ErrorRenderer {
     pub fn new(renderer: impl RenderError) -> Self {
         Self {
             renderer: Arc::new(renderer),
+            routes: Arc::default(),
             request_id_header: HeaderName::from_static("x-request-id"),
             grpc: true,
             codes: CodeMap::new(),
@@ -290,6 +418,22 @@ impl ErrorRenderer {
         self
     }
 
+    /// Renders the rejections of the route named `route` (its pattern) in
+    /// another shape than the rest.
+    #[must_use]
+    pub fn with_route_shape(mut self, route: &str, shape: impl RenderError) -> Self {
+        self.set_route_shape(route, Arc::new(shape));
+        self
+    }
+
+    pub(crate) fn set_shape(&mut self, shape: Arc<dyn RenderError>) {
+        self.renderer = shape;
+    }
+
+    pub(crate) fn set_route_shape(&mut self, route: &str, shape: Arc<dyn RenderError>) {
+        Arc::make_mut(&mut self.routes).insert(route.into(), shape);
+    }
+
     /// The code map.
     pub fn codes(&self) -> &CodeMap {
         &self.codes
@@ -309,17 +453,28 @@ impl ErrorRenderer {
 
     /// The response rejecting `request` with `error`.
     pub fn respond<B>(&self, error: ApiError, request: &Request<B>) -> Response<Bytes> {
-        self.respond_to(error, request.headers(), request.extensions())
+        self.respond_to(
+            error,
+            Some(request.method()),
+            request.headers(),
+            request.extensions(),
+        )
     }
 
     /// The response rejecting the request whose head is `parts`.
     pub fn respond_parts(&self, error: ApiError, parts: &http::request::Parts) -> Response<Bytes> {
-        self.respond_to(error, &parts.headers, &parts.extensions)
+        self.respond_to(
+            error,
+            Some(&parts.method),
+            &parts.headers,
+            &parts.extensions,
+        )
     }
 
     fn respond_to(
         &self,
         error: ApiError,
+        method: Option<&Method>,
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Response<Bytes> {
@@ -334,8 +489,18 @@ impl ErrorRenderer {
         let mut response = if self.grpc && is_grpc(headers) {
             grpc_response(&error)
         } else {
-            self.renderer
-                .render(&error, &RenderContext::new(request_id, route))
+            let context = RenderContext {
+                request_id,
+                route,
+                method,
+                principal: extensions.get::<Principal>(),
+                subject: error.subject_ids(),
+                rule: error.rule(),
+            };
+            let renderer = route
+                .and_then(|route| self.routes.get(route))
+                .unwrap_or(&self.renderer);
+            renderer.render(&error, &context)
         };
         for (name, value) in error.headers() {
             response.headers_mut().append(name, value.clone());
@@ -351,6 +516,7 @@ impl ErrorRenderer {
     /// after the request itself was handed on.
     pub(crate) fn snapshot<B>(&self, request: &Request<B>) -> Request<()> {
         let mut snapshot = Request::new(());
+        *snapshot.method_mut() = request.method().clone();
         for name in [&self.request_id_header, &CONTENT_TYPE] {
             if let Some(value) = request.headers().get(name) {
                 snapshot.headers_mut().insert(name.clone(), value.clone());
@@ -367,15 +533,24 @@ impl ErrorRenderer {
     }
 }
 
+/// In the extensions of a response an `ApiError` was rendered into without
+/// the gate's settings (axum's `IntoResponse`, the `Principal` extractor):
+/// the gate renders it again, in its own shape, codes and request id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RenderedByDefault;
+
 #[cfg(feature = "axum")]
 impl axum::response::IntoResponse for ApiError {
-    /// The default envelope, without request context (no request id). Inside
-    /// the gate, prefer the gate's renderer: `gate.renderer().respond(..)`.
+    /// The default envelope, without request context. Behind a gate, the
+    /// gate renders it again in its own shape, with its codes and the
+    /// request's id, route and caller.
     fn into_response(self) -> axum::response::Response {
         let headers = HeaderMap::new();
-        ErrorRenderer::default()
-            .respond_to(self, &headers, &http::Extensions::new())
-            .map(axum::body::Body::from)
+        let mut response = ErrorRenderer::default()
+            .respond_to(self, None, &headers, &http::Extensions::new())
+            .map(axum::body::Body::from);
+        response.extensions_mut().insert(RenderedByDefault);
+        response
     }
 }
 

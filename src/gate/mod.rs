@@ -521,6 +521,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         if !codes.is_empty() {
             renderer = renderer.with_codes(codes);
         }
+        if let Some(format) = &defaults.errors {
+            renderer.set_shape(format.shape());
+        }
+        for (pattern, policy) in &declared {
+            if let (Some(format), Some(route)) = (&policy.errors, routes.get(pattern)) {
+                renderer.set_route_shape(route.name(), format.shape());
+            }
+        }
         let checks = RouteCheck::new(routes)
             .then(KeyCheck::with_options(Arc::new(self.key_store), key).with_access(accesses))
             .then(OriginCheck::new(origins))

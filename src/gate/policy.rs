@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorFormat;
 use crate::key::{CredentialSource, KeyKind};
 use crate::origin::MissingOrigin;
 use crate::rate_limit::Quota;
@@ -66,6 +67,9 @@ pub struct RoutePolicy {
     /// `body_limit_code`: the code refusing a body over the cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) body_limit_code: Option<String>,
+    /// `errors`: this route's error shape, when it differs from the gate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) errors: Option<ErrorFormat>,
     /// `hidden`: 404 instead of 403.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) hidden: Option<bool>,
@@ -189,6 +193,14 @@ impl RoutePolicy {
         self
     }
 
+    /// Renders this route's rejections in `format` instead of the gate's
+    /// (for example a JSON-RPC or a template envelope on one route).
+    #[must_use]
+    pub fn errors(mut self, format: ErrorFormat) -> Self {
+        self.errors = Some(format);
+        self
+    }
+
     /// Answers refusals of scope or kind with 404 `not_found`.
     #[must_use]
     pub fn hidden(mut self, hidden: bool) -> Self {
@@ -281,6 +293,7 @@ impl RoutePolicy {
                 .body_limit_code
                 .clone()
                 .or_else(|| defaults.body_limit_code.clone()),
+            errors: self.errors.clone().or_else(|| defaults.errors.clone()),
             hidden: self.hidden.or(defaults.hidden),
             origins: self.origins.clone().or_else(|| defaults.origins.clone()),
             missing_origin: self.missing_origin.or(defaults.missing_origin),

@@ -257,6 +257,26 @@ impl<St: KeyStore> Check for KeyCheck<St> {
     type Pending = KeyLookup<St::Lookup>;
 
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Self::Pending> {
+        match self.authenticate(request) {
+            Answer::Ready(Err(error)) => Answer::Ready(Err(error.with_rule("key"))),
+            step => step,
+        }
+    }
+
+    fn poll_pending<B>(
+        &self,
+        pending: &mut Self::Pending,
+        cx: &mut Context<'_>,
+        request: &mut Request<B>,
+        _: &mut ResponseHeaders,
+    ) -> Poll<Result<(), ApiError>> {
+        self.finish(pending, cx, request)
+            .map_err(|error| error.with_rule("key"))
+    }
+}
+
+impl<St: KeyStore> KeyCheck<St> {
+    fn authenticate<B>(&self, request: &mut Request<B>) -> Step<KeyLookup<St::Lookup>> {
         if context::is_public(request) || is_preflight(request) {
             return Answer::Ready(Ok(()));
         }
@@ -294,12 +314,11 @@ impl<St: KeyStore> Check for KeyCheck<St> {
         }
     }
 
-    fn poll_pending<B>(
+    fn finish<B>(
         &self,
-        pending: &mut Self::Pending,
+        pending: &mut KeyLookup<St::Lookup>,
         cx: &mut Context<'_>,
         request: &mut Request<B>,
-        _: &mut ResponseHeaders,
     ) -> Poll<Result<(), ApiError>> {
         let waiting = pending.waiting.as_mut().project();
         let verdict = match waiting.lookup.poll(cx) {

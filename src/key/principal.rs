@@ -97,7 +97,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
             Some(principal) => Ok(principal.clone()),
             None => {
                 let error = crate::error::ApiError::from(crate::error::ErrorCode::MISSING_API_KEY);
-                let response = crate::error::ErrorRenderer::default().respond_parts(error, parts);
+                let mut response =
+                    crate::error::ErrorRenderer::default().respond_parts(error, parts);
+                // Behind a gate, the gate renders it again in its shape.
+                response
+                    .extensions_mut()
+                    .insert(crate::error::RenderedByDefault);
                 Err(response.map(axum::body::Body::from))
             }
         }

@@ -223,5 +223,7 @@ fn refused(code: &ErrorCode, origin: Option<&str>, message: &'static str) -> Api
             None => origin,
         },
     );
-    ApiError::new(code.clone(), message).with_details(json!({ "origin": origin }))
+    ApiError::new(code.clone(), message)
+        .with_details(json!({ "origin": origin }))
+        .with_rule("origin")
 }

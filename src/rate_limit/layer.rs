@@ -289,9 +289,11 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
             Err(error) => return Answer::Ready(Err(error)),
         };
         match self.store.decide(&bucket, limits) {
-            Answer::Ready(result) => {
-                Answer::Ready(self.options.conclude(result, limits, &bucket, headers))
-            }
+            Answer::Ready(result) => Answer::Ready(
+                self.options
+                    .conclude(result, limits, &bucket, headers)
+                    .map_err(|error| error.with_rule("rate_limit")),
+            ),
             Answer::Pending(decision) => Answer::Pending(RateDecision {
                 waiting: Box::pin(Deciding {
                     decision,
@@ -313,7 +315,8 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         let bucket = self.options.bucket_of(request)?;
         Poll::Ready(
             self.options
-                .conclude(result, waiting.limits, &bucket, headers),
+                .conclude(result, waiting.limits, &bucket, headers)
+                .map_err(|error| error.with_rule("rate_limit")),
         )
     }
 }

@@ -197,6 +197,7 @@ impl ScopeRule {
             );
             ApiError::new(self.kind_code.clone(), message)
                 .with_details(json!({ "accepted": accepted, "kind": kind.as_str() }))
+                .with_rule("kind")
         } else if !self.satisfied_by(granted) {
             let missing: Vec<&str> = self
                 .required
@@ -218,17 +219,20 @@ impl ScopeRule {
                     ),
                 ),
             };
-            ApiError::new(self.scope_code.clone(), message).with_details(json!({
-                "required": required,
-                "granted": granted,
-                "missing": missing,
-                "mode": mode,
-            }))
+            ApiError::new(self.scope_code.clone(), message)
+                .with_details(json!({
+                    "required": required,
+                    "granted": granted,
+                    "missing": missing,
+                    "mode": mode,
+                }))
+                .with_rule("scope")
         } else {
             return Ok(());
         };
         if self.hidden {
-            return Err(ApiError::from(ErrorCode::NOT_FOUND));
+            let rule = refusal.rule().unwrap_or("scope");
+            return Err(ApiError::from(ErrorCode::NOT_FOUND).with_rule(rule));
         }
         Err(refusal)
     }
