@@ -696,3 +696,223 @@ fn code_mistakes_are_named_at_start_up() {
         assert!(error.contains(says), "{toml}: {error}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 5, 7, 8. Envelopes from a template, what the renderer sees, and handler
+// errors in the same envelope
+
+const ENVELOPE_TOML: &str = r#"
+[codes]
+not_found = "resource_missing"
+
+[errors]
+template = { error = { type = "{category}", code = "{code}", message = "{message}", status = "{status}", retry_after = "{details.retry_after}", details = "{details}", request_id = "{request_id}", key = "{key_id}", project = "{project}", kind = "{kind}", tier = "{tier}", rule = "{rule}", route = "{route}", method = "{method}", summary = "{status} {code} on {route}{tier}" } }
+categories = { auth = "authentication_error", rate_limit = "rate_limit_error" }
+
+[[routes]]
+route = "GET /limited"
+quotas = [{ rate = 1, per = "minute", burst = 1 }]
+
+[[routes]]
+route = "GET /problem"
+errors = "problem"
+scopes = ["admin"]
+
+[[routes]]
+route = "GET /orders/{id}"
+
+[[routes]]
+route = "GET /public-whoami"
+public = true
+"#;
+
+fn envelope_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    let template = tollgate::error::Template::new(serde_json::json!({ "error": {
+        "type": "{category}", "code": "{code}", "message": "{message}", "status": "{status}",
+        "retry_after": "{details.retry_after}", "details": "{details}",
+        "request_id": "{request_id}", "key": "{key_id}", "project": "{project}",
+        "kind": "{kind}", "tier": "{tier}", "rule": "{rule}", "route": "{route}",
+        "method": "{method}", "summary": "{status} {code} on {route}{tier}"
+    }}))
+    .unwrap()
+    .category("auth", "authentication_error")
+    .category("rate_limit", "rate_limit_error");
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .renderer(tollgate::error::ErrorRenderer::new(template))
+        .codes(
+            tollgate::error::CodeMap::new()
+                .rename("not_found", "resource_missing")
+                .unwrap(),
+        )
+        .route(
+            "GET /limited",
+            RoutePolicy::new().quota(Quota::per_minute(1).burst(1)),
+        )
+        .route(
+            "GET /problem",
+            RoutePolicy::new()
+                .errors(tollgate::error::ErrorFormat::Problem)
+                .require_all(["admin"]),
+        )
+        .route("GET /orders/{id}", RoutePolicy::new())
+        .route("GET /public-whoami", RoutePolicy::public())
+        .build()
+        .unwrap()
+}
+
+/// The demo's handlers as axum would have them: an order that is not
+/// there is the handler's own `ApiError`; `/public-whoami` wants a
+/// `Principal` a public route does not have.
+async fn serve_router(gate: &Gate<InMemoryKeyStore>) -> std::net::SocketAddr {
+    use axum::routing::get;
+    use tollgate::error::{ApiError, ErrorCode};
+    let router = axum::Router::new()
+        .route("/limited", get(|| async { "ok" }))
+        .route("/problem", get(|| async { "ok" }))
+        .route(
+            "/orders/{id}",
+            get(|| async {
+                Err::<(), _>(
+                    ApiError::new(ErrorCode::NOT_FOUND, "No such order.")
+                        .with_details(serde_json::json!({ "resource": "order" })),
+                )
+            }),
+        )
+        .route(
+            "/public-whoami",
+            get(|principal: tollgate::key::Principal| async move { principal.key_id().to_owned() }),
+        )
+        .layer(gate.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
+}
+
+async fn envelope_holds(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys) {
+    let client = Client(serve_router(gate).await);
+    let with_key = |path: &str, key: &MintedKey| {
+        client
+            .get(path)
+            .header("authorization", format!("Bearer {}", key.key()))
+            .header("x-request-id", "req-7")
+    };
+
+    // No key: absent values are left out, the rest keep their JSON types.
+    let missing = client.send(client.get("/limited")).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.headers["content-type"], "application/json");
+    assert_eq!(
+        missing.body,
+        serde_json::json!({ "error": {
+            "type": "authentication_error", "code": "missing_api_key",
+            "message": "No API key was provided. Send it as `Authorization: Bearer <key>` or in the `x-api-key` header.",
+            "status": 401, "rule": "key", "route": "GET /limited", "method": "GET",
+            "summary": "401 missing_api_key on GET /limited"
+        }})
+    );
+
+    // Admitted, then refused by the quota: the caller and the details.
+    assert_eq!(
+        client.send(with_key("/limited", &keys.secret)).await.status,
+        200
+    );
+    let limited = client.send(with_key("/limited", &keys.secret)).await;
+    assert_eq!(limited.status, 429);
+    let error = &limited.body["error"];
+    assert_eq!(error["type"], "rate_limit_error");
+    assert_eq!(error["retry_after"], 60);
+    assert_eq!(error["details"]["policy"], "GET /limited");
+    assert_eq!(
+        (&error["key"], &error["project"], &error["kind"]),
+        (
+            &Value::from("sk"),
+            &Value::from("acme"),
+            &Value::from("secret")
+        )
+    );
+    assert_eq!(
+        (&error["rule"], &error["request_id"]),
+        (&Value::from("rate_limit"), &Value::from("req-7"))
+    );
+    assert!(error.get("tier").is_none(), "{error}");
+
+    // A key the key check knows but refuses: its id, not a principal.
+    let disabled = client.send(with_key("/limited", &keys.disabled)).await;
+    assert_eq!(disabled.body["error"]["code"], "key_disabled");
+    assert_eq!(disabled.body["error"]["key"], "disabled");
+    assert!(disabled.body["error"].get("kind").is_none());
+
+    // A route with its own envelope.
+    let problem = client.send(with_key("/problem", &keys.restricted)).await;
+    assert_eq!(problem.status, 403);
+    assert_eq!(problem.headers["content-type"], "application/problem+json");
+    assert_eq!(problem.body["code"], "insufficient_scope");
+    assert_eq!(problem.body["request_id"], "req-7");
+
+    // The handler's own error, and the extractor's rejection: the gate's
+    // envelope, codes and request id.
+    let order = client.send(with_key("/orders/42", &keys.secret)).await;
+    assert_eq!(order.status, 404);
+    assert_eq!(
+        order.body,
+        serde_json::json!({ "error": {
+            "type": "authentication_error", "code": "resource_missing",
+            "message": "No such order.", "status": 404,
+            "details": { "resource": "order" }, "request_id": "req-7",
+            "key": "sk", "project": "acme", "kind": "secret",
+            "route": "GET /orders/{id}", "method": "GET",
+            "summary": "404 resource_missing on GET /orders/{id}"
+        }})
+    );
+    let whoami = client
+        .send(client.get("/public-whoami").header("x-request-id", "req-8"))
+        .await;
+    assert_eq!(whoami.status, 401);
+    assert_eq!(whoami.body["error"]["code"], "missing_api_key");
+    assert_eq!(whoami.body["error"]["request_id"], "req-8");
+    assert_eq!(whoami.body["error"]["route"], "GET /public-whoami");
+}
+
+#[tokio::test]
+async fn envelopes_from_a_template_with_who_called() {
+    let keys = TestKeys::new();
+    let clock = FakeClock::new();
+    envelope_holds(&from_toml(&keys, ENVELOPE_TOML, &clock), &keys).await;
+    let clock = FakeClock::new();
+    envelope_holds(&envelope_builder(&keys, &clock), &keys).await;
+}
+
+#[test]
+fn template_mistakes_are_named_at_start_up() {
+    let keys = TestKeys::new();
+    let cases = [
+        (
+            "[errors]\ntemplate = { code = \"{cod}\" }",
+            "errors.template",
+            "{cod}",
+        ),
+        (
+            "[errors]\ntemplate = { code = \"{code}\" }\ncategories = { nope = \"x\" }",
+            "errors.categories",
+            "nope",
+        ),
+        ("errors = \"xml\"", "errors", "xml"),
+        (
+            "[[routes]]\nroute = \"GET /a\"\nerrors = { template = { c = \"{x}\" } }",
+            "GET /a",
+            "{x}",
+        ),
+    ];
+    for (toml, names, says) in cases {
+        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
+        let error = GateConfig::from_toml(&text)
+            .and_then(|config| config.build())
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(names), "{toml}: {error}");
+        assert!(error.contains(says), "{toml}: {error}");
+    }
+}
