@@ -916,3 +916,173 @@ fn template_mistakes_are_named_at_start_up() {
         assert!(error.contains(says), "{toml}: {error}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// examples/contracts/: three differently shaped contracts
+
+const SERVER_KEY: &str = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
+const BROWSER_KEY: &str = "pk_test_5KKxTly3pxMVTmq2EZMT7IEnH759jAgC1269cG";
+const READER_KEY: &str = "rk_test_ezbaRNtzoDWDwnCYuIR9Qk215rLXeDxz490h8M";
+const REVOKED_KEY: &str = "sk_test_1CvGWbhqctkcFqLZwhmhoI8Wgi4okFtm4P9VIq";
+
+async fn contract(name: &str, clock: &FakeClock) -> Client {
+    let path = format!("{}/examples/contracts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let gate = GateConfig::from_path(&path)
+        .unwrap_or_else(|error| panic!("{path}: {error}"))
+        .builder()
+        .unwrap()
+        .clock(clock.clock())
+        .build()
+        .unwrap_or_else(|error| panic!("{path}: {error}"));
+    Client(start(&gate).await)
+}
+
+fn with_bearer(builder: http::request::Builder, key: &str) -> http::request::Builder {
+    builder.header("authorization", format!("Bearer {key}"))
+}
+
+#[tokio::test]
+async fn contracts_in_examples_speak_their_style() {
+    // Stripe-like error objects.
+    let clock = FakeClock::new();
+    let stripe = contract("stripe-like.toml", &clock).await;
+    let missing = stripe.send(stripe.get("/v1/charges/ch_1")).await;
+    assert_eq!(
+        (missing.status.as_u16(), &missing.body),
+        (
+            401,
+            &serde_json::json!({ "error": { "type": "invalid_request_error", "code": "api_key_required",
+                "message": "No API key was provided. Send it as `Authorization: Bearer <key>`." } })
+        )
+    );
+    let header_only = stripe
+        .send(
+            stripe
+                .get("/v1/charges/ch_1")
+                .header("x-api-key", SERVER_KEY),
+        )
+        .await;
+    assert_eq!(header_only.body["error"]["code"], "api_key_required");
+    let publishable = stripe
+        .send(
+            with_bearer(stripe.get("/v1/charges/ch_1"), BROWSER_KEY)
+                .header("x-request-id", "req_1"),
+        )
+        .await;
+    assert_eq!(publishable.status, 403);
+    assert_eq!(publishable.body["error"]["code"], "secret_key_required");
+    assert_eq!(publishable.body["error"]["request_id"], "req_1");
+    let admitted = stripe
+        .send(with_bearer(stripe.get("/v1/charges/ch_1"), SERVER_KEY))
+        .await;
+    assert_eq!(admitted.status, 200);
+    assert_eq!(admitted.headers["x-ratelimit-limit"], "25");
+    let large = fetch(
+        with_bearer(
+            Request::post(format!("http://{}/v1/charges", stripe.0)),
+            SERVER_KEY,
+        )
+        .body(http_body_util::Full::from(vec![b'x'; 20_000]))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(large.status, 413);
+    assert_eq!(large.body["error"]["code"], "request_too_large");
+    assert_eq!(large.body["error"]["type"], "invalid_request_error");
+
+    // Google's API error model, canonical upper-case codes.
+    let google = contract("google-aip193.toml", &clock).await;
+    let datasets = "/v1/projects/demo/datasets";
+    let missing = google.send(google.get(datasets)).await;
+    assert_eq!(
+        missing.body,
+        serde_json::json!({ "error": { "code": 401, "status": "UNAUTHENTICATED", "details": [],
+            "message": "No API key was provided. Send it as `Authorization: Bearer <key>` or in the `x-goog-api-key` header." } })
+    );
+    let unknown = hasher().mint(KeyKind::Secret, Some(KeyEnv::Test)).unwrap();
+    let invalid = google
+        .send(google.get(datasets).header("x-goog-api-key", unknown.key()))
+        .await;
+    assert_eq!(
+        (invalid.status.as_u16(), &invalid.body["error"]["status"]),
+        (403, &Value::from("PERMISSION_DENIED"))
+    );
+    assert_eq!(invalid.body["error"]["code"], 403);
+    let hidden = fetch(
+        Request::post(format!("http://{}{datasets}", google.0))
+            .header("x-goog-api-key", READER_KEY)
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (hidden.status.as_u16(), &hidden.body["error"]["status"]),
+        (404, &Value::from("NOT_FOUND"))
+    );
+    for _ in 0..10 {
+        let read = google
+            .send(google.get(datasets).header("x-goog-api-key", READER_KEY))
+            .await;
+        assert_eq!(read.status, 200, "{:?}", read.body);
+    }
+    let exhausted = google
+        .send(google.get(datasets).header("x-goog-api-key", READER_KEY))
+        .await;
+    assert_eq!(exhausted.status, 429);
+    assert_eq!(exhausted.body["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        exhausted.body["error"]["details"][0]["policy"],
+        "reads-per-minute"
+    );
+
+    // GitHub-like message and link; anonymous and keyed budgets; a daily
+    // quota with its own code and status.
+    let github = contract("github-like.toml", &clock).await;
+    assert_eq!(github.send(github.get("/meta")).await.status, 200);
+    let repo = "/repos/octo/tollgate";
+    for _ in 0..3 {
+        assert_eq!(github.send(github.get(repo)).await.status, 200);
+    }
+    let anonymous = github.send(github.get(repo)).await;
+    assert_eq!(
+        (anonymous.status.as_u16(), &anonymous.body),
+        (
+            429,
+            &serde_json::json!({
+                "message": "Rate limit exceeded on route GET /repos/{owner}/{repo}. Retry after 1 second.",
+                "documentation_url": "https://docs.example.com/rest#rate_limited",
+                "errors": [{ "code": "rate_limited", "resource": "per-minute" }]
+            })
+        )
+    );
+    let revoked = github
+        .send(with_bearer(github.get(repo), REVOKED_KEY))
+        .await;
+    assert_eq!(revoked.status, 401);
+    assert_eq!(revoked.body["errors"][0]["code"], "revoked_api_key");
+    for _ in 0..3 {
+        assert_eq!(
+            github
+                .send(with_bearer(github.get(repo), SERVER_KEY))
+                .await
+                .status,
+            200
+        );
+    }
+    clock.advance(std::time::Duration::from_secs(60));
+    for _ in 0..2 {
+        assert_eq!(
+            github
+                .send(with_bearer(github.get(repo), SERVER_KEY))
+                .await
+                .status,
+            200
+        );
+    }
+    let daily = github.send(with_bearer(github.get(repo), SERVER_KEY)).await;
+    assert_eq!(daily.status, 403);
+    assert_eq!(
+        daily.body["errors"],
+        serde_json::json!([{ "code": "daily_limit_exceeded", "resource": "daily" }])
+    );
+}
