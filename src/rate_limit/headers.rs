@@ -125,6 +125,7 @@ impl Line {
         }
     }
 
+    #[inline]
     fn push(&mut self, bytes: &[u8]) {
         if self.spilled.is_empty() {
             if let Some(end) = self
@@ -141,6 +142,7 @@ impl Line {
         self.spilled.extend_from_slice(bytes);
     }
 
+    #[inline]
     fn push_number(&mut self, value: u64) {
         self.push(decimal(value, &mut [0; 20]));
     }
@@ -158,6 +160,7 @@ impl Line {
 /// (`r`) and the whole seconds until one more is available (`t`, draft 11:
 /// for a refused request of cost 1 the same as `Retry-After`). Every
 /// policy, in the route's order. The one writer of this header.
+#[inline]
 fn draft<L: AsRef<str>>(labels: &[L], states: &[QuotaState]) -> Option<HeaderValue> {
     let mut line = Line::new();
     for (index, (label, state)) in labels.iter().zip(states).enumerate() {
