@@ -86,6 +86,9 @@ fn handler<B>() -> impl Service<
 
 struct Fixture {
     gate: Gate<InMemoryKeyStore>,
+    /// The same gate speaking another API's contract: codes renamed, a
+    /// template envelope, bearer tokens only, each rule with its own code.
+    contract: Gate<InMemoryKeyStore>,
     keys: Vec<String>,
     /// SHA-256 of each key → its project, for the keyed peer.
     digests: HashMap<[u8; 32], Caller>,
@@ -129,8 +132,45 @@ fn fixture() -> Fixture {
         state ^= state << 17;
         keys.swap(i, (state % (i as u64 + 1)) as usize);
     }
-    let gate = Gate::builder(store)
-        .hasher(hasher)
+    let gate = routes(Gate::builder(store.clone()).hasher(hasher.clone()))
+        .build()
+        .unwrap();
+    let template = tollgate::error::Template::new(serde_json::json!({
+        "error": { "type": "{category}", "code": "{code}", "message": "{message}", "request_id": "{request_id}" }
+    }))
+    .unwrap()
+    .category("auth", "authentication_error");
+    let contract = routes(
+        Gate::builder(store)
+            .hasher(hasher)
+            .credentials([tollgate::key::CredentialSource::Bearer])
+            .renderer(tollgate::error::ErrorRenderer::new(template))
+            .codes(
+                tollgate::error::CodeMap::new()
+                    .rename("missing_api_key", "missing_bearer_token")
+                    .unwrap(),
+            )
+            .defaults(
+                RoutePolicy::new()
+                    .scope_code("scope_required")
+                    .body_limit_code("too_large"),
+            ),
+    )
+    .build()
+    .unwrap();
+    Fixture {
+        gate,
+        contract,
+        keys,
+        digests,
+    }
+}
+
+/// The benches' routes on `builder`.
+fn routes(
+    builder: tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore>,
+) -> tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore> {
+    builder
         .route(
             "GET /health",
             RoutePolicy::public().quota(Quota::per_second(1_000_000_000).burst(1_000_000_000)),
@@ -150,13 +190,6 @@ fn fixture() -> Fixture {
             "GET /v1/admin",
             RoutePolicy::new().require_all(["superuser"]),
         )
-        .build()
-        .unwrap();
-    Fixture {
-        gate,
-        keys,
-        digests,
-    }
 }
 
 fn track(key: &str) -> Request<Full<Bytes>> {
@@ -215,6 +248,23 @@ fn bench_stack(c: &mut Criterion) {
             },
             |request| {
                 let response = poll_once(gated.clone().oneshot(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    let contract = f.contract.layer().layer(handler());
+    let mut i = 0;
+    group.bench_function("tollgate_gate_contract", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % KEYS;
+                track(&f.keys[i])
+            },
+            |request| {
+                let response = poll_once(contract.clone().oneshot(request)).unwrap();
                 assert_eq!(response.status(), StatusCode::OK);
                 response
             },
