@@ -901,6 +901,16 @@ fn template_mistakes_are_named_at_start_up() {
         ),
         ("errors = \"xml\"", "errors", "xml"),
         (
+            "[[routes]]\nroute = \"POST /mcp\"\nerrors = { jsonrpc = { http_status = \"maybe\" } }",
+            "POST /mcp",
+            "maybe",
+        ),
+        (
+            "[[routes]]\nroute = \"POST /mcp\"\nerrors = { jsonrpc = { id_limt = 5 } }",
+            "POST /mcp",
+            "id_limt",
+        ),
+        (
             "[[routes]]\nroute = \"GET /a\"\nerrors = { template = { c = \"{x}\" } }",
             "GET /a",
             "{x}",
@@ -1085,4 +1095,127 @@ async fn contracts_in_examples_speak_their_style() {
         daily.body["errors"],
         serde_json::json!([{ "code": "daily_limit_exceeded", "resource": "daily" }])
     );
+}
+
+// ---------------------------------------------------------------------------
+// 6. JSON-RPC 2.0 routes
+
+const JSONRPC_TOML: &str = r#"
+[[routes]]
+route = "POST /mcp"
+errors = { jsonrpc = { codes = { rate_limited = -32029 } } }
+quotas = [{ rate = 1, per = "minute", burst = 1 }]
+body_limit = 1024
+
+[[routes]]
+route = "POST /mcp-ok"
+errors = { jsonrpc = { http_status = "ok" } }
+"#;
+
+fn jsonrpc_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    use tollgate::error::{ErrorFormat, JsonRpc};
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .route(
+            "POST /mcp",
+            RoutePolicy::new()
+                .errors(ErrorFormat::JsonRpc(Box::new(
+                    JsonRpc::new().code("rate_limited", -32029),
+                )))
+                .quota(Quota::per_minute(1).burst(1))
+                .body_limit(1024),
+        )
+        .route(
+            "POST /mcp-ok",
+            RoutePolicy::new().errors(ErrorFormat::JsonRpc(Box::new(JsonRpc::new().http_ok(true)))),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn jsonrpc_holds(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys) {
+    use std::time::Duration;
+    let address = start(gate).await;
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#.as_bytes();
+    let reply = |reply: &Reply| serde_json::from_str::<Value>(&reply.body).unwrap();
+
+    // Headers first, the body 30 ms later, as many clients write: the id is
+    // read from the body, and the connection carries the next request.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    post(&mut stream, "/mcp", None, call, Duration::from_millis(30)).await;
+    let refused = read_reply(&mut stream).await.unwrap();
+    assert_eq!(refused.status, 401);
+    assert!(!refused.closes(), "{}", refused.head);
+    assert_eq!(
+        reply(&refused),
+        serde_json::json!({ "jsonrpc": "2.0", "id": 7, "error": {
+            "code": -32000,
+            "message": "No API key was provided. Send it as `Authorization: Bearer <key>` or in the `x-api-key` header.",
+            "data": { "code": "missing_api_key", "status": 401 } } })
+    );
+    let secret = keys.secret.key();
+    post(&mut stream, "/mcp", Some(secret), call, Duration::ZERO).await;
+    assert_eq!(read_reply(&mut stream).await.unwrap().status, 200);
+    // (This test's handler never reads bodies, so hyper closes that one.)
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The tollgate code mapped to a JSON-RPC code; a string id echoed.
+    post(
+        &mut stream,
+        "/mcp",
+        Some(secret),
+        br#"{"jsonrpc":"2.0","id":"call-2","method":"tools/call"}"#,
+        Duration::from_millis(20),
+    )
+    .await;
+    let limited = read_reply(&mut stream).await.unwrap();
+    assert_eq!(limited.status, 429);
+    assert!(
+        limited
+            .head
+            .to_ascii_lowercase()
+            .contains("retry-after: 60"),
+        "{}",
+        limited.head
+    );
+    let body = reply(&limited);
+    assert_eq!(
+        (&body["id"], &body["error"]["code"]),
+        (&Value::from("call-2"), &Value::from(-32029))
+    );
+    assert_eq!(body["error"]["data"]["code"], "rate_limited");
+    assert_eq!(body["error"]["data"]["details"]["retry_after"], 60);
+
+    // No id to echo: a notification, a batch, not JSON.
+    for body in [
+        &br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],
+        br#"[{"jsonrpc":"2.0","id":1,"method":"a"}]"#,
+        b"not json",
+    ] {
+        post(&mut stream, "/mcp", None, body, Duration::ZERO).await;
+        let answer = read_reply(&mut stream).await.unwrap();
+        assert_eq!(reply(&answer)["id"], Value::Null, "{}", answer.body);
+    }
+    // A body over the cap is not read: id null, and the connection closes.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    post(&mut stream, "/mcp", None, &[b' '; 2000], Duration::ZERO).await;
+    let large = read_reply(&mut stream).await.unwrap();
+    assert_eq!(large.status, 401);
+    assert_eq!(reply(&large)["id"], Value::Null);
+    assert!(large.closes(), "{}", large.head);
+
+    // HTTP 200 for every refusal, when the route says so.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    post(&mut stream, "/mcp-ok", None, call, Duration::ZERO).await;
+    let ok = read_reply(&mut stream).await.unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(reply(&ok)["id"], 7);
+    assert_eq!(reply(&ok)["error"]["data"]["status"], 401);
+}
+
+#[tokio::test]
+async fn jsonrpc_routes_echo_the_request_id() {
+    let keys = TestKeys::new();
+    jsonrpc_holds(&from_toml(&keys, JSONRPC_TOML, &FakeClock::new()), &keys).await;
+    jsonrpc_holds(&jsonrpc_builder(&keys, &FakeClock::new()), &keys).await;
 }

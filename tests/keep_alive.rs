@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tollgate::body_limit::{DrainLimits, LimitedBody};
 use tollgate::gate::{Gate, RoutePolicy};
@@ -66,84 +66,6 @@ async fn start(drain: DrainLimits) -> (std::net::SocketAddr, Keys) {
     )
     .await;
     (address, keys)
-}
-
-/// One HTTP/1.1 response read off a socket.
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn closes(&self) -> bool {
-        self.head
-            .lines()
-            .any(|line| line.eq_ignore_ascii_case("connection: close"))
-    }
-}
-
-/// Reads one response (headers, then `content-length` bytes); `None` when
-/// the server closed the connection first.
-async fn read_reply(stream: &mut TcpStream) -> Option<Reply> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let read = stream.read(&mut chunk).await.ok()?;
-        if read == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
-    while buffer.len() < head_end + length {
-        let read = stream.read(&mut chunk).await.ok()?;
-        if read == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    }
-    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
-    Some(Reply { status, head, body })
-}
-
-/// Writes `POST path` with `key` (if any): the headers, then after `pause`
-/// the body, in two writes, as many HTTP clients do.
-async fn post(stream: &mut TcpStream, path: &str, key: Option<&str>, body: &[u8], pause: Duration) {
-    // Writes into a connection the server closed may fail: the reply then
-    // says so.
-    let auth = key.map_or(String::new(), |key| {
-        format!("authorization: Bearer {key}\r\n")
-    });
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    tokio::time::sleep(pause).await;
-    let _ = stream.write_all(body).await;
-}
-
-/// Whether the server has closed `stream` (reads end of file).
-async fn is_closed(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
 }
 
 #[tokio::test]

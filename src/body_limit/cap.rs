@@ -42,6 +42,17 @@ pub trait BodyCap<B>: Send + Sync + 'static {
         let _ = (request, response, over_cap);
         None
     }
+
+    /// Reads up to `limit` bytes of a refused `request`'s body and keeps
+    /// them (for a rejection that echoes something of the body), or gives
+    /// the request back when it cannot. Without a cap, it cannot.
+    // The request comes back as it went in, on the rejection path only:
+    // boxing it would cost an allocation for nothing.
+    #[allow(clippy::result_large_err)]
+    fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
+        let _ = limit;
+        Err(request)
+    }
 }
 
 /// What a [`BodyCap`] made of a request.
@@ -224,6 +235,26 @@ where
         }
     }
 
+    #[allow(clippy::result_large_err)]
+    fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
+        let cap = self
+            .limits
+            .get(crate::context::route(&request))
+            .copied()
+            .unwrap_or(0);
+        let limit = limit.min(cap);
+        if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
+            return Err(request);
+        }
+        Ok(Drain {
+            body: Box::pin(request.into_body()),
+            kept: Some(Vec::new()),
+            remaining: limit,
+            timeout: self.drain.timeout,
+            deadline: None,
+        })
+    }
+
     fn refused(
         &self,
         request: Request<B>,
@@ -249,6 +280,7 @@ where
         }
         Some(Drain {
             body: Box::pin(request.into_body()),
+            kept: None,
             remaining: limit,
             timeout: self.drain.timeout,
             deadline: None,
@@ -267,6 +299,8 @@ pub(crate) fn close<B>(response: &mut Response<B>) {
 /// limit and a deadline, so that its HTTP/1.1 connection stays usable.
 pub struct Drain {
     body: Pin<Box<dyn Discard + Send>>,
+    /// The bytes read, when they are kept.
+    kept: Option<Vec<u8>>,
     remaining: u64,
     timeout: Duration,
     /// Started when the body first makes the drain wait (a body that is
@@ -277,14 +311,37 @@ pub struct Drain {
 /// A body read only to be thrown away: how many bytes came, or `Err` when it
 /// failed.
 trait Discard {
-    fn poll_discard(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<u64, ()>>>;
+    /// The next frame's length, its bytes appended to `keep` if given.
+    fn poll_discard(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        keep: Option<&mut Vec<u8>>,
+    ) -> Poll<Option<Result<u64, ()>>>;
 }
 
 impl<B: http_body::Body> Discard for B {
-    fn poll_discard(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<u64, ()>>> {
+    fn poll_discard(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        keep: Option<&mut Vec<u8>>,
+    ) -> Poll<Option<Result<u64, ()>>> {
         self.poll_frame(cx).map(|frame| {
             frame.map(|frame| match frame {
-                Ok(frame) => Ok(frame.data_ref().map_or(0, |data| data.remaining() as u64)),
+                Ok(frame) => Ok(match frame.into_data() {
+                    Ok(mut data) => {
+                        let len = data.remaining() as u64;
+                        if let Some(keep) = keep {
+                            while data.has_remaining() {
+                                let chunk = data.chunk();
+                                let taken = chunk.len();
+                                keep.extend_from_slice(chunk);
+                                data.advance(taken);
+                            }
+                        }
+                        len
+                    }
+                    Err(_) => 0,
+                }),
                 Err(_) => Err(()),
             })
         })
@@ -296,7 +353,7 @@ impl Drain {
     /// passes its limit, fails, or outlives the deadline (`false`).
     pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         loop {
-            match self.body.as_mut().poll_discard(cx) {
+            match self.body.as_mut().poll_discard(cx, self.kept.as_mut()) {
                 Poll::Ready(None) => return Poll::Ready(true),
                 Poll::Ready(Some(Err(()))) => return Poll::Ready(false),
                 Poll::Ready(Some(Ok(len))) => match self.remaining.checked_sub(len) {
@@ -315,6 +372,13 @@ impl Drain {
                 }
             }
         }
+    }
+}
+
+impl Drain {
+    /// The bytes read, when they were kept.
+    pub(crate) fn take_kept(&mut self) -> Option<Vec<u8>> {
+        self.kept.take()
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response, Version};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -17,7 +17,9 @@ use super::service::Shared;
 use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
 use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
-use crate::error::{ApiError, RenderedByDefault};
+use crate::error::{
+    ApiError, ErrorCode, ErrorRenderer, JsonRpcId, RenderedByDefault, jsonrpc_request_id,
+};
 use crate::gate::{GateEvent, Hook};
 use crate::key::Principal;
 use crate::route::Route;
@@ -54,6 +56,39 @@ pin_project! {
             response: Option<Box<Response<Bytes>>>,
             drain: Option<Drain>,
         },
+        // A rejection that echoes something of the body (JSON-RPC's id):
+        // the body is read first, then the rejection rendered.
+        Collecting { collecting: Option<Box<Collecting>> },
+    }
+}
+
+/// A refused request whose body is being read before its rejection is
+/// rendered.
+pub(crate) struct Collecting {
+    error: ApiError,
+    snapshot: Request<()>,
+    version: Version,
+    headers: ResponseHeaders,
+    drain: Drain,
+    renderer: ErrorRenderer,
+}
+
+impl Collecting {
+    /// The rejection, once the body is read (or given up on).
+    fn poll_render(&mut self, cx: &mut Context<'_>) -> Poll<Response<Bytes>> {
+        let reusable = ready!(self.drain.poll_drain(cx));
+        let id = match self.drain.take_kept() {
+            Some(body) if reusable => jsonrpc_request_id(&body),
+            _ => serde_json::Value::Null,
+        };
+        self.snapshot.extensions_mut().insert(JsonRpcId(id));
+        let error = std::mem::replace(&mut self.error, ApiError::from(ErrorCode::INTERNAL_ERROR));
+        let mut response = self.renderer.respond(error, &self.snapshot);
+        std::mem::take(&mut self.headers).apply(response.headers_mut());
+        if !reusable && self.version == Version::HTTP_11 {
+            close(&mut response);
+        }
+        Poll::Ready(response)
     }
 }
 
@@ -191,7 +226,30 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         S: Service<Request<L::Body>, Future = F>,
         L: BodyCap<B>,
     {
-        let rejected = |error, request: Request<B>, headers: ResponseHeaders, over_cap| {
+        let rejected = |error, request: Request<B>, headers: ResponseHeaders, over_cap: bool| {
+            // A shape that echoes something of the body reads it first.
+            let request = match shared.renderer.body_read_limit(&request) {
+                Some(limit) if !over_cap => {
+                    let snapshot = shared.renderer.snapshot(&request);
+                    let version = request.version();
+                    match shared.cap.collect(request, limit) {
+                        Ok(drain) => {
+                            return State::Collecting {
+                                collecting: Some(Box::new(Collecting {
+                                    error,
+                                    snapshot,
+                                    version,
+                                    headers,
+                                    drain,
+                                    renderer: shared.renderer.clone(),
+                                })),
+                            };
+                        }
+                        Err(request) => request,
+                    }
+                }
+                _ => request,
+            };
             let mut response = shared.renderer.respond(error, &request);
             headers.apply(response.headers_mut());
             let drain = shared.cap.refused(request, &mut response, over_cap);
@@ -279,6 +337,12 @@ where
                     std::mem::take(headers).apply(response.headers_mut());
                     response
                 }
+                StateProj::Collecting { collecting } => {
+                    let state = collecting.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    let response = ready!(state.poll_render(cx));
+                    *collecting = None;
+                    response.map(ResponseBody::rejection)
+                }
                 StateProj::Rejected { response, drain } => {
                     if let Some(draining) = drain {
                         // Answer once the refused body is read, so that the
@@ -308,6 +372,7 @@ impl<F, S, C: Check, L, B> fmt::Debug for ResponseFuture<F, S, C, L, B> {
             State::Waiting { .. } => "ResponseFuture::Waiting",
             State::Inner { .. } => "ResponseFuture::Inner",
             State::Rejected { .. } => "ResponseFuture::Rejected",
+            State::Collecting { .. } => "ResponseFuture::Collecting",
         })
     }
 }

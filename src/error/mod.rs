@@ -24,6 +24,7 @@
 mod api_error;
 mod code;
 mod codes;
+mod jsonrpc;
 mod render;
 mod template;
 
@@ -31,6 +32,8 @@ pub use crate::store::StoreError;
 pub use api_error::ApiError;
 pub use code::{Category, ErrorCode};
 pub use codes::CodeMap;
+pub use jsonrpc::{JSONRPC_SERVER_ERROR, JsonRpc};
+pub(crate) use jsonrpc::{JsonRpcId, request_id as jsonrpc_request_id};
 pub(crate) use render::RenderedByDefault;
 pub use render::{
     ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderContext,

@@ -10,8 +10,9 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::jsonrpc::{JsonRpcFields, JsonRpcId};
 use super::template::TemplateFields;
-use super::{ApiError, Category, CodeMap, Template};
+use super::{ApiError, Category, CodeMap, JsonRpc, Template};
 use crate::key::Principal;
 use crate::route::Route;
 
@@ -25,6 +26,7 @@ pub struct RenderContext<'a> {
     principal: Option<&'a Principal>,
     subject: Option<(&'a str, &'a str)>,
     rule: Option<&'a str>,
+    jsonrpc_id: Option<&'a Value>,
 }
 
 impl<'a> RenderContext<'a> {
@@ -84,6 +86,12 @@ impl<'a> RenderContext<'a> {
             .or(self.subject.map(|(_, project)| project))
     }
 
+    /// The JSON-RPC `id` read from the refused request's body, on a route
+    /// whose shape reads it ([`JsonRpc`]).
+    pub fn jsonrpc_id(&self) -> Option<&'a Value> {
+        self.jsonrpc_id
+    }
+
     /// The rule that refused: `key`, `origin`, `kind`, `scope`,
     /// `rate_limit`, `body_limit`, or a name your check gave.
     pub fn rule(&self) -> Option<&'a str> {
@@ -123,6 +131,13 @@ pub trait RenderError: Send + Sync + 'static {
     /// The response for `error`. The renderer sets the status and content
     /// type; the error's own headers are added afterwards.
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes>;
+
+    /// How many bytes of a refused request's body the gate reads before
+    /// rendering, for a shape that echoes something of the body (JSON-RPC's
+    /// `id`); `None` (the default): none.
+    fn body_read_limit(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<F> RenderError for F
@@ -294,6 +309,8 @@ pub enum ErrorFormat {
     Problem,
     /// A body from a template ([`Template`]).
     Template(Box<Template>),
+    /// JSON-RPC 2.0 errors ([`JsonRpc`]).
+    JsonRpc(Box<JsonRpc>),
 }
 
 impl ErrorFormat {
@@ -311,14 +328,16 @@ impl ErrorFormat {
             Self::Json => Arc::new(JsonEnvelope),
             Self::Problem => Arc::new(ProblemJson::new()),
             Self::Template(template) => Arc::new((**template).clone()),
+            Self::JsonRpc(rpc) => Arc::new((**rpc).clone()),
         }
     }
 }
 
-#[derive(Serialize, serde::Deserialize)]
+#[derive(Serialize)]
 #[serde(untagged)]
 enum FormatFields {
     Name(String),
+    JsonRpc { jsonrpc: JsonRpcFields },
     Template(TemplateFields),
 }
 
@@ -328,6 +347,12 @@ impl Serialize for ErrorFormat {
             Self::Json => FormatFields::Name("json".into()),
             Self::Problem => FormatFields::Name("problem".into()),
             Self::Template(template) => FormatFields::Template(TemplateFields::from(&**template)),
+            Self::JsonRpc(rpc) if **rpc == JsonRpc::default() => {
+                FormatFields::Name("jsonrpc".into())
+            }
+            Self::JsonRpc(rpc) => FormatFields::JsonRpc {
+                jsonrpc: JsonRpcFields::from(&**rpc),
+            },
         }
         .serialize(serializer)
     }
@@ -341,10 +366,26 @@ impl<'de> serde::Deserialize<'de> for ErrorFormat {
             return match name.as_str() {
                 "json" => Ok(Self::Json),
                 "problem" => Ok(Self::Problem),
+                "jsonrpc" => Ok(Self::JsonRpc(Box::default())),
                 other => Err(D::Error::custom(format!(
-                    "`errors = \"{other}\"`: use \"json\", \"problem\" or a table with a `template`"
+                    "`errors = \"{other}\"`: use \"json\", \"problem\", \"jsonrpc\" or a table with a `template`"
                 ))),
             };
+        }
+        if let Some(options) = value.get("jsonrpc") {
+            if value.as_object().is_some_and(|table| table.len() > 1) {
+                return Err(D::Error::custom(
+                    "`errors`: a `jsonrpc` table stands alone (no `template` beside it)",
+                ));
+            }
+            let fields = JsonRpcFields::deserialize(options.clone()).map_err(|error| {
+                D::Error::custom(format!(
+                    "`errors.jsonrpc`: {error} (fields: http_status, codes, id_limit)"
+                ))
+            })?;
+            return JsonRpc::try_from(fields)
+                .map(|rpc| Self::JsonRpc(Box::new(rpc)))
+                .map_err(|error| D::Error::custom(error.to_string()));
         }
         let fields = TemplateFields::deserialize(value).map_err(|error| {
             D::Error::custom(format!(
@@ -426,6 +467,19 @@ impl ErrorRenderer {
         self
     }
 
+    /// How many bytes of a refused `request`'s body its route's shape reads
+    /// before rendering, if any.
+    pub(crate) fn body_read_limit<B>(&self, request: &Request<B>) -> Option<u64> {
+        if self.grpc && is_grpc(request.headers()) {
+            return None;
+        }
+        let route = request.extensions().get::<Route>().map(Route::name);
+        route
+            .and_then(|route| self.routes.get(route))
+            .unwrap_or(&self.renderer)
+            .body_read_limit()
+    }
+
     pub(crate) fn set_shape(&mut self, shape: Arc<dyn RenderError>) {
         self.renderer = shape;
     }
@@ -496,6 +550,7 @@ impl ErrorRenderer {
                 principal: extensions.get::<Principal>(),
                 subject: error.subject_ids(),
                 rule: error.rule(),
+                jsonrpc_id: extensions.get::<JsonRpcId>().map(|id| &id.0),
             };
             let renderer = route
                 .and_then(|route| self.routes.get(route))

@@ -406,3 +406,95 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
         self.clone()
     }
 }
+
+/// One HTTP/1.1 response read off a socket.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn closes(&self) -> bool {
+        self.head
+            .lines()
+            .any(|line| line.eq_ignore_ascii_case("connection: close"))
+    }
+}
+
+/// Reads one response (headers, then `content-length` bytes); `None` when
+/// the server closed the connection first.
+pub async fn read_reply(stream: &mut tokio::net::TcpStream) -> Option<Reply> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let read = tokio::io::AsyncReadExt::read(stream, &mut chunk)
+            .await
+            .ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    while buffer.len() < head_end + length {
+        let read = tokio::io::AsyncReadExt::read(stream, &mut chunk)
+            .await
+            .ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
+    Some(Reply { status, head, body })
+}
+
+/// Writes `POST path` with `key` (if any): the headers, then after `pause`
+/// the body, in two writes, as many HTTP clients do.
+pub async fn post(
+    stream: &mut tokio::net::TcpStream,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+    pause: std::time::Duration,
+) {
+    // Writes into a connection the server closed may fail: the reply then
+    // says so.
+    let auth = key.map_or(String::new(), |key| {
+        format!("authorization: Bearer {key}\r\n")
+    });
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::io::AsyncWriteExt::write_all(stream, head.as_bytes()).await;
+    tokio::time::sleep(pause).await;
+    let _ = tokio::io::AsyncWriteExt::write_all(stream, body).await;
+}
+
+/// Whether the server has closed `stream` (reads end of file).
+pub async fn is_closed(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(stream, &mut byte)
+        )
+        .await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
