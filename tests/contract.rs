@@ -1219,3 +1219,36 @@ async fn jsonrpc_routes_echo_the_request_id() {
     jsonrpc_holds(&from_toml(&keys, JSONRPC_TOML, &FakeClock::new()), &keys).await;
     jsonrpc_holds(&jsonrpc_builder(&keys, &FakeClock::new()), &keys).await;
 }
+
+#[test]
+fn gate_wide_and_key_mistakes_are_named_at_start_up() {
+    let keys = TestKeys::new();
+    let cases = [
+        ("credentials = []", "credentials", "at least one"),
+        (
+            "credentials = [\"query\"]",
+            "credentials",
+            "query_parameter",
+        ),
+        (
+            "origin_kinds = [\"secret\", \"bogus\"]",
+            "origin_kinds",
+            "bogus",
+        ),
+        (
+            "[[keys]]\nname = \"odd\"\nkey = \"sk_test_x\"\nproject = \"p\"\nstatus = \"paused\"",
+            "paused",
+            "disabled",
+        ),
+    ];
+    for (toml, names, says) in cases {
+        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
+        let error = GateConfig::from_toml(&text)
+            .and_then(|config| config.build())
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(names), "{toml}: {error}");
+        assert!(error.contains(says), "{toml}: {error}");
+        assert!(!error.contains("route `default`"), "{toml}: {error}");
+    }
+}

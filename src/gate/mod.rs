@@ -487,6 +487,9 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
         let mut cap_codes = PerRoute::new(&routes, body_limit_code(&defaults).map_err(in_default)?);
         let mut rule_codes: Vec<String> = declared_codes(&defaults);
+        if let Some(listed) = &credentials {
+            check_sources(listed, &key)?;
+        }
         let access_of = |policy: &RoutePolicy| access(policy, credentials.as_deref(), &key);
         let mut accesses = PerRoute::new(&routes, access_of(&defaults).map_err(in_default)?);
         for (pattern, policy) in &declared {
@@ -552,28 +555,34 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     }
 }
 
+/// Whether keys can be read from the `listed` places.
+fn check_sources(listed: &[CredentialSource], key: &KeyOptions) -> Result<(), ConfigError> {
+    if listed.is_empty() {
+        return Err(ConfigError::new(
+            "credentials",
+            "list at least one place keys are read from (`bearer`, `header`, `query`), \
+             or make the route `public`",
+        ));
+    }
+    if listed.contains(&CredentialSource::Query) && key.query_parameter.is_none() {
+        return Err(ConfigError::new(
+            "credentials",
+            "`query` needs `query_parameter` (the parameter's name)",
+        ));
+    }
+    Ok(())
+}
+
 /// How a route takes keys: its own sources, else the gate's, else all.
 fn access(
     policy: &RoutePolicy,
     gate: Option<&[CredentialSource]>,
     key: &KeyOptions,
 ) -> Result<Access, ConfigError> {
-    let listed = policy.credentials.as_deref().or(gate);
-    if let Some(listed) = listed {
-        if listed.is_empty() {
-            return Err(ConfigError::new(
-                "credentials",
-                "list at least one place keys are read from (`bearer`, `header`, `query`), \
-                 or make the route `public`",
-            ));
-        }
-        if listed.contains(&CredentialSource::Query) && key.query_parameter.is_none() {
-            return Err(ConfigError::new(
-                "credentials",
-                "`query` needs `query_parameter` (the parameter's name)",
-            ));
-        }
+    if let Some(own) = &policy.credentials {
+        check_sources(own, key)?;
     }
+    let listed = policy.credentials.as_deref().or(gate);
     Ok(Access {
         sources: listed.map_or(Sources::ALL, |listed| listed.iter().copied().collect()),
         anonymous: policy.anonymous.unwrap_or(false),
