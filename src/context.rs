@@ -13,7 +13,7 @@
 //! Headers a check wants on the response (the rate-limit headers) go into
 //! the [`ResponseHeaders`](crate::check::ResponseHeaders) the pipeline hands
 //! every check; a rejection's own headers ride on its
-//! [`ApiError`](crate::error::ApiError).
+//! [`ApiError`].
 //!
 //! Rules every check keeps:
 //!

@@ -1252,3 +1252,80 @@ fn gate_wide_and_key_mistakes_are_named_at_start_up() {
         assert!(!error.contains("route `default`"), "{toml}: {error}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 9. Rate-limit headers as draft 11 reads them
+
+const DRAFT_TOML: &str = r#"
+errors = "problem"
+
+[[routes]]
+route = "POST /ingest"
+quotas = [
+  { rate = 2, per = "second", burst = 2, name = "burst" },
+  { rate = 60, per = "minute", burst = 10, name = "minute" },
+]
+"#;
+
+fn draft_builder(keys: &TestKeys, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
+    Gate::builder(keys.store())
+        .hasher(hasher())
+        .clock(clock.clock())
+        .renderer(tollgate::error::ErrorRenderer::problem_json())
+        .route(
+            "POST /ingest",
+            RoutePolicy::new().quotas([
+                Quota::per_second(2).burst(2).named("burst"),
+                Quota::per_minute(60).burst(10).named("minute"),
+            ]),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn draft_holds(gate: &Gate<InMemoryKeyStore>, keys: &TestKeys) {
+    let client = Client(start(gate).await);
+    let ingest = || {
+        empty(with_bearer(
+            Request::post(format!("http://{}/ingest", client.0)),
+            keys.secret.key(),
+        ))
+    };
+    let first = fetch(ingest()).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.headers["ratelimit-policy"],
+        r#""burst";q=2;w=1, "minute";q=10;w=10"#
+    );
+    // `t`: seconds until one more token — 1 for both, not the 10 s the
+    // minute bucket takes to be full again.
+    assert_eq!(
+        first.headers["ratelimit"],
+        r#""burst";r=1;t=1, "minute";r=9;t=1"#
+    );
+    assert_eq!(fetch(ingest()).await.status, 200);
+    let refused = fetch(ingest()).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(
+        refused.headers["ratelimit"],
+        r#""burst";r=0;t=1, "minute";r=8;t=1"#
+    );
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        refused.body["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    assert_eq!(
+        refused.body["violated-policies"],
+        serde_json::json!(["burst"])
+    );
+    assert_eq!(refused.body["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn draft_11_headers_and_the_quota_exceeded_problem() {
+    let keys = TestKeys::new();
+    draft_holds(&from_toml(&keys, DRAFT_TOML, &FakeClock::new()), &keys).await;
+    draft_holds(&draft_builder(&keys, &FakeClock::new()), &keys).await;
+}

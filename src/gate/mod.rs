@@ -4,7 +4,7 @@
 //! request ─► route ─► key ─► origin ─► scope ─► your checks ─► rate limit ─► body cap ─► your service
 //! ```
 //!
-//! The gate is one [`CheckService`](crate::check::CheckService): the checks
+//! The gate is one [`CheckService`]: the checks
 //! run in order in one service and one response future, then the body cap,
 //! then your service — or the first rejection is rendered. It matches each
 //! request's route once; every check then reads its per-route setting from
