@@ -1237,7 +1237,7 @@ fn gate_wide_and_key_mistakes_are_named_at_start_up() {
         ),
         (
             "[[keys]]\nname = \"odd\"\nkey = \"sk_test_x\"\nproject = \"p\"\nstatus = \"paused\"",
-            "paused",
+            "key `odd`: `status`",
             "disabled",
         ),
     ];

@@ -126,7 +126,11 @@ pub struct GateConfig {
     #[serde(default)]
     pub defaults: RoutePolicy,
     /// Keys to load into the in-memory store.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "named_keys"
+    )]
     pub keys: Vec<KeyConfig>,
     /// Routes and their policies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -343,6 +347,44 @@ impl Serialize for RouteConfig {
     }
 }
 
+/// The first field of `table` that `T` refuses on its own, with the
+/// reason: what a mistake's message names.
+fn failing_field<T: serde::de::DeserializeOwned>(
+    table: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    table.iter().find_map(|(name, value)| {
+        let alone = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+        T::deserialize(serde_json::Value::Object(alone))
+            .err()
+            .filter(|error| !error.to_string().starts_with("missing field"))
+            .map(|error| format!("`{name}`: {error}"))
+    })
+}
+
+/// `[[keys]]`, each mistake named with its key and field.
+fn named_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<KeyConfig>, D::Error> {
+    use serde::de::Error;
+    let tables = Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?;
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(index, table)| {
+            KeyConfig::deserialize(serde_json::Value::Object(table.clone())).map_err(|error| {
+                let key = match table.get("name").and_then(serde_json::Value::as_str) {
+                    Some(name) => format!("key `{name}`"),
+                    None => format!("keys[{index}]"),
+                };
+                D::Error::custom(format!(
+                    "{key}: {}",
+                    failing_field::<KeyConfig>(&table).unwrap_or_else(|| error.to_string())
+                ))
+            })
+        })
+        .collect()
+}
+
 impl<'de> Deserialize<'de> for RouteConfig {
     /// The entry is read as a table, `route` taken out, and the rest read as
     /// a [`RoutePolicy`] (unknown fields refused), so a mistake is reported
@@ -362,16 +404,9 @@ impl<'de> Deserialize<'de> for RouteConfig {
         let route_name = route.as_deref().unwrap_or("?");
         let policy = RoutePolicy::deserialize(serde_json::Value::Object(table.clone())).map_err(
             |error| {
-                // Name the field: the first that fails on its own.
-                let field = table.iter().find_map(|(name, value)| {
-                    let alone = serde_json::Map::from_iter([(name.clone(), value.clone())]);
-                    RoutePolicy::deserialize(serde_json::Value::Object(alone))
-                        .err()
-                        .map(|error| format!("`{name}`: {error}"))
-                });
                 D::Error::custom(format!(
                     "route `{route_name}`: {}",
-                    field.unwrap_or_else(|| error.to_string())
+                    failing_field::<RoutePolicy>(&table).unwrap_or_else(|| error.to_string())
                 ))
             },
         )?;
