@@ -91,6 +91,25 @@ fn hasher() -> KeyHasher {
     KeyHasher::with_pepper(PEPPER.as_bytes())
 }
 
+/// Why the gate of `toml` (keys and pepper prepended) cannot be built.
+fn start_up_error(toml: &str) -> String {
+    let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", TestKeys::new().toml());
+    GateConfig::from_toml(&text)
+        .and_then(|config| config.build())
+        .expect_err(toml)
+        .to_string()
+}
+
+/// Each `(toml, names, says)`: the gate of `toml` is refused at start-up
+/// with an error that names `names` and says `says`.
+fn refused_at_start_up(cases: &[(&str, &str, &str)]) {
+    for (toml, names, says) in cases {
+        let error = start_up_error(toml);
+        assert!(error.contains(names), "{toml}: {error}");
+        assert!(error.contains(says), "{toml}: {error}");
+    }
+}
+
 /// The gate of `toml` (with the keys and pepper prepended).
 fn from_toml(keys: &TestKeys, toml: &str, clock: &FakeClock) -> Gate<InMemoryKeyStore> {
     let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
@@ -268,7 +287,6 @@ async fn credential_sources_per_route() {
 
 #[test]
 fn credential_mistakes_are_named_at_start_up() {
-    let keys = TestKeys::new();
     let cases = [
         (
             "[[routes]]\nroute = \"GET /a\"\ncredentials = []",
@@ -291,15 +309,7 @@ fn credential_mistakes_are_named_at_start_up() {
             "cookie",
         ),
     ];
-    for (toml, names, says) in cases {
-        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
-        let error = GateConfig::from_toml(&text)
-            .and_then(|config| config.build())
-            .expect_err(toml)
-            .to_string();
-        assert!(error.contains(names), "{toml}: {error}");
-        assert!(error.contains(says), "{toml}: {error}");
-    }
+    refused_at_start_up(&cases);
 }
 
 // ---------------------------------------------------------------------------
@@ -657,7 +667,6 @@ async fn codes_are_renamed_and_every_rule_has_its_own() {
 
 #[test]
 fn code_mistakes_are_named_at_start_up() {
-    let keys = TestKeys::new();
     let cases = [
         ("[codes]\nnope = \"x\"", "codes.nope", "not a built-in code"),
         (
@@ -686,15 +695,7 @@ fn code_mistakes_are_named_at_start_up() {
             "quotas.code",
         ),
     ];
-    for (toml, names, says) in cases {
-        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
-        let error = GateConfig::from_toml(&text)
-            .and_then(|config| config.build())
-            .expect_err(toml)
-            .to_string();
-        assert!(error.contains(names), "{toml}: {error}");
-        assert!(error.contains(says), "{toml}: {error}");
-    }
+    refused_at_start_up(&cases);
 }
 
 // ---------------------------------------------------------------------------
@@ -887,7 +888,6 @@ async fn envelopes_from_a_template_with_who_called() {
 
 #[test]
 fn template_mistakes_are_named_at_start_up() {
-    let keys = TestKeys::new();
     let cases = [
         (
             "[errors]\ntemplate = { code = \"{cod}\" }",
@@ -916,15 +916,7 @@ fn template_mistakes_are_named_at_start_up() {
             "{x}",
         ),
     ];
-    for (toml, names, says) in cases {
-        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
-        let error = GateConfig::from_toml(&text)
-            .and_then(|config| config.build())
-            .expect_err(toml)
-            .to_string();
-        assert!(error.contains(names), "{toml}: {error}");
-        assert!(error.contains(says), "{toml}: {error}");
-    }
+    refused_at_start_up(&cases);
 }
 
 // ---------------------------------------------------------------------------
@@ -1222,7 +1214,6 @@ async fn jsonrpc_routes_echo_the_request_id() {
 
 #[test]
 fn gate_wide_and_key_mistakes_are_named_at_start_up() {
-    let keys = TestKeys::new();
     let cases = [
         ("credentials = []", "credentials", "at least one"),
         (
@@ -1241,14 +1232,9 @@ fn gate_wide_and_key_mistakes_are_named_at_start_up() {
             "disabled",
         ),
     ];
-    for (toml, names, says) in cases {
-        let text = format!("pepper = \"{PEPPER}\"\n{toml}\n{}", keys.toml());
-        let error = GateConfig::from_toml(&text)
-            .and_then(|config| config.build())
-            .expect_err(toml)
-            .to_string();
-        assert!(error.contains(names), "{toml}: {error}");
-        assert!(error.contains(says), "{toml}: {error}");
+    refused_at_start_up(&cases);
+    for (toml, ..) in cases {
+        let error = start_up_error(toml);
         assert!(!error.contains("route `default`"), "{toml}: {error}");
     }
 }

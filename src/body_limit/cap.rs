@@ -138,6 +138,14 @@ impl BodyLimits {
         self
     }
 
+    /// The cap of `request`'s route (0 for a route of another table).
+    fn cap_of<B>(&self, request: &Request<B>) -> u64 {
+        self.limits
+            .get(crate::context::route(request))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The code refusing a body over the cap of `route`.
     fn code(&self, route: Option<&crate::route::Route>) -> ErrorCode {
         self.codes
@@ -237,22 +245,17 @@ where
 
     #[allow(clippy::result_large_err)]
     fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
-        let cap = self
-            .limits
-            .get(crate::context::route(&request))
-            .copied()
-            .unwrap_or(0);
+        let cap = self.cap_of(&request);
         let limit = limit.min(cap);
         if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
             return Err(request);
         }
-        Ok(Drain {
-            body: Box::pin(request.into_body()),
-            kept: Some(Vec::new()),
-            remaining: limit,
-            timeout: self.drain.timeout,
-            deadline: None,
-        })
+        Ok(Drain::new(
+            request.into_body(),
+            limit,
+            self.drain.timeout,
+            true,
+        ))
     }
 
     fn refused(
@@ -265,11 +268,7 @@ where
         if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
             return None;
         }
-        let cap = self
-            .limits
-            .get(crate::context::route(&request))
-            .copied()
-            .unwrap_or(0);
+        let cap = self.cap_of(&request);
         let limit = self.drain.bytes.min(cap);
         let drainable = !over_cap
             && limit > 0
@@ -278,13 +277,12 @@ where
             close(response);
             return None;
         }
-        Some(Drain {
-            body: Box::pin(request.into_body()),
-            kept: None,
-            remaining: limit,
-            timeout: self.drain.timeout,
-            deadline: None,
-        })
+        Some(Drain::new(
+            request.into_body(),
+            limit,
+            self.drain.timeout,
+            false,
+        ))
     }
 }
 
@@ -349,6 +347,21 @@ impl<B: http_body::Body> Discard for B {
 }
 
 impl Drain {
+    /// Reads `body` within `limit` bytes and `timeout`, keeping what it
+    /// reads when `keep`.
+    fn new<B>(body: B, limit: u64, timeout: Duration, keep: bool) -> Self
+    where
+        B: http_body::Body + Send + 'static,
+    {
+        Self {
+            body: Box::pin(body),
+            kept: keep.then(Vec::new),
+            remaining: limit,
+            timeout,
+            deadline: None,
+        }
+    }
+
     /// Reads on until the body ends (`true`: the connection is reusable) or
     /// passes its limit, fails, or outlives the deadline (`false`).
     pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
