@@ -482,7 +482,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             &routes,
             origin_policy(&defaults, origin_kinds).map_err(in_default)?,
         );
-        let mut scopes = PerRoute::new(&routes, scope_rule(&defaults).map_err(in_default)?);
+        let mut scopes = PerRoute::new(&routes, scope_rule(&defaults, None).map_err(in_default)?);
         let mut limits = PerRoute::new(&routes, rate_limit(&defaults));
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
         let mut cap_codes = PerRoute::new(&routes, body_limit_code(&defaults).map_err(in_default)?);
@@ -503,7 +503,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 name,
                 origin_policy(&effective, origin_kinds).map_err(in_route)?,
             )?;
-            scopes.set(name, scope_rule(&effective).map_err(in_route)?)?;
+            let path = name.split_whitespace().nth(1);
+            scopes.set(name, scope_rule(&effective, path).map_err(in_route)?)?;
             limits.set(name, rate_limit(&effective))?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
             accesses.set(name, access_of(&effective).map_err(in_route)?)?;
@@ -651,7 +652,9 @@ fn origin_policy(policy: &RoutePolicy, kinds: KeyKinds) -> Result<OriginPolicy, 
     Ok(origin)
 }
 
-fn scope_rule(policy: &RoutePolicy) -> Result<ScopeRule, ConfigError> {
+/// The scope rule of `policy` on a route whose path pattern is `path` (none
+/// for unmatched requests).
+fn scope_rule(policy: &RoutePolicy, path: Option<&str>) -> Result<ScopeRule, ConfigError> {
     let mut rule = match (&policy.scopes, &policy.any_scopes) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -687,6 +690,22 @@ fn scope_rule(policy: &RoutePolicy) -> Result<ScopeRule, ConfigError> {
             StatusCode::FORBIDDEN,
             Category::Auth,
         )?);
+    }
+    if rule.names_params() || policy.project_param.is_some() {
+        let Some(path) = path else {
+            return Err(ConfigError::new(
+                if policy.project_param.is_some() {
+                    "project_param"
+                } else {
+                    "scopes"
+                },
+                "only a route's own path has parameters: set this on routes, not on unmatched requests",
+            ));
+        };
+        rule = rule.on_path(path)?;
+        if let Some(name) = &policy.project_param {
+            rule = rule.project_param(name)?;
+        }
     }
     Ok(rule.hidden(policy.hidden.unwrap_or(false)))
 }

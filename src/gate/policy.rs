@@ -70,6 +70,9 @@ pub struct RoutePolicy {
     /// `errors`: this route's error shape, when it differs from the gate's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) errors: Option<ErrorFormat>,
+    /// `project_param`: a path parameter that must equal the caller's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) project_param: Option<String>,
     /// `hidden`: 404 instead of 403.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) hidden: Option<bool>,
@@ -201,6 +204,15 @@ impl RoutePolicy {
         self
     }
 
+    /// Requires the path parameter `name` to equal the caller's project
+    /// (`/stores/{store_id}/…` with `project_param = "store_id"`: a key of
+    /// project `acme` may call `/stores/acme/…` only).
+    #[must_use]
+    pub fn project_param(mut self, name: impl Into<String>) -> Self {
+        self.project_param = Some(name.into());
+        self
+    }
+
     /// Answers refusals of scope or kind with 404 `not_found`.
     #[must_use]
     pub fn hidden(mut self, hidden: bool) -> Self {
@@ -294,6 +306,10 @@ impl RoutePolicy {
                 .clone()
                 .or_else(|| defaults.body_limit_code.clone()),
             errors: self.errors.clone().or_else(|| defaults.errors.clone()),
+            project_param: self
+                .project_param
+                .clone()
+                .or_else(|| defaults.project_param.clone()),
             hidden: self.hidden.or(defaults.hidden),
             origins: self.origins.clone().or_else(|| defaults.origins.clone()),
             missing_origin: self.missing_origin.or(defaults.missing_origin),

@@ -37,12 +37,55 @@ pub fn covers(granted: &str, required: &str) -> bool {
     }
 }
 
+/// The path parameters a required scope names (`stores.{store_id}.write`
+/// names `store_id`).
+fn named_params(scope: &str) -> impl Iterator<Item = &str> {
+    scope
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+}
+
+/// Whether the path `pattern` has the parameter `name` (`{name}` or
+/// `{*name}`).
+fn has_param(pattern: &str, name: &str) -> bool {
+    pattern.contains(&format!("{{{name}}}")) || pattern.contains(&format!("{{*{name}}}"))
+}
+
+/// A path parameter's value may stand in a scope only if it cannot change
+/// the scope's shape: no `.`, `*`, `:` or anything but `[A-Za-z0-9_-]`.
+fn is_safe_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
 /// Checks the syntax of a scope a route requires: dot-separated, non-empty
-/// segments of `[a-z0-9_:-]`, at most 128 characters.
+/// segments of `[a-z0-9_:-]`, at most 128 characters; a `{param}` may
+/// stand for a path parameter of the route.
 pub fn validate_scope(scope: &str) -> Result<(), ConfigError> {
-    let valid = !scope.is_empty()
+    let mut plain = String::with_capacity(scope.len());
+    let mut rest = scope;
+    while let Some(open) = rest.find('{') {
+        plain.push_str(&rest[..open]);
+        let Some((name, after)) = rest[open + 1..].split_once('}') else {
+            plain.push('{');
+            rest = "";
+            break;
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            plain.push('{');
+        }
+        plain.push('x');
+        rest = after;
+    }
+    plain.push_str(rest);
+    let scope_shape = plain.as_str();
+    let valid = !scope_shape.is_empty()
         && scope.len() <= 128
-        && scope.split('.').all(|segment| {
+        && scope_shape.split('.').all(|segment| {
             !segment.is_empty()
                 && segment.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'-')
@@ -89,6 +132,19 @@ pub struct ScopeRule {
     kind_code: ErrorCode,
     scope_code: ErrorCode,
     hidden: bool,
+    resource: Option<Arc<Resource>>,
+    /// Whether a required scope names a path parameter (known once, not
+    /// looked for on every request).
+    templated: bool,
+}
+
+/// The route's path pattern, to read the parameters a rule names.
+#[derive(Debug)]
+struct Resource {
+    pattern: Box<str>,
+    router: matchit::Router<()>,
+    /// A parameter that must equal the caller's project.
+    project_param: Option<Box<str>>,
 }
 
 impl ScopeRule {
@@ -101,7 +157,73 @@ impl ScopeRule {
             kind_code: ErrorCode::KEY_KIND_NOT_ALLOWED,
             scope_code: ErrorCode::INSUFFICIENT_SCOPE,
             hidden: false,
+            resource: None,
+            templated: false,
         }
+    }
+
+    /// Reads path parameters on `pattern` (the route's path, as
+    /// `/stores/{store_id}/orders`): required scopes may then name them
+    /// (`stores.{store_id}.write`), and
+    /// [`project_param`](Self::project_param) may tie one to the caller's
+    /// project. Every parameter a scope names must be in the pattern.
+    pub fn on_path(mut self, pattern: &str) -> Result<Self, ConfigError> {
+        let mut router = matchit::Router::new();
+        router
+            .insert(pattern, ())
+            .map_err(|error| ConfigError::new("route", format!("`{pattern}`: {error}")))?;
+        self.resource = Some(Arc::new(Resource {
+            pattern: pattern.into(),
+            router,
+            project_param: None,
+        }));
+        self.check_params()?;
+        Ok(self)
+    }
+
+    /// Requires the path parameter `name` to equal the caller's project
+    /// (a key of project `acme` may call `/stores/acme/...` only). Needs
+    /// [`on_path`](Self::on_path) first.
+    pub fn project_param(mut self, name: &str) -> Result<Self, ConfigError> {
+        let Some(resource) = &self.resource else {
+            return Err(ConfigError::new(
+                "project_param",
+                "only a route with a path pattern has parameters",
+            ));
+        };
+        if !has_param(&resource.pattern, name) {
+            return Err(ConfigError::new(
+                "project_param",
+                format!("`{name}` is not a parameter of `{}`", resource.pattern),
+            ));
+        }
+        self.resource = Some(Arc::new(Resource {
+            pattern: resource.pattern.clone(),
+            router: resource.router.clone(),
+            project_param: Some(name.into()),
+        }));
+        Ok(self)
+    }
+
+    /// Every parameter a required scope names is in the pattern.
+    fn check_params(&self) -> Result<(), ConfigError> {
+        for scope in self.required() {
+            for name in named_params(scope) {
+                let known = self
+                    .resource
+                    .as_ref()
+                    .is_some_and(|resource| has_param(&resource.pattern, name));
+                if !known {
+                    return Err(ConfigError::new(
+                        "scopes",
+                        format!(
+                            "`{scope}` names `{{{name}}}`, which is not a parameter of this route's path"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Requires every one of `scopes`.
@@ -134,8 +256,14 @@ impl ScopeRule {
                 Ok(Box::from(scope.as_ref()))
             })
             .collect::<Result<Vec<Box<str>>, ConfigError>>()?;
+        self.templated = scopes
+            .iter()
+            .any(|scope| named_params(scope).next().is_some());
         self.required = scopes.into();
         self.mode = mode;
+        if self.resource.is_some() {
+            self.check_params()?;
+        }
         Ok(self)
     }
 
@@ -179,15 +307,82 @@ impl ScopeRule {
         self.kinds
     }
 
+    /// Whether any required scope names a path parameter.
+    pub(crate) fn names_params(&self) -> bool {
+        self.templated
+    }
+
     fn satisfied_by(&self, granted: &[String]) -> bool {
+        self.satisfied_with(self.required(), granted)
+    }
+
+    fn satisfied_with<'a>(
+        &self,
+        mut required: impl Iterator<Item = &'a str>,
+        granted: &[String],
+    ) -> bool {
         let held = |required: &str| granted.iter().any(|g| covers(g, required));
         match self.mode {
-            Mode::All => self.required().all(held),
-            Mode::Any => self.required.is_empty() || self.required().any(held),
+            Mode::All => required.all(held),
+            Mode::Any => self.required.is_empty() || required.any(held),
         }
     }
 
-    fn judge(&self, kind: KeyKind, granted: &[String]) -> Result<(), ApiError> {
+    /// The required scopes with the path parameters of `path` filled in, or
+    /// `None` when a parameter is missing or unsafe in a scope; and whether
+    /// the project parameter matches `project`.
+    fn resolve(&self, path: &str, project: &str) -> (Option<Vec<String>>, bool) {
+        let Some(resource) = &self.resource else {
+            return (
+                (!self.names_params()).then(|| self.required().map(str::to_owned).collect()),
+                true,
+            );
+        };
+        let Ok(found) = resource.router.at(path) else {
+            return (None, false);
+        };
+        let project_ok = resource
+            .project_param
+            .as_deref()
+            .is_none_or(|name| found.params.get(name) == Some(project));
+        let filled = self
+            .required()
+            .map(|scope| {
+                let mut out = String::with_capacity(scope.len());
+                let mut rest = scope;
+                while let Some(open) = rest.find('{') {
+                    let (name, after) = rest[open + 1..].split_once('}')?;
+                    let value = found
+                        .params
+                        .get(name)
+                        .filter(|value| is_safe_value(value))?;
+                    out.push_str(&rest[..open]);
+                    out.push_str(value);
+                    rest = after;
+                }
+                out.push_str(rest);
+                Some(out)
+            })
+            .collect();
+        (filled, project_ok)
+    }
+
+    fn judge(
+        &self,
+        kind: KeyKind,
+        granted: &[String],
+        project: &str,
+        path: &str,
+    ) -> Result<(), ApiError> {
+        let (filled, project_ok) = match &self.resource {
+            None if !self.names_params() => (None, true),
+            _ => self.resolve(path, project),
+        };
+        let held = match &filled {
+            Some(filled) => self.satisfied_with(filled.iter().map(String::as_str), granted),
+            None if self.resource.is_some() || self.names_params() => false,
+            None => self.satisfied_by(granted),
+        };
         let refusal = if !self.kinds.contains(kind) {
             let accepted: Vec<&str> = self.kinds.iter().map(KeyKind::as_str).collect();
             let message = format!(
@@ -198,14 +393,23 @@ impl ScopeRule {
             ApiError::new(self.kind_code.clone(), message)
                 .with_details(json!({ "accepted": accepted, "kind": kind.as_str() }))
                 .with_rule("kind")
-        } else if !self.satisfied_by(granted) {
-            let missing: Vec<&str> = self
-                .required
+        } else if !project_ok {
+            ApiError::new(
+                self.scope_code.clone(),
+                "This API key's project may not use this resource.",
+            )
+            .with_details(json!({ "reason": "project" }))
+            .with_rule("scope")
+        } else if !held {
+            let required: Vec<&str> = match &filled {
+                Some(filled) => filled.iter().map(String::as_str).collect(),
+                None => self.required().collect(),
+            };
+            let missing: Vec<&str> = required
                 .iter()
+                .copied()
                 .filter(|required| !granted.iter().any(|g| covers(g, required)))
-                .map(|scope| &**scope)
                 .collect();
-            let required: Vec<&str> = self.required().collect();
             let (mode, message) = match self.mode {
                 Mode::All => (
                     "all",
@@ -262,10 +466,12 @@ impl ScopeCheck {
     fn judge<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
         match context::caller(request)? {
             Caller::Public => Ok(()),
-            Caller::Key(principal) => self
-                .rules
-                .for_route(context::route(request))?
-                .judge(principal.kind(), principal.scopes()),
+            Caller::Key(principal) => self.rules.for_route(context::route(request))?.judge(
+                principal.kind(),
+                principal.scopes(),
+                principal.project(),
+                request.uri().path(),
+            ),
         }
     }
 }

@@ -19,6 +19,8 @@ use tollgate::key::{
 };
 use tower::ServiceExt;
 
+pub mod fixture;
+
 pub type TestRequest = Request<Full<Bytes>>;
 
 /// A handler that counts its calls and answers 200 with what it saw: the
