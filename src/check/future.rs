@@ -17,9 +17,7 @@ use super::service::Shared;
 use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
 use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
-use crate::error::{
-    ApiError, ErrorCode, ErrorRenderer, JsonRpcId, RenderedByDefault, jsonrpc_request_id,
-};
+use crate::error::{ApiError, ErrorRenderer, JsonRpcId, RenderedByDefault, jsonrpc_request_id};
 use crate::gate::{GateEvent, Hook};
 use crate::key::Principal;
 use crate::route::Route;
@@ -74,21 +72,19 @@ pub(crate) struct Collecting {
 }
 
 impl Collecting {
-    /// The rejection, once the body is read (or given up on).
-    fn poll_render(&mut self, cx: &mut Context<'_>) -> Poll<Response<Bytes>> {
-        let reusable = ready!(self.drain.poll_drain(cx));
+    /// The rejection, once the body was read (`reusable`: to its end).
+    fn render(mut self, reusable: bool) -> Response<Bytes> {
         let id = match self.drain.take_kept() {
             Some(body) if reusable => jsonrpc_request_id(&body),
             _ => serde_json::Value::Null,
         };
         self.snapshot.extensions_mut().insert(JsonRpcId(id));
-        let error = std::mem::replace(&mut self.error, ApiError::from(ErrorCode::INTERNAL_ERROR));
-        let mut response = self.renderer.respond(error, &self.snapshot);
-        std::mem::take(&mut self.headers).apply(response.headers_mut());
+        let mut response = self.renderer.respond(self.error, &self.snapshot);
+        self.headers.apply(response.headers_mut());
         if !reusable && self.version == Version::HTTP_11 {
             close(&mut response);
         }
-        Poll::Ready(response)
+        response
     }
 }
 
@@ -339,9 +335,9 @@ where
                 }
                 StateProj::Collecting { collecting } => {
                     let state = collecting.as_mut().expect(POLLED_AFTER_COMPLETION);
-                    let response = ready!(state.poll_render(cx));
-                    *collecting = None;
-                    response.map(ResponseBody::rejection)
+                    let reusable = ready!(state.drain.poll_drain(cx));
+                    let state = collecting.take().expect(POLLED_AFTER_COMPLETION);
+                    state.render(reusable).map(ResponseBody::rejection)
                 }
                 StateProj::Rejected { response, drain } => {
                     if let Some(draining) = drain {

@@ -70,16 +70,21 @@ pub fn validate_scope(scope: &str) -> Result<(), ConfigError> {
     let mut rest = scope;
     while let Some(open) = rest.find('{') {
         plain.push_str(&rest[..open]);
-        let Some((name, after)) = rest[open + 1..].split_once('}') else {
-            plain.push('{');
-            rest = "";
-            break;
-        };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            plain.push('{');
+        // A well-formed `{param}` stands for one safe value; anything else
+        // keeps its brace, which the check below refuses.
+        match rest[open + 1..].split_once('}') {
+            Some((name, after))
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                plain.push('x');
+                rest = after;
+            }
+            _ => {
+                plain.push('{');
+                rest = &rest[open + 1..];
+            }
         }
-        plain.push('x');
-        rest = after;
     }
     plain.push_str(rest);
     let scope_shape = plain.as_str();
@@ -329,14 +334,11 @@ impl ScopeRule {
     }
 
     /// The required scopes with the path parameters of `path` filled in, or
-    /// `None` when a parameter is missing or unsafe in a scope; and whether
-    /// the project parameter matches `project`.
+    /// `None` when the rule has no path or a parameter is missing or unsafe
+    /// in a scope; and whether the project parameter matches `project`.
     fn resolve(&self, path: &str, project: &str) -> (Option<Vec<String>>, bool) {
         let Some(resource) = &self.resource else {
-            return (
-                (!self.names_params()).then(|| self.required().map(str::to_owned).collect()),
-                true,
-            );
+            return (None, true);
         };
         let Ok(found) = resource.router.at(path) else {
             return (None, false);
@@ -374,14 +376,18 @@ impl ScopeRule {
         project: &str,
         path: &str,
     ) -> Result<(), ApiError> {
-        let (filled, project_ok) = match &self.resource {
-            None if !self.names_params() => (None, true),
-            _ => self.resolve(path, project),
+        // Plain scopes are judged as they are; a rule on a path judges its
+        // scopes filled in, and none can be held when they cannot be filled.
+        let plain = self.resource.is_none() && !self.templated;
+        let (filled, project_ok) = if plain {
+            (None, true)
+        } else {
+            self.resolve(path, project)
         };
         let held = match &filled {
+            _ if plain => self.satisfied_by(granted),
             Some(filled) => self.satisfied_with(filled.iter().map(String::as_str), granted),
-            None if self.resource.is_some() || self.names_params() => false,
-            None => self.satisfied_by(granted),
+            None => false,
         };
         let refusal = if !self.kinds.contains(kind) {
             let accepted: Vec<&str> = self.kinds.iter().map(KeyKind::as_str).collect();
