@@ -40,7 +40,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
-use tollgate::gate::{Gate, RoutePolicy};
+use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
 use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord};
 use tollgate::rate_limit::Quota;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
@@ -89,6 +89,9 @@ struct Fixture {
     /// The same gate speaking another API's contract: codes renamed, a
     /// template envelope, bearer tokens only, each rule with its own code.
     contract: Gate<InMemoryKeyStore>,
+    /// The same gate with tiers: every key in one of two tiers, each with
+    /// its own quota and body cap on the benched route.
+    tiered: Gate<InMemoryKeyStore>,
     keys: Vec<String>,
     /// SHA-256 of each key → its project, for the keyed peer.
     digests: HashMap<[u8; 32], Caller>,
@@ -104,6 +107,7 @@ struct Caller {
 fn fixture() -> Fixture {
     let hasher = KeyHasher::with_pepper(b"bench pepper");
     let store = InMemoryKeyStore::new();
+    let tiered_store = InMemoryKeyStore::new();
     let mut keys = Vec::with_capacity(KEYS);
     let mut digests = HashMap::with_capacity(KEYS);
     for i in 0..KEYS {
@@ -115,6 +119,16 @@ fn fixture() -> Fixture {
                 format!("project_{}", i % PROJECTS),
                 KeyKind::Secret,
             ),
+        );
+        tiered_store.insert(
+            minted.digest(),
+            KeyRecord::new(
+                format!("key_{i}"),
+                format!("project_{}", i % PROJECTS),
+                KeyKind::Secret,
+            )
+            .with_tier(if i % 2 == 0 { "pro" } else { "free" })
+            .unwrap(),
         );
         let digest: [u8; 32] = Sha256::digest(minted.key().as_bytes()).into();
         digests.insert(
@@ -132,7 +146,10 @@ fn fixture() -> Fixture {
         state ^= state << 17;
         keys.swap(i, (state % (i as u64 + 1)) as usize);
     }
-    let gate = routes(Gate::builder(store.clone()).hasher(hasher.clone()))
+    let gate = routes(Gate::builder(store.clone()).hasher(hasher.clone()), false)
+        .build()
+        .unwrap();
+    let tiered = routes(Gate::builder(tiered_store).hasher(hasher.clone()), true)
         .build()
         .unwrap();
     let template = tollgate::error::Template::new(serde_json::json!({
@@ -155,33 +172,49 @@ fn fixture() -> Fixture {
                     .scope_code("scope_required")
                     .body_limit_code("too_large"),
             ),
+        false,
     )
     .build()
     .unwrap();
     Fixture {
         gate,
         contract,
+        tiered,
         keys,
         digests,
     }
 }
 
-/// The benches' routes on `builder`.
+/// The benches' routes on `builder` (with settings for two tiers on the
+/// benched route, or none).
 fn routes(
     builder: tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore>,
+    tiers: bool,
 ) -> tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore> {
+    let mut track = RoutePolicy::new()
+        .require_all(["ingest"])
+        .quota(Quota::per_second(1_000_000_000).burst(1_000_000_000))
+        .body_limit(8192);
+    if tiers {
+        let quota = |rate| Quota::per_second(rate).burst(rate);
+        track = track
+            .tier(
+                "free",
+                TierPolicy::new().quota(quota(500_000_000)).body_limit(4096),
+            )
+            .tier(
+                "pro",
+                TierPolicy::new()
+                    .quota(quota(900_000_000))
+                    .body_limit(16384),
+            );
+    }
     builder
         .route(
             "GET /health",
             RoutePolicy::public().quota(Quota::per_second(1_000_000_000).burst(1_000_000_000)),
         )
-        .route(
-            "POST /v1/track",
-            RoutePolicy::new()
-                .require_all(["ingest"])
-                .quota(Quota::per_second(1_000_000_000).burst(1_000_000_000))
-                .body_limit(8192),
-        )
+        .route("POST /v1/track", track)
         .route(
             "POST /v1/tight",
             RoutePolicy::new().quota(Quota::per_day(1).burst(1)),
@@ -265,6 +298,23 @@ fn bench_stack(c: &mut Criterion) {
             },
             |request| {
                 let response = poll_once(contract.clone().oneshot(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    let tiered = f.tiered.layer().layer(handler());
+    let mut i = 0;
+    group.bench_function("tollgate_gate_tiers", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % KEYS;
+                track(&f.keys[i])
+            },
+            |request| {
+                let response = poll_once(tiered.clone().oneshot(request)).unwrap();
                 assert_eq!(response.status(), StatusCode::OK);
                 response
             },

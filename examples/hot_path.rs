@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Cases: `bare` (the handler alone), `gate` (a secret key on a scoped,
-//! rate-limited route, as `stack/tollgate_gate`), `public` (a public route,
+//! rate-limited route, as `stack/tollgate_gate`), `tiers` (the same with
+//! every key in one of two tiers, each with its own quota and body cap on
+//! the route, as `stack/tollgate_gate_tiers`), `public` (a public route,
 //! as `stack/tollgate_gate_public_route`). Each runs the given number of
 //! requests after as many for warm-up; subtract `bare` (and a run of 0) to
 //! get the cost per request.
@@ -21,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use tollgate::gate::{Gate, RoutePolicy};
+use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
 use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord};
 use tollgate::rate_limit::Quota;
 use tower::{Layer, Service, ServiceExt};
@@ -59,26 +61,43 @@ fn main() {
     let keys: Vec<String> = (0..10_000)
         .map(|i| {
             let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Live)).unwrap();
-            let record = KeyRecord::new(
+            let mut record = KeyRecord::new(
                 format!("key_{i}"),
                 format!("project_{}", i % 1000),
                 KeyKind::Secret,
             );
+            if case == "tiers" {
+                record = record
+                    .with_tier(if i % 2 == 0 { "pro" } else { "free" })
+                    .unwrap();
+            }
             store.insert(minted.digest(), record);
             minted.into_key()
         })
         .collect();
     let high = Quota::per_second(1_000_000_000).burst(1_000_000_000);
+    let mut track = RoutePolicy::new()
+        .require_all(["ingest"])
+        .quota(high.clone())
+        .body_limit(8192);
+    if case == "tiers" {
+        let quota = |rate| Quota::per_second(rate).burst(rate);
+        track = track
+            .tier(
+                "free",
+                TierPolicy::new().quota(quota(500_000_000)).body_limit(4096),
+            )
+            .tier(
+                "pro",
+                TierPolicy::new()
+                    .quota(quota(900_000_000))
+                    .body_limit(16384),
+            );
+    }
     let gate = Gate::builder(store)
         .hasher(hasher)
-        .route("GET /health", RoutePolicy::public().quota(high.clone()))
-        .route(
-            "POST /v1/track",
-            RoutePolicy::new()
-                .require_all(["ingest"])
-                .quota(high)
-                .body_limit(8192),
-        )
+        .route("GET /health", RoutePolicy::public().quota(high))
+        .route("POST /v1/track", track)
         .build()
         .unwrap();
     let gated = gate.layer().layer(handler());

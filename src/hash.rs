@@ -22,6 +22,7 @@ pub(crate) const KEY_ID: u8 = 3;
 pub(crate) const IP: u8 = 4;
 pub(crate) const CUSTOM: u8 = 5;
 pub(crate) const GLOBAL: u8 = 6;
+pub(crate) const SHARED_QUOTA: u8 = 7;
 
 /// The keyed hash of `bytes`, in the namespace `domain` (so that, say, a
 /// project and a key id with the same text never share a hash).

@@ -43,7 +43,7 @@ fn each_mistake_names_its_route_and_field() {
                 RoutePolicy::new().quota(Quota::per_second(0)),
             ),
             "POST /v1/track",
-            "quota",
+            "quotas",
         ),
         (
             builder().route(
@@ -51,7 +51,7 @@ fn each_mistake_names_its_route_and_field() {
                 RoutePolicy::new().quota(Quota::per_second(5).burst(0)),
             ),
             "POST /v1/track",
-            "quota",
+            "quotas",
         ),
         (
             builder().route(
@@ -104,7 +104,7 @@ fn each_mistake_names_its_route_and_field() {
         (
             builder().defaults(RoutePolicy::new().quota(Quota::per_minute(0))),
             "default",
-            "quota",
+            "quotas",
         ),
     ];
     for (builder, route, field) in cases {

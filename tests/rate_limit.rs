@@ -605,17 +605,17 @@ async fn grpc_refusal_is_resource_exhausted() {
 #[test]
 fn bad_quotas_are_configuration_errors() {
     let cases: Vec<(RateLimit, &str)> = vec![
-        (RateLimit::new(Quota::per_second(0)), "quota"),
-        (RateLimit::new(Quota::per_second(5).burst(0)), "quota"),
-        (RateLimit::new(Quota::per(1, Duration::ZERO)), "quota"),
+        (RateLimit::new(Quota::per_second(0)), "quotas"),
+        (RateLimit::new(Quota::per_second(5).burst(0)), "quotas"),
+        (RateLimit::new(Quota::per(1, Duration::ZERO)), "quotas"),
         (
             RateLimit::new(Quota::per(u64::MAX, Duration::from_secs(1))),
-            "quota",
+            "quotas",
         ),
-        (RateLimit::new(Quota::per_day(1).burst(u64::MAX)), "quota"),
+        (RateLimit::new(Quota::per_day(1).burst(u64::MAX)), "quotas"),
         (
             RateLimit::new(Quota::per(1, Duration::from_secs(u64::MAX))),
-            "quota",
+            "quotas",
         ),
         (RateLimit::new(Quota::per_second(5)).cost(0), "cost"),
         (RateLimit::new(Quota::per_second(5)).cost(6), "cost"),

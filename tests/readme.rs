@@ -63,3 +63,31 @@ fn readme_redis_config_parses() {
         .prefix("tollgate:");
     assert_eq!(config.redis, Some(expected));
 }
+
+/// The per-caller limits excerpt is a configuration that builds (digests
+/// filled in), and its mistakes are named as the README says.
+#[test]
+fn readme_per_caller_excerpt_builds() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("### Limits per caller")
+        .nth(1)
+        .expect("README has the per-caller section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML excerpt");
+    let digest = "ab".repeat(32);
+    let text = toml.replace("<64 hex>", &digest);
+    let config = tollgate::gate::GateConfig::from_toml(&text).unwrap();
+    config.build().unwrap();
+    let typo = text.replace("sdk = { rate = 6000", "sdks = { rate = 6000");
+    let error = tollgate::gate::GateConfig::from_toml(&typo)
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("keys.bigcorp-sdk.quotas.sdks"), "{error}");
+    assert!(section.contains("keys.bigcorp-sdk.quotas.sdks"));
+}

@@ -20,7 +20,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tollgate::body_limit::LimitedBody;
 use tollgate::clock::FakeClock;
-use tollgate::gate::{Gate, RoutePolicy};
+use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
 use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord, Principal};
 use tollgate::rate_limit::{
     FailureMode, Quota, RateLimit, RateLimitLayer, RedisOptions, RedisRateStore,
@@ -337,11 +337,17 @@ async fn stacked_quotas_consume_from_none_when_one_refuses() {
     assert!(ratelimit.starts_with("\"burst\";r=3;"), "{ratelimit}");
     assert!(ratelimit.contains("\"daily\";r=0;"), "{ratelimit}");
     // In Redis too: the burst bucket holds two requests' worth (2 s of debt).
+    let limits = tollgate::rate_limit::RouteLimits::new(&RateLimit::stacked([
+        Quota::per_minute(60).burst(5).named("burst"),
+        Quota::per_day(2).named("daily"),
+    ]))
+    .unwrap();
     let key = redis.key(
         &tollgate::rate_limit::Bucket::new(
             tollgate::rate_limit::PartitionKey::project("acme"),
             tollgate::route::Route::DEFAULT_NAME,
         ),
+        &limits.quotas()[0],
         0,
     );
     let ttl: i64 = server.query(redis::cmd("PTTL").arg(&key));
@@ -368,7 +374,7 @@ async fn keys_expire_when_the_bucket_would_be_full_and_carry_the_prefix() {
         );
     }
     let keys: Vec<String> = server.query(redis::cmd("KEYS").arg("*"));
-    assert_eq!(keys, ["myapp:rl:{default|project:acme}:0"]);
+    assert_eq!(keys, ["myapp:rl:{project:acme}:default:0"]);
     // Three tokens at 100 ms each: full again in at most 300 ms.
     let ttl: i64 = server.query(redis::cmd("PTTL").arg(&keys[0]));
     assert!((1..=300).contains(&ttl), "PTTL = {ttl}");
@@ -615,7 +621,7 @@ async fn a_config_file_names_the_redis_store() {
     assert_eq!(fetch(track(address, key)).await.status, StatusCode::OK);
     assert_eq!(fetch(track(address, key)).await.code(), "rate_limited");
     let keys: Vec<String> = server.query(redis::cmd("KEYS").arg("fromconfig:*"));
-    assert_eq!(keys, ["fromconfig:{POST /v1/track|project:demo}:0"]);
+    assert_eq!(keys, ["fromconfig:{project:demo}:POST /v1/track:0"]);
 
     let error = tollgate::gate::GateConfig::from_toml("[redis]\nurl = \"redis://x\"\nttl = 3\n")
         .unwrap_err();
@@ -652,4 +658,88 @@ async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
         .and_then(|r| r.parse().ok())
         .unwrap();
     assert!(remaining <= 5, "{header}");
+}
+
+/// Per-key and per-tier quotas and a budget shared by two routes hold
+/// across two instances sharing one Redis, as they do in memory; the shared
+/// budget lives under one key per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_tier_and_shared_budgets_hold_across_instances() {
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let pro = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("pro", "p-pro", KeyKind::Secret)
+            .with_tier("pro")
+            .unwrap(),
+    );
+    let custom = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("custom", "p-custom", KeyKind::Secret)
+            .with_quota("sdk", Quota::per_minute(6))
+            .unwrap(),
+    );
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .shared_quota(Quota::per_minute(4).named("sdk"))
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new()
+                    .quota(Quota::per_minute(2))
+                    .tier("pro", TierPolicy::new().quota(Quota::per_minute(5))),
+            )
+            .route(
+                "GET /v1/flags",
+                RoutePolicy::new().quota(Quota::shared("sdk")),
+            )
+            .route(
+                "POST /v1/events",
+                RoutePolicy::new().quotas([Quota::per_second(100), Quota::shared("sdk")]),
+            )
+            .build()
+            .unwrap()
+    };
+    let first = serve_gate(&instance(store(&server, options(&server)).await)).await;
+    let second = serve_gate(&instance(store(&server, options(&server)).await)).await;
+    let admitted = |key: String, routes: &'static [(&'static str, &'static str)]| async move {
+        let mut admitted = 0;
+        for round in 0..12 {
+            let address = if round % 2 == 0 { first } else { second };
+            let (method, path) = routes[round % routes.len()];
+            let answer = fetch(empty(
+                Request::builder()
+                    .method(method)
+                    .uri(format!("http://{address}{path}"))
+                    .header("authorization", format!("Bearer {key}")),
+            ))
+            .await;
+            match answer.status {
+                StatusCode::OK => admitted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("{other}: {:?}", answer.body),
+            }
+        }
+        admitted
+    };
+    const TRACK: &[(&str, &str)] = &[("POST", "/v1/track")];
+    const SDK: &[(&str, &str)] = &[
+        ("GET", "/v1/flags"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/events"),
+    ];
+    assert_eq!(admitted(keys.secret.key().to_owned(), TRACK).await, 2);
+    assert_eq!(admitted(pro.key().to_owned(), TRACK).await, 5);
+    assert_eq!(admitted(keys.secret.key().to_owned(), SDK).await, 4);
+    assert_eq!(admitted(custom.key().to_owned(), SDK).await, 6);
+    let mut stored: Vec<String> = server.query(redis::cmd("KEYS").arg("*shared*"));
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "tollgate:{project:demo}:shared:sdk",
+            "tollgate:{project:p-custom}:shared:sdk"
+        ]
+    );
 }

@@ -98,7 +98,12 @@ pub struct BodyLimits {
     limits: PerRoute<u64>,
     codes: PerRoute<ErrorCode>,
     drain: DrainLimits,
+    /// Each route's caps for keys of some tiers, if any route has some.
+    tiers: Option<PerRoute<TierCaps>>,
 }
+
+/// A route's caps for keys of some tiers: (tier, bytes).
+pub(crate) type TierCaps = Box<[(Box<str>, u64)]>;
 
 /// How much of a refused HTTP/1.1 request's body is read and discarded so
 /// that its connection can serve the next request, and for how long.
@@ -127,7 +132,36 @@ impl BodyLimits {
             limits: limits.into(),
             codes: PerRoute::uniform(ErrorCode::PAYLOAD_TOO_LARGE),
             drain: DrainLimits::default(),
+            tiers: None,
         }
+    }
+
+    /// Caps the bodies of keys of some tiers otherwise, route by route.
+    #[must_use]
+    pub(crate) fn with_tiers(mut self, tiers: PerRoute<TierCaps>) -> Self {
+        self.tiers = Some(tiers);
+        self
+    }
+
+    /// The cap for `request`: its key's own, else its key's tier's on its
+    /// route, else its route's. A route of another table is refused.
+    #[inline]
+    fn limit_of<B>(&self, request: &Request<B>) -> Result<u64, ApiError> {
+        let route = crate::context::route(request);
+        let limit = *self.limits.for_route(route)?;
+        let Some(record) = crate::context::principal(request).map(|p| p.record()) else {
+            return Ok(limit);
+        };
+        if let Some(own) = record.body_limit() {
+            return Ok(own);
+        }
+        let tiered = record.tier().and_then(|tier| {
+            let caps = self.tiers.as_ref()?.get(route)?;
+            caps.iter()
+                .find(|(name, _)| **name == *tier)
+                .map(|(_, bytes)| *bytes)
+        });
+        Ok(tiered.unwrap_or(limit))
     }
 
     /// Refuses bodies over the cap with these codes (one, or one per route)
@@ -140,10 +174,7 @@ impl BodyLimits {
 
     /// The cap of `request`'s route (0 for a route of another table).
     fn cap_of<B>(&self, request: &Request<B>) -> u64 {
-        self.limits
-            .get(crate::context::route(request))
-            .copied()
-            .unwrap_or(0)
+        self.limit_of(request).unwrap_or(0)
     }
 
     /// The code refusing a body over the cap of `route`.
@@ -200,8 +231,8 @@ where
     type Body = LimitedBody<B>;
 
     fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<LimitedBody<B>, B> {
-        let limit = match self.limits.for_route(crate::context::route(&request)) {
-            Ok(limit) => *limit,
+        let limit = match self.limit_of(&request) {
+            Ok(limit) => limit,
             Err(error) => return Capped::Refused { error, request },
         };
         let watch = match declared_length(&request) {

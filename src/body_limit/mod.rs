@@ -41,8 +41,8 @@ mod body;
 mod cap;
 
 pub use body::{BodyTooLarge, BoxError, LimitedBody};
-pub(crate) use cap::close;
 pub use cap::{
     BodyCap, BodyLimitLayer, BodyLimitService, BodyLimits, Capped, Drain, DrainLimits, Overflow,
     Uncapped,
 };
+pub(crate) use cap::{TierCaps, close};

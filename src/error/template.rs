@@ -27,7 +27,7 @@ use crate::ConfigError;
 /// | `{details.NAME}` | one member of the details |
 /// | `{request_id}` | the request id |
 /// | `{key_id}`, `{project}`, `{kind}` | the caller, when known (never the key) |
-/// | `{tier}` | the caller's tier, once keys carry one |
+/// | `{tier}` | the caller's tier ([`KeyRecord::with_tier`](crate::key::KeyRecord::with_tier)) |
 /// | `{route}`, `{method}`, `{rule}` | the route's pattern, the method, the refusing rule |
 ///
 /// A string that is one placeholder and nothing else takes the value's own
@@ -250,7 +250,7 @@ impl Template {
             Field::KeyId => text(context.key_id()?),
             Field::Project => text(context.project()?),
             Field::Kind => text(context.principal()?.kind().as_str()),
-            Field::Tier => None,
+            Field::Tier => text(context.principal()?.tier()?),
             Field::Route => text(context.route()?),
             Field::Method => text(context.method()?.as_str()),
             Field::Rule => text(context.rule()?),

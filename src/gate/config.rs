@@ -1,5 +1,6 @@
 //! [`GateConfig`]: the same policy, read from TOML or JSON.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +15,7 @@ use crate::key::{
     CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
     KeyRecord, KeyStatus,
 };
-use crate::rate_limit::{InMemoryRateStore, Partition, RateLimitHeaders};
+use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
 use crate::route::TrailingSlash;
 
 /// A gate's configuration as data: global settings, defaults, keys and
@@ -125,6 +126,11 @@ pub struct GateConfig {
     /// The policy of unmatched requests and the defaults of every route.
     #[serde(default)]
     pub defaults: RoutePolicy,
+    /// Quotas routes share by name: `[shared_quotas]` with
+    /// `sdk = { rate = 600, per = "minute" }`, listed on routes as
+    /// `quotas = ["sdk"]` (see [`Quota::shared`](crate::rate_limit::Quota::shared)).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shared_quotas: BTreeMap<String, Quota>,
     /// Keys to load into the in-memory store.
     #[serde(
         default,
@@ -179,6 +185,17 @@ pub struct KeyConfig {
     /// (`2026-01-01T00:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Expiry>,
+    /// Its tier: routes' `tiers.NAME` settings apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Its own body cap in bytes, on every route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_limit: Option<u64>,
+    /// Quotas it draws by instead of the routes', by policy label (a
+    /// quota's name, else the route's pattern): `quotas = { sdk = { rate =
+    /// 6000, per = "minute" } }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, Quota>,
 }
 
 /// What `Debug` shows in place of a secret that is set.
@@ -209,6 +226,7 @@ impl fmt::Debug for GateConfig {
             .field("drain_limit", &self.drain_limit)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("defaults", &self.defaults)
+            .field("shared_quotas", &self.shared_quotas)
             .field("keys", &self.keys)
             .field("routes", &self.routes);
         #[cfg(feature = "redis")]
@@ -230,6 +248,9 @@ impl fmt::Debug for KeyConfig {
             .field("origins", &self.origins)
             .field("status", &self.status)
             .field("expires_at", &self.expires_at)
+            .field("tier", &self.tier)
+            .field("body_limit", &self.body_limit)
+            .field("quotas", &self.quotas)
             .finish()
     }
 }
@@ -467,6 +488,8 @@ impl GateConfig {
         parser: &KeyParser,
     ) -> Result<InMemoryKeyStore, ConfigError> {
         let store = InMemoryKeyStore::new();
+        let tiers = self.tier_names();
+        let labels = self.quota_labels();
         let mut names = std::collections::HashSet::new();
         for key in &self.keys {
             let field = |name: &str| format!("keys.{}.{name}", key.name);
@@ -506,6 +529,33 @@ impl GateConfig {
             if let Some(env) = key.env.or(env) {
                 record = record.with_env(env);
             }
+            if let Some(tier) = &key.tier {
+                if !tiers.contains(tier.as_str()) {
+                    return Err(ConfigError::new(
+                        field("tier"),
+                        format!("no route or `[defaults]` has settings for the tier `{tier}`"),
+                    ));
+                }
+                record = record
+                    .with_tier(tier)
+                    .map_err(|error| ConfigError::new(field("tier"), error.reason()))?;
+            }
+            if let Some(bytes) = key.body_limit {
+                record = record.with_body_limit(bytes);
+            }
+            for (label, quota) in &key.quotas {
+                if !labels.contains(label.as_str()) {
+                    return Err(ConfigError::new(
+                        field(&format!("quotas.{label}")),
+                        format!(
+                            "no quota is labelled `{label}`: use a quota's name or a route's pattern"
+                        ),
+                    ));
+                }
+                record = record
+                    .with_quota(label, quota.clone())
+                    .map_err(|error| ConfigError::new(field(error.field()), error.reason()))?;
+            }
             if let Some(expiry) = &key.expires_at {
                 let time = expiry.to_time().ok_or_else(|| {
                     ConfigError::new(
@@ -518,6 +568,44 @@ impl GateConfig {
             store.insert(digest, record);
         }
         Ok(store)
+    }
+
+    /// Every tier the defaults or a route has settings for.
+    fn tier_names(&self) -> BTreeSet<&str> {
+        std::iter::once(&self.defaults)
+            .chain(self.routes.iter().map(|route| &route.policy))
+            .filter_map(|policy| policy.tiers.as_ref())
+            .flat_map(BTreeMap::keys)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Every label a key's quota override may name: shared and named
+    /// quotas, route patterns (with `#2`… for stacked quotas), `default`.
+    fn quota_labels(&self) -> BTreeSet<String> {
+        let mut labels: BTreeSet<String> = self.shared_quotas.keys().cloned().collect();
+        let policies = std::iter::once((crate::route::Route::DEFAULT_NAME, &self.defaults)).chain(
+            self.routes
+                .iter()
+                .filter_map(|route| Some((route.route.as_deref()?, &route.policy))),
+        );
+        for (pattern, policy) in policies {
+            let tiers = policy
+                .tiers
+                .iter()
+                .flatten()
+                .filter_map(|(_, t)| t.quotas.as_ref());
+            for quotas in policy.quotas.iter().chain(tiers) {
+                for (index, quota) in quotas.iter().enumerate() {
+                    labels.insert(match (quota.name(), index) {
+                        (Some(name), _) => name.to_owned(),
+                        (None, 0) => pattern.to_owned(),
+                        (None, index) => format!("{pattern}#{}", index + 1),
+                    });
+                }
+            }
+        }
+        labels
     }
 
     /// A gate builder with everything this configuration says, keys in an
@@ -546,6 +634,15 @@ impl GateConfig {
                     .map_or(defaults.timeout, Duration::from_millis),
             })
             .defaults(self.defaults.clone());
+        for (name, quota) in &self.shared_quotas {
+            if quota.name().is_some_and(|given| given != name) {
+                return Err(ConfigError::new(
+                    format!("shared_quotas.{name}.name"),
+                    "a shared quota is named by its key in `[shared_quotas]`",
+                ));
+            }
+            builder = builder.shared_quota(quota.clone().named(name.as_str()));
+        }
         if let Some(header) = &self.request_id_header {
             let header = HeaderName::try_from(header.as_str()).map_err(|_| {
                 ConfigError::new(

@@ -65,7 +65,7 @@ use http::{HeaderName, StatusCode};
 pub use config::{Expiry, GateConfig, KeyConfig, RouteConfig};
 pub use observe::GateEvent;
 pub(crate) use observe::Hook;
-pub use policy::RoutePolicy;
+pub use policy::{RoutePolicy, TierPolicy};
 
 use crate::ConfigError;
 use crate::body_limit::{BodyLimits, DrainLimits};
@@ -79,7 +79,7 @@ use crate::key::{
 };
 use crate::origin::{OriginCheck, OriginPolicy};
 use crate::rate_limit::{
-    InMemoryRateStore, Partition, RateLimit, RateLimitCheck, RateLimitHeaders, RateOptions,
+    InMemoryRateStore, Partition, Quota, RateLimit, RateLimitCheck, RateLimitHeaders, RateOptions,
     RateStore,
 };
 use crate::route::{PerRoute, Route, RouteCheck, Routes, TrailingSlash};
@@ -231,6 +231,8 @@ struct Settings {
     credentials: Option<Vec<CredentialSource>>,
     /// How the contract spells the codes.
     codes: CodeMap,
+    /// Quotas routes share by name.
+    shared_quotas: Vec<Quota>,
     hook: Option<Hook>,
     /// The first mistake found by a setter that cannot fail, reported by
     /// `build`.
@@ -252,6 +254,7 @@ impl Default for Settings {
             routes: Vec::new(),
             credentials: None,
             codes: CodeMap::new(),
+            shared_quotas: Vec::new(),
             hook: None,
             error: None,
         }
@@ -437,6 +440,20 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         self.with(|s| s.routes.push((pattern, policy)))
     }
 
+    /// Declares a quota that routes share: every route listing
+    /// [`Quota::shared`] with its name (a configuration file's
+    /// `quotas = ["sdk"]`) draws from one bucket per partition, while each
+    /// route keeps its own other settings and quotas. It must be named
+    /// ([`Quota::named`]); declaring a name again replaces it.
+    pub fn shared_quota(self, quota: Quota) -> Self {
+        self.with(|s| {
+            let name = quota.name().map(str::to_owned);
+            s.shared_quotas
+                .retain(|declared| declared.name() != name.as_deref());
+            s.shared_quotas.push(quota);
+        })
+    }
+
     /// Calls `hook` once per request with what the gate decided (allowed, or
     /// rejected with its code) — for example to count rejections per code and
     /// route.
@@ -460,12 +477,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             routes: declared,
             credentials,
             codes,
+            shared_quotas,
             hook,
             error,
         } = self.settings;
         if let Some(error) = error {
             return Err(error);
         }
+        check_shared_quotas(&shared_quotas)?;
         let mut table = Routes::builder()
             .trailing_slash(trailing_slash)
             .default_public(defaults.public.unwrap_or(false));
@@ -483,8 +502,13 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             origin_policy(&defaults, origin_kinds).map_err(in_default)?,
         );
         let mut scopes = PerRoute::new(&routes, scope_rule(&defaults, None).map_err(in_default)?);
-        let mut limits = PerRoute::new(&routes, rate_limit(&defaults));
+        let mut limits = PerRoute::new(
+            &routes,
+            rate_limit(&defaults, &shared_quotas).map_err(in_default)?,
+        );
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
+        let mut tiered_caps = PerRoute::new(&routes, tier_caps(&defaults));
+        let mut any_tier_caps = !tiered_caps.get(None).is_none_or(|caps| caps.is_empty());
         let mut cap_codes = PerRoute::new(&routes, body_limit_code(&defaults).map_err(in_default)?);
         let mut rule_codes: Vec<String> = declared_codes(&defaults);
         if let Some(listed) = &credentials {
@@ -505,8 +529,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             )?;
             let path = name.split_whitespace().nth(1);
             scopes.set(name, scope_rule(&effective, path).map_err(in_route)?)?;
-            limits.set(name, rate_limit(&effective))?;
+            limits.set(
+                name,
+                rate_limit(&effective, &shared_quotas).map_err(in_route)?,
+            )?;
             caps.set(name, effective.body_limit.unwrap_or(DEFAULT_BODY_LIMIT))?;
+            let tiered = tier_caps(&effective);
+            any_tier_caps |= !tiered.is_empty();
+            tiered_caps.set(name, tiered)?;
             accesses.set(name, access_of(&effective).map_err(in_route)?)?;
             cap_codes.set(name, body_limit_code(&effective).map_err(in_route)?)?;
             rule_codes.extend(declared_codes(&effective));
@@ -533,6 +563,12 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 renderer.set_route_shape(route.name(), format.shape());
             }
         }
+        let mut body_limits = BodyLimits::new(caps)
+            .with_codes(cap_codes)
+            .with_drain(drain);
+        if any_tier_caps {
+            body_limits = body_limits.with_tiers(tiered_caps);
+        }
         let checks = RouteCheck::new(routes)
             .then(KeyCheck::with_options(Arc::new(self.key_store), key).with_access(accesses))
             .then(OriginCheck::new(origins))
@@ -544,14 +580,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 rate,
             )?);
         Ok(Gate {
-            layer: CheckLayer::from_parts(
-                checks,
-                BodyLimits::new(caps)
-                    .with_codes(cap_codes)
-                    .with_drain(drain),
-                renderer,
-                hook,
-            ),
+            layer: CheckLayer::from_parts(checks, body_limits, renderer, hook),
         })
     }
 }
@@ -710,10 +739,96 @@ fn scope_rule(policy: &RoutePolicy, path: Option<&str>) -> Result<ScopeRule, Con
     Ok(rule.hidden(policy.hidden.unwrap_or(false)))
 }
 
-fn rate_limit(policy: &RoutePolicy) -> RateLimit {
-    let limit = match &policy.quotas {
-        Some(quotas) => RateLimit::stacked(quotas.iter().cloned()),
+/// The rate limit of `policy`, shared quotas in place of their names.
+fn rate_limit(policy: &RoutePolicy, shared: &[Quota]) -> Result<RateLimit, ConfigError> {
+    let mut limit = match &policy.quotas {
+        Some(quotas) => RateLimit::stacked(resolve_shared(quotas, shared, "quotas")?),
         None => RateLimit::unlimited(),
     };
-    limit.cost(policy.cost.unwrap_or(1))
+    for (tier, settings) in policy.tiers.iter().flatten() {
+        if let Some(quotas) = &settings.quotas {
+            let field = format!("tiers.{tier}.quotas");
+            limit = limit.tier(tier.as_str(), resolve_shared(quotas, shared, &field)?);
+        }
+    }
+    Ok(limit.cost(policy.cost.unwrap_or(1)))
+}
+
+/// `quotas` with each reference to a shared quota replaced by the declared
+/// quota.
+fn resolve_shared(
+    quotas: &[Quota],
+    shared: &[Quota],
+    field: &str,
+) -> Result<Vec<Quota>, ConfigError> {
+    let mut named: Vec<&str> = Vec::new();
+    quotas
+        .iter()
+        .map(|quota| {
+            if !quota.is_shared_reference() {
+                return Ok(quota.clone());
+            }
+            let name = quota.name().unwrap_or_default();
+            if named.contains(&name) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("the shared quota `{name}` is listed twice"),
+                ));
+            }
+            named.push(name);
+            shared
+                .iter()
+                .find(|declared| declared.name() == Some(name))
+                .map(|declared| declared.clone().into_shared())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        field,
+                        format!(
+                            "no shared quota named `{name}` is declared \
+                             (`[shared_quotas]`, or `GateBuilder::shared_quota`)"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Whether the declared shared quotas are each named, well-formed and
+/// possible.
+fn check_shared_quotas(shared: &[Quota]) -> Result<(), ConfigError> {
+    for quota in shared {
+        let Some(name) = quota.name() else {
+            return Err(ConfigError::new(
+                "shared_quotas",
+                format!("{quota:?} needs a name: routes list it by its name"),
+            ));
+        };
+        let field = || format!("shared_quotas.{name}");
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+            return Err(ConfigError::new(
+                field(),
+                "a shared quota's name is 1 to 64 printable characters",
+            ));
+        }
+        if quota.is_shared_reference() {
+            return Err(ConfigError::new(
+                field(),
+                "declare the quota itself (`{ rate, per, burst }`), not a name",
+            ));
+        }
+        quota
+            .gcra()
+            .map_err(|error| ConfigError::new(field(), error.reason()))?;
+    }
+    Ok(())
+}
+
+/// The body caps `policy` gives keys of some tiers.
+fn tier_caps(policy: &RoutePolicy) -> crate::body_limit::TierCaps {
+    policy
+        .tiers
+        .iter()
+        .flatten()
+        .filter_map(|(tier, settings)| Some((Box::from(tier.as_str()), settings.body_limit?)))
+        .collect()
 }

@@ -1,5 +1,7 @@
 //! [`RoutePolicy`]: everything the gate enforces on one route.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFormat;
@@ -91,6 +93,53 @@ pub struct RoutePolicy {
     /// `body_limit`: the body cap in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) body_limit: Option<u64>,
+    /// `tiers`: other quotas and body caps for keys of these tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tiers: Option<BTreeMap<String, TierPolicy>>,
+}
+
+/// What a route gives keys of one tier instead of its own quotas and body
+/// cap (see [`RoutePolicy::tier`]). What it leaves unset is the route's.
+///
+/// In a configuration file, a route's (or the defaults')
+/// `tiers = { pro = { quotas = [...], body_limit = 1048576 } }`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicy {
+    /// `quotas`: the tier's quotas on this route (`[]`: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) quotas: Option<Vec<Quota>>,
+    /// `body_limit`: the tier's body cap on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) body_limit: Option<u64>,
+}
+
+impl TierPolicy {
+    /// Nothing set: the route's quotas and cap.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One quota for the tier.
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quotas = Some(vec![quota]);
+        self
+    }
+
+    /// Stacked quotas for the tier.
+    #[must_use]
+    pub fn quotas(mut self, quotas: impl IntoIterator<Item = Quota>) -> Self {
+        self.quotas = Some(quotas.into_iter().collect());
+        self
+    }
+
+    /// The tier's body cap in bytes.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
 }
 
 impl RoutePolicy {
@@ -273,6 +322,70 @@ impl RoutePolicy {
         self
     }
 
+    /// Gives keys of tier `tier` (see
+    /// [`KeyRecord::with_tier`](crate::key::KeyRecord::with_tier)) other
+    /// quotas or another body cap on this route. A key's own body cap or
+    /// quota override still wins over its tier's.
+    ///
+    /// Set on the defaults, a tier's quotas apply to the routes that take
+    /// their quotas from the defaults, and its body cap to those that take
+    /// their cap from the defaults; a route that sets its own quotas or cap
+    /// sets its tiers' too.
+    ///
+    /// ```
+    /// use tollgate::gate::{RoutePolicy, TierPolicy};
+    /// use tollgate::rate_limit::Quota;
+    ///
+    /// let track = RoutePolicy::new()
+    ///     .quota(Quota::per_second(10))
+    ///     .body_limit(64 * 1024)
+    ///     .tier("pro", TierPolicy::new().quota(Quota::per_second(200)).body_limit(1 << 20));
+    /// # let _ = track;
+    /// ```
+    #[must_use]
+    pub fn tier(mut self, tier: impl Into<String>, policy: TierPolicy) -> Self {
+        self.tiers
+            .get_or_insert_with(BTreeMap::new)
+            .insert(tier.into(), policy);
+        self
+    }
+
+    /// The tiers' settings, after `or` (every tier named here or on the
+    /// defaults, each setting the route's or the defaults' as `or` says).
+    fn merged_tiers(&self, defaults: &RoutePolicy) -> Option<BTreeMap<String, TierPolicy>> {
+        let own = self.tiers.as_ref();
+        let inherited = defaults.tiers.as_ref();
+        if own.is_none() && inherited.is_none() {
+            return None;
+        }
+        let names = own
+            .into_iter()
+            .chain(inherited)
+            .flat_map(BTreeMap::keys)
+            .collect::<std::collections::BTreeSet<_>>();
+        let merged = names
+            .into_iter()
+            .map(|name| {
+                let mine = own.and_then(|tiers| tiers.get(name));
+                let theirs = inherited.and_then(|tiers| tiers.get(name));
+                let quotas = mine.and_then(|tier| tier.quotas.clone()).or_else(|| {
+                    self.quotas
+                        .is_none()
+                        .then(|| theirs.and_then(|tier| tier.quotas.clone()))
+                        .flatten()
+                });
+                let body_limit = mine.and_then(|tier| tier.body_limit).or_else(|| {
+                    self.body_limit
+                        .is_none()
+                        .then(|| theirs.and_then(|tier| tier.body_limit))
+                        .flatten()
+                });
+                (name.clone(), TierPolicy { quotas, body_limit })
+            })
+            .collect();
+        Some(merged)
+    }
+
     /// This policy with every unset setting taken from `defaults` (the
     /// scopes as one setting: a route's `any_scopes` replaces the defaults'
     /// `scopes`).
@@ -316,6 +429,7 @@ impl RoutePolicy {
             quotas: self.quotas.clone().or_else(|| defaults.quotas.clone()),
             cost: self.cost.or(defaults.cost),
             body_limit: self.body_limit.or(defaults.body_limit),
+            tiers: self.merged_tiers(defaults),
         }
     }
 }

@@ -73,4 +73,5 @@ pub use parse::{
     ParsedKey, checksum,
 };
 pub use principal::Principal;
+pub(crate) use store::check_tier_name;
 pub use store::{InMemoryKeyStore, KeyRecord, KeyStatus, KeyStore, LookupResult};

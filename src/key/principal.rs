@@ -54,6 +54,11 @@ impl Principal {
         self.record.env()
     }
 
+    /// The key's tier, if it has one.
+    pub fn tier(&self) -> Option<&str> {
+        self.record.tier()
+    }
+
     /// The granted scopes.
     pub fn scopes(&self) -> &[String] {
         self.record.scopes()
@@ -77,6 +82,7 @@ impl fmt::Debug for Principal {
             .field("project", &self.project())
             .field("kind", &self.kind())
             .field("env", &self.env())
+            .field("tier", &self.tier())
             .field("scopes", &self.scopes())
             .finish()
     }

@@ -12,6 +12,8 @@ use super::parse::{KeyEnv, KeyKind};
 use crate::ConfigError;
 use crate::hash;
 use crate::origin::OriginPattern;
+use crate::rate_limit::Quota;
+use crate::rate_limit::gcra::Gcra;
 use crate::store::{Answer, StoreError};
 
 /// What the store knows of one key. Never holds the key itself.
@@ -38,6 +40,25 @@ pub struct KeyRecord {
     origins: Vec<OriginPattern>,
     status: KeyStatus,
     expires_at: Option<SystemTime>,
+    tier: Option<Arc<str>>,
+    body_limit: Option<u64>,
+    /// Quotas this key draws by instead of the route's, by policy label.
+    quotas: Box<[(Box<str>, Gcra)]>,
+}
+
+/// Whether `name` can name a tier: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub(crate) fn check_tier_name(name: &str) -> Result<(), String> {
+    let fine = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` cannot name a tier: use 1 to 64 of A-Z, a-z, 0-9, `_`, `-`, `.`"
+        ))
+    }
 }
 
 /// Whether a key may still be used.
@@ -76,7 +97,67 @@ impl KeyRecord {
             origins: Vec::new(),
             status: KeyStatus::Active,
             expires_at: None,
+            tier: None,
+            body_limit: None,
+            quotas: Box::new([]),
         }
+    }
+
+    /// Puts the key in tier `tier`: on routes with quotas for that tier
+    /// ([`RoutePolicy::tier`](crate::gate::RoutePolicy::tier)) it draws by
+    /// them, and the tier's body cap applies. A bad name is an error.
+    pub fn with_tier(mut self, tier: impl AsRef<str>) -> Result<Self, ConfigError> {
+        let tier = tier.as_ref();
+        check_tier_name(tier).map_err(|reason| ConfigError::new("tier", reason))?;
+        self.tier = Some(Arc::from(tier));
+        Ok(self)
+    }
+
+    /// Caps this key's request bodies at `bytes` on every route, in place of
+    /// the route's (and its tier's) cap.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Has this key draw by `quota` wherever a route's quota is labelled
+    /// `label` (the quota's name, or else the route's pattern, as the
+    /// `RateLimit-Policy` header shows it), in place of that quota. The
+    /// bucket stays the same one, so a key's override with the `project`
+    /// partition applies to the project's shared bucket while this key
+    /// calls. A bad quota is an error.
+    ///
+    /// ```
+    /// use tollgate::key::{KeyKind, KeyRecord};
+    /// use tollgate::rate_limit::Quota;
+    ///
+    /// let record = KeyRecord::new("key_1", "acme", KeyKind::Secret)
+    ///     .with_quota("sdk", Quota::per_minute(6000))
+    ///     .unwrap();
+    /// assert_eq!(record.quota_labels().collect::<Vec<_>>(), ["sdk"]);
+    /// assert!(KeyRecord::new("k", "p", KeyKind::Secret).with_quota("sdk", Quota::per_minute(0)).is_err());
+    /// ```
+    pub fn with_quota(mut self, label: impl AsRef<str>, quota: Quota) -> Result<Self, ConfigError> {
+        let label = label.as_ref();
+        let field = || format!("quotas.{label}");
+        if label.is_empty() {
+            return Err(ConfigError::new("quotas", "a quota override needs a label"));
+        }
+        if quota.is_shared_reference() {
+            return Err(ConfigError::new(
+                field(),
+                "an override gives the quota itself (`{ rate, per, burst }`), not a name",
+            ));
+        }
+        let gcra = quota
+            .gcra()
+            .map_err(|error| ConfigError::new(field(), error.reason()))?;
+        let mut quotas: Vec<_> = std::mem::take(&mut self.quotas).into_vec();
+        quotas.retain(|(existing, _)| **existing != *label);
+        quotas.push((Box::from(label), gcra));
+        self.quotas = quotas.into();
+        Ok(self)
     }
 
     /// Sets the environment.
@@ -175,6 +256,25 @@ impl KeyRecord {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
+
+    /// Its tier, if any.
+    pub fn tier(&self) -> Option<&str> {
+        self.tier.as_deref()
+    }
+
+    /// Its own body cap, if any.
+    pub fn body_limit(&self) -> Option<u64> {
+        self.body_limit
+    }
+
+    /// The labels of the quotas it overrides.
+    pub fn quota_labels(&self) -> impl Iterator<Item = &str> {
+        self.quotas.iter().map(|(label, _)| &**label)
+    }
+
+    pub(crate) fn quota_overrides(&self) -> &[(Box<str>, Gcra)] {
+        &self.quotas
+    }
 }
 
 fn default_scopes(kind: KeyKind) -> Vec<String> {
@@ -266,9 +366,26 @@ impl InMemoryKeyStore {
     /// Sets the key's status (revoked, disabled, active again), taking
     /// effect on the next request; returns whether it was known.
     pub fn set_status(&self, digest: &KeyDigest, status: KeyStatus) -> bool {
+        self.update(digest, |record| record.with_status(status))
+    }
+
+    /// Changes the key's record with `change` (a tier, a body cap, a quota
+    /// override, scopes…), taking effect on the next request; returns
+    /// whether it was known. Buckets are not reset.
+    ///
+    /// ```
+    /// use tollgate::key::{InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord};
+    ///
+    /// let store = InMemoryKeyStore::new();
+    /// let digest = KeyHasher::new().digest("sk_test_example");
+    /// store.insert(digest, KeyRecord::new("key_1", "acme", KeyKind::Secret));
+    /// assert!(store.update(&digest, |record| record.with_body_limit(1 << 20)));
+    /// assert_eq!(store.get(&digest).unwrap().body_limit(), Some(1 << 20));
+    /// ```
+    pub fn update(&self, digest: &KeyDigest, change: impl FnOnce(KeyRecord) -> KeyRecord) -> bool {
         match self.records.get_mut(digest) {
             Some(mut entry) => {
-                let changed = entry.as_ref().clone().with_status(status);
+                let changed = change(entry.as_ref().clone());
                 *entry = Arc::new(changed);
                 true
             }

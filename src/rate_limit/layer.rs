@@ -284,20 +284,24 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         if limits.is_unlimited() {
             return Answer::Ready(Ok(()));
         }
+        let limits = limits.for_caller(context::principal(request));
+        if limits.quotas().is_empty() {
+            return Answer::Ready(Ok(()));
+        }
         let bucket = match self.options.bucket_of(request) {
             Ok(bucket) => bucket,
             Err(error) => return Answer::Ready(Err(error)),
         };
-        match self.store.decide(&bucket, limits) {
+        match self.store.decide(&bucket, &limits) {
             Answer::Ready(result) => Answer::Ready(
                 self.options
-                    .conclude(result, limits, &bucket, headers)
+                    .conclude(result, &limits, &bucket, headers)
                     .map_err(|error| error.with_rule("rate_limit")),
             ),
             Answer::Pending(decision) => Answer::Pending(RateDecision {
                 waiting: Box::pin(Deciding {
                     decision,
-                    limits: Arc::clone(limits),
+                    limits: limits.into_owned(),
                 }),
             }),
         }

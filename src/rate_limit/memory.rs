@@ -11,7 +11,7 @@ use super::gcra::{Gcra, QuotaState};
 use super::quota::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, RateStore, RouteLimits};
 use crate::clock::{Clock, Nanos};
-use crate::hash::{BuildPrehashed, combine};
+use crate::hash::BuildPrehashed;
 use crate::store::{Answer, StoreError};
 
 const SHARDS: usize = 64;
@@ -128,22 +128,28 @@ impl InMemoryRateStore {
     pub fn decide_now(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Decision {
         let shared = &*self.shared;
         let now = shared.clock.now();
-        let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
         let decision = match limits.quotas() {
             [] => Decision::allowed(&[]),
-            [single] => shared.take(bucket_key(base, 0), single.gcra, now, limits.cost()),
-            quotas => shared.take_all(base, quotas.iter().map(|q| q.gcra), now, limits.cost()),
+            [single] => shared.take(
+                single.bucket_key(bucket, 0),
+                single.gcra,
+                now,
+                limits.cost(),
+            ),
+            quotas => {
+                let mut keys = [(0, quotas[0].gcra); MAX_STACKED_QUOTAS];
+                for (index, (slot, quota)) in keys.iter_mut().zip(quotas).enumerate() {
+                    *slot = (quota.bucket_key(bucket, index), quota.gcra);
+                }
+                shared.take_all(
+                    &keys[..quotas.len().min(MAX_STACKED_QUOTAS)],
+                    now,
+                    limits.cost(),
+                )
+            }
         };
         shared.tick(now);
         decision
-    }
-}
-
-fn bucket_key(base: u64, quota: usize) -> u64 {
-    if quota == 0 {
-        base
-    } else {
-        combine(base, quota as u64, 0x5bd1_e995)
     }
 }
 
@@ -165,21 +171,16 @@ impl Shared {
         }
     }
 
-    /// Takes `cost` tokens from every bucket of a stack, or from none.
-    fn take_all(
-        &self,
-        base: u64,
-        quotas: impl Iterator<Item = Gcra> + Clone,
-        now: Nanos,
-        cost: u64,
-    ) -> Decision {
+    /// Takes `cost` tokens from every bucket of a stack (each its key and
+    /// its quota), or from none.
+    fn take_all(&self, quotas: &[(u64, Gcra)], now: Nanos, cost: u64) -> Decision {
         let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
-        let count = quotas.clone().count();
+        let count = quotas.len();
         // First a look without writing: a request one quota refuses must
         // consume from none.
         let mut refusal: Option<(Nanos, usize)> = None;
-        for (index, gcra) in quotas.clone().enumerate() {
-            let tat = self.peek(bucket_key(base, index));
+        for (index, &(key, gcra)) in quotas.iter().enumerate() {
+            let tat = self.peek(key);
             states[index] = gcra.state(tat, now);
             if let (Err(wait), None) = (gcra.admit(tat, now, cost), refusal) {
                 refusal = Some((wait, index));
@@ -190,13 +191,12 @@ impl Shared {
         }
         // Then take from each; if another request emptied one meanwhile,
         // give back what was taken.
-        for (index, gcra) in quotas.clone().enumerate() {
-            let key = bucket_key(base, index);
+        for (index, &(key, gcra)) in quotas.iter().enumerate() {
             match self.with_bucket(key, now, |tat| cas_admit(tat, gcra, now, cost)) {
                 Some(Ok(tat)) => states[index] = gcra.state(tat, now),
                 refused => {
-                    for (undo, gcra) in quotas.clone().enumerate().take(index) {
-                        self.with_bucket(bucket_key(base, undo), now, |tat| {
+                    for &(undo, gcra) in &quotas[..index] {
+                        self.with_bucket(undo, now, |tat| {
                             let _ =
                                 tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
                                     Some(value.saturating_sub(gcra.increment(cost)))

@@ -45,7 +45,7 @@
 //! # });
 //! ```
 
-mod gcra;
+pub(crate) mod gcra;
 mod headers;
 mod layer;
 mod memory;

@@ -33,6 +33,19 @@ pub struct Quota {
     burst: Option<u64>,
     name: Option<Arc<str>>,
     code: Option<Arc<str>>,
+    sharing: Sharing,
+}
+
+/// Whether a quota's bucket belongs to its route or to its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sharing {
+    /// The route's own: one bucket per (partition, route).
+    Own,
+    /// A stand-in for the shared quota of this name, until the gate puts
+    /// the declared one in its place.
+    Reference,
+    /// One bucket per (partition, name), whichever route draws from it.
+    Shared,
 }
 
 /// The longest period a quota may have.
@@ -47,7 +60,51 @@ impl Quota {
             burst: None,
             name: None,
             code: None,
+            sharing: Sharing::Own,
         }
+    }
+
+    /// The shared quota named `name`, declared once on the gate
+    /// ([`GateBuilder::shared_quota`](crate::gate::GateBuilder::shared_quota),
+    /// or `[shared_quotas]` in a configuration file, where a route lists it
+    /// by its name: `quotas = ["sdk"]`). Every route listing it draws from
+    /// one bucket per partition, while each keeps its own other settings.
+    /// An undeclared name is a start-up error naming the route.
+    ///
+    /// ```
+    /// use tollgate::gate::{Gate, RoutePolicy};
+    /// use tollgate::key::InMemoryKeyStore;
+    /// use tollgate::rate_limit::Quota;
+    ///
+    /// let gate = Gate::builder(InMemoryKeyStore::new())
+    ///     .shared_quota(Quota::per_minute(600).named("sdk"))
+    ///     .route("POST /v1/events", RoutePolicy::new().quota(Quota::shared("sdk")))
+    ///     .route("GET /v1/flags", RoutePolicy::new().quotas([Quota::per_second(5), Quota::shared("sdk")]))
+    ///     .build();
+    /// assert!(gate.is_ok());
+    /// ```
+    pub fn shared(name: impl Into<Arc<str>>) -> Self {
+        let mut quota = Self::per(0, Duration::ZERO);
+        quota.name = Some(name.into());
+        quota.sharing = Sharing::Reference;
+        quota
+    }
+
+    /// Whether this stands for a shared quota declared on the gate.
+    pub fn is_shared_reference(&self) -> bool {
+        self.sharing == Sharing::Reference
+    }
+
+    /// Whether its bucket is shared by every route that lists it.
+    pub fn is_shared(&self) -> bool {
+        self.sharing == Sharing::Shared
+    }
+
+    /// This quota, as the declared shared quota every reference to its name
+    /// stands for.
+    pub(crate) fn into_shared(mut self) -> Self {
+        self.sharing = Sharing::Shared;
+        self
     }
 
     /// `rate` tokens per second.
@@ -130,6 +187,12 @@ impl Quota {
 
     pub(crate) fn gcra(&self) -> Result<Gcra, ConfigError> {
         let fail = |reason: String| Err(ConfigError::new("quota", reason));
+        if self.sharing == Sharing::Reference {
+            return fail(format!(
+                "no shared quota named `{}` is declared",
+                self.name.as_deref().unwrap_or_default()
+            ));
+        }
         if self.rate == 0 {
             return fail(format!("{self:?}: the rate must be at least 1"));
         }
@@ -194,15 +257,33 @@ impl Period {
 }
 
 /// Reads `{ rate, per, burst, name, code }`, `per` one of `second`, `minute`,
-/// `hour`, `day`. (Values are checked when a layer is built.)
+/// `hour`, `day`, or a bare string naming a shared quota (see
+/// [`Quota::shared`]). (Values are checked when a layer is built.)
 impl<'de> Deserialize<'de> for Quota {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let fields = QuotaFields::deserialize(deserializer)?;
-        let mut quota = Quota::per(fields.rate, Duration::from_secs(fields.per.seconds()));
-        quota.burst = fields.burst;
-        quota.name = fields.name.map(Arc::from);
-        quota.code = fields.code.map(Arc::from);
-        Ok(quota)
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Quota;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quota `{ rate, per, burst }` or the name of a shared quota")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Quota, E> {
+                Ok(Quota::shared(name))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Quota, A::Error> {
+                let fields =
+                    QuotaFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let mut quota = Quota::per(fields.rate, Duration::from_secs(fields.per.seconds()));
+                quota.burst = fields.burst;
+                quota.name = fields.name.map(Arc::from);
+                quota.code = fields.code.map(Arc::from);
+                Ok(quota)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -210,6 +291,9 @@ impl<'de> Deserialize<'de> for Quota {
 /// second, minute, hour or day cannot be written.
 impl Serialize for Quota {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.sharing == Sharing::Reference {
+            return serializer.serialize_str(self.name.as_deref().unwrap_or_default());
+        }
         let per = Period::ALL
             .into_iter()
             .find(|period| Duration::from_secs(period.seconds()) == self.period)
@@ -235,6 +319,13 @@ fn nanos(duration: Duration) -> u64 {
 
 impl fmt::Debug for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sharing == Sharing::Reference {
+            return write!(
+                f,
+                "Quota(shared \"{}\")",
+                self.name.as_deref().unwrap_or_default()
+            );
+        }
         write!(
             f,
             "Quota({}/{:?}, burst {})",
@@ -264,6 +355,7 @@ impl fmt::Debug for Quota {
 pub struct RateLimit {
     quotas: Vec<Quota>,
     cost: u64,
+    tiers: Vec<(String, Vec<Quota>)>,
 }
 
 /// The most quotas one route may stack.
@@ -275,6 +367,7 @@ impl RateLimit {
         Self {
             quotas: vec![quota],
             cost: 1,
+            tiers: Vec::new(),
         }
     }
 
@@ -284,6 +377,7 @@ impl RateLimit {
         Self {
             quotas: quotas.into_iter().collect(),
             cost: 1,
+            tiers: Vec::new(),
         }
     }
 
@@ -292,6 +386,7 @@ impl RateLimit {
         Self {
             quotas: Vec::new(),
             cost: 1,
+            tiers: Vec::new(),
         }
     }
 
@@ -302,9 +397,41 @@ impl RateLimit {
         self
     }
 
+    /// Keys of tier `tier` (see
+    /// [`KeyRecord::with_tier`](crate::key::KeyRecord::with_tier)) draw from
+    /// `quotas` instead (from the same buckets: a key that changes tier
+    /// keeps what it has used). `[]` leaves the tier unlimited.
+    ///
+    /// ```
+    /// use tollgate::rate_limit::{Quota, RateLimit};
+    ///
+    /// let track = RateLimit::new(Quota::per_second(10))
+    ///     .tier("pro", [Quota::per_second(100).burst(500)]);
+    /// assert_eq!(track.tiers()[0].0, "pro");
+    /// ```
+    #[must_use]
+    pub fn tier(
+        mut self,
+        tier: impl Into<String>,
+        quotas: impl IntoIterator<Item = Quota>,
+    ) -> Self {
+        let tier = tier.into();
+        let quotas: Vec<Quota> = quotas.into_iter().collect();
+        match self.tiers.iter_mut().find(|(name, _)| *name == tier) {
+            Some((_, slot)) => *slot = quotas,
+            None => self.tiers.push((tier, quotas)),
+        }
+        self
+    }
+
     /// The quotas.
     pub fn quotas(&self) -> &[Quota] {
         &self.quotas
+    }
+
+    /// Each tier's own quotas.
+    pub fn tiers(&self) -> &[(String, Vec<Quota>)] {
+        &self.tiers
     }
 
     /// What one request costs.
@@ -312,9 +439,9 @@ impl RateLimit {
         self.cost
     }
 
-    /// Whether there is no quota.
+    /// Whether there is no quota, for any tier.
     pub fn is_unlimited(&self) -> bool {
-        self.quotas.is_empty()
+        self.quotas.is_empty() && self.tiers.iter().all(|(_, quotas)| quotas.is_empty())
     }
 }
 

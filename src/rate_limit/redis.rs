@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gcra::{Gcra, QuotaState};
 use super::quota::MAX_STACKED_QUOTAS;
-use super::store::{Bucket, Decision, RateStore, RouteLimits};
+use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::ConfigError;
 use crate::clock::{Clock, Nanos};
 use crate::hash::{BuildPrehashed, combine};
@@ -218,10 +218,14 @@ pub struct RedisStats {
 ///   in one Lua script, atomically, on Redis's clock. The script is called
 ///   by its hash (`EVALSHA`) and loaded again by itself if Redis lost it
 ///   (after a restart or `SCRIPT FLUSH`).
-/// - **Keys** are `{prefix}{route|partition}:{quota}`, for example
-///   `tollgate:{POST /v1/track|project:acme}:0`; the braces keep a route's
-///   quotas in one Redis Cluster slot. Each expires when its bucket is full
-///   again, so idle buckets cost nothing.
+/// - **Keys** are `{prefix}{partition}:{route}:{quota}`, for example
+///   `tollgate:{project:acme}:POST /v1/track:0`, and
+///   `{prefix}{partition}:shared:{name}` for a
+///   [shared quota](super::Quota::shared); the braces keep all of a
+///   partition's buckets (a route's own and the shared ones it draws from)
+///   in one Redis Cluster slot, so one script can take from all of them.
+///   Each expires when its bucket is full again, so idle buckets cost
+///   nothing.
 /// - **Denial cache**: once Redis refuses a bucket for N seconds, requests
 ///   for it in those N seconds are refused here with the right
 ///   `Retry-After`, with no Redis call. A bucket refused by one instance may
@@ -331,14 +335,14 @@ impl RedisRateStore {
         }
     }
 
-    /// The Redis key of quota `index` of `bucket`.
-    pub fn key(&self, bucket: &Bucket<'_>, index: usize) -> String {
-        format!(
-            "{}{{{}|{}}}:{index}",
-            self.shared.prefix,
-            bucket.route(),
-            bucket.partition().value()
-        )
+    /// The Redis key of `quota`, the `index`th quota of `bucket`'s route.
+    pub fn key(&self, bucket: &Bucket<'_>, quota: &QuotaSpec, index: usize) -> String {
+        let prefix = &self.shared.prefix;
+        let partition = bucket.partition().value();
+        match (quota.is_shared(), quota.name()) {
+            (true, Some(name)) => format!("{prefix}{{{partition}}}:shared:{name}"),
+            _ => format!("{prefix}{{{partition}}}:{}:{index}", bucket.route()),
+        }
     }
 }
 
@@ -450,8 +454,10 @@ impl RateStore for RedisRateStore {
         if let Some(decision) = shared.cached_denial(id, limits) {
             return Answer::Ready(Ok(decision));
         }
-        let keys: Vec<String> = (0..quotas.len())
-            .map(|index| self.key(bucket, index))
+        let keys: Vec<String> = quotas
+            .iter()
+            .enumerate()
+            .map(|(index, quota)| self.key(bucket, quota, index))
             .collect();
         let mut args = Vec::with_capacity(1 + 2 * quotas.len());
         args.push(limits.cost().to_string());

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
 
@@ -12,6 +13,8 @@ use super::quota::{MAX_STACKED_QUOTAS, RateLimit};
 use crate::ConfigError;
 use crate::clock::Nanos;
 use crate::error::{Category, ErrorCode};
+use crate::hash::combine;
+use crate::key::Principal;
 use crate::route::Route;
 use crate::store::{Answer, StoreError};
 
@@ -21,6 +24,9 @@ pub struct QuotaSpec {
     pub(crate) gcra: Gcra,
     name: Option<Box<str>>,
     code: ErrorCode,
+    /// For a shared quota, the keyed hash of its name: its bucket is the
+    /// partition's under that name, whichever route draws from it.
+    shared: Option<u64>,
 }
 
 impl QuotaSpec {
@@ -49,6 +55,30 @@ impl QuotaSpec {
         self.gcra.burst()
     }
 
+    /// Whether its bucket is shared by every route listing it (see
+    /// [`Quota::shared`](super::Quota::shared)); its name then names the
+    /// bucket.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The in-memory key of this quota's bucket in `bucket`, `index` being
+    /// its place on the route.
+    #[inline]
+    pub(crate) fn bucket_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
+        match self.shared {
+            Some(name) => combine(bucket.partition().hash(), name, 0x2545_f491),
+            None => {
+                let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+                if index == 0 {
+                    base
+                } else {
+                    combine(base, index as u64, 0x5bd1_e995)
+                }
+            }
+        }
+    }
+
     /// Nanoseconds one token takes to come back.
     pub fn emission_nanos(&self) -> Nanos {
         self.gcra.increment(1)
@@ -65,6 +95,10 @@ impl QuotaSpec {
 pub struct RouteLimits {
     quotas: Box<[QuotaSpec]>,
     cost: u64,
+    /// The route's name (its quotas' default labels).
+    route: Box<str>,
+    /// Other quotas for keys of these tiers, by tier name.
+    tiers: Box<[(Box<str>, Arc<RouteLimits>)]>,
     /// What the headers of the route these limits were made for say the
     /// same way on every response, made once.
     cached: Option<CachedHeaders>,
@@ -90,44 +124,72 @@ impl RouteLimits {
     pub(crate) fn compile(route: Option<&Route>, limit: &RateLimit) -> Result<Self, ConfigError> {
         let name = route.map_or(Route::DEFAULT_NAME, Route::name);
         let in_route = |error: ConfigError| error.in_route(name);
-        if limit.quotas().len() > MAX_STACKED_QUOTAS {
-            return Err(in_route(ConfigError::new(
-                "quotas",
+        let mut compiled =
+            Self::compile_quotas(route, limit.quotas(), limit.request_cost(), "quotas")
+                .map_err(in_route)?;
+        let mut tiers = Vec::with_capacity(limit.tiers().len());
+        for (tier, quotas) in limit.tiers() {
+            let field = format!("tiers.{tier}.quotas");
+            if let Err(reason) = crate::key::check_tier_name(tier) {
+                return Err(in_route(ConfigError::new(format!("tiers.{tier}"), reason)));
+            }
+            let limits = Self::compile_quotas(route, quotas, limit.request_cost(), &field)
+                .map_err(in_route)?;
+            tiers.push((Box::from(tier.as_str()), Arc::new(limits)));
+        }
+        compiled.tiers = tiers.into();
+        Ok(compiled)
+    }
+
+    fn compile_quotas(
+        route: Option<&Route>,
+        listed: &[super::Quota],
+        cost: u64,
+        field: &str,
+    ) -> Result<Self, ConfigError> {
+        let name = route.map_or(Route::DEFAULT_NAME, Route::name);
+        let with_field = |error: ConfigError| ConfigError::new(field, error.reason());
+        if listed.len() > MAX_STACKED_QUOTAS {
+            return Err(ConfigError::new(
+                field,
                 format!("at most {MAX_STACKED_QUOTAS} quotas may be stacked"),
-            )));
+            ));
         }
-        if limit.request_cost() == 0 {
-            return Err(in_route(ConfigError::new(
-                "cost",
-                "a request must cost at least 1",
-            )));
+        if cost == 0 {
+            return Err(ConfigError::new("cost", "a request must cost at least 1"));
         }
-        let mut quotas = Vec::with_capacity(limit.quotas().len());
-        for quota in limit.quotas() {
-            let gcra = quota.gcra().map_err(in_route)?;
-            if limit.request_cost() > gcra.burst() {
-                return Err(in_route(ConfigError::new(
+        let mut quotas = Vec::with_capacity(listed.len());
+        for quota in listed {
+            let gcra = quota.gcra().map_err(with_field)?;
+            if cost > gcra.burst() {
+                return Err(ConfigError::new(
                     "cost",
                     format!(
-                        "a request costs {} but {quota:?} holds only {}: it could never be admitted",
-                        limit.request_cost(),
+                        "a request costs {cost} but {quota:?} holds only {}: it could never be admitted",
                         gcra.burst()
                     ),
-                )));
+                ));
             }
             let code = match quota.refusal_code() {
                 Some(code) => {
                     ErrorCode::custom(code, StatusCode::TOO_MANY_REQUESTS, Category::RateLimit)
                         .map_err(|error| {
-                            in_route(ConfigError::new("quotas.code", error.reason()))
+                            ConfigError::new(format!("{field}.code"), error.reason())
                         })?
                 }
                 None => ErrorCode::RATE_LIMITED,
             };
+            let shared = quota.is_shared().then(|| {
+                crate::hash::keyed(
+                    crate::hash::SHARED_QUOTA,
+                    quota.name().unwrap_or_default().as_bytes(),
+                )
+            });
             quotas.push(QuotaSpec {
                 gcra,
                 name: quota.name().map(Box::from),
                 code,
+                shared,
             });
         }
         let cached = route.and_then(|route| {
@@ -139,9 +201,60 @@ impl RouteLimits {
         });
         Ok(Self {
             quotas: quotas.into(),
-            cost: limit.request_cost(),
+            cost,
+            route: name.into(),
+            tiers: Box::new([]),
             cached,
         })
+    }
+
+    /// The limits that apply to `principal` on this route: its tier's
+    /// quotas if the route has some for its tier, else the route's, with
+    /// any quota the key overrides (by label) replaced. Borrowed unless the
+    /// key overrides one of them.
+    #[inline]
+    pub(crate) fn for_caller<'a>(
+        self: &'a Arc<Self>,
+        principal: Option<&Principal>,
+    ) -> std::borrow::Cow<'a, Arc<Self>> {
+        let Some(record) = principal.map(Principal::record) else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let tiered = match record.tier() {
+            Some(tier) if !self.tiers.is_empty() => self
+                .tiers
+                .iter()
+                .find(|(name, _)| **name == *tier)
+                .map_or(self, |(_, limits)| limits),
+            _ => self,
+        };
+        let overrides = record.quota_overrides();
+        if overrides.is_empty() {
+            return std::borrow::Cow::Borrowed(tiered);
+        }
+        let mut quotas: Option<Vec<QuotaSpec>> = None;
+        for (index, spec) in tiered.quotas.iter().enumerate() {
+            let label = spec.label(&tiered.route, index);
+            if let Some((_, gcra)) = overrides.iter().find(|(name, _)| **name == *label) {
+                let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
+                quotas[index].gcra = *gcra;
+            }
+        }
+        match quotas {
+            None => std::borrow::Cow::Borrowed(tiered),
+            Some(quotas) => std::borrow::Cow::Owned(Arc::new(Self {
+                quotas: quotas.into(),
+                cost: tiered.cost,
+                route: tiered.route.clone(),
+                tiers: Box::new([]),
+                cached: None,
+            })),
+        }
+    }
+
+    /// The tiers with quotas of their own on this route.
+    pub fn tier_names(&self) -> impl Iterator<Item = &str> {
+        self.tiers.iter().map(|(name, _)| &**name)
     }
 
     /// The quotas (none: unlimited).
@@ -154,9 +267,9 @@ impl RouteLimits {
         self.cost
     }
 
-    /// Whether the route has no limit.
+    /// Whether the route has no limit (for any tier).
     pub fn is_unlimited(&self) -> bool {
-        self.quotas.is_empty()
+        self.quotas.is_empty() && self.tiers.iter().all(|(_, tier)| tier.quotas.is_empty())
     }
 
     /// The `RateLimit-Policy` value and the quoted quota labels, if they
