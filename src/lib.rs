@@ -66,6 +66,8 @@ pub mod error;
 pub mod gate;
 mod hash;
 pub mod key;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod origin;
 pub mod rate_limit;
 pub mod route;

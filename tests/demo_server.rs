@@ -2,93 +2,17 @@
 //! accept errors, closes connections whose headers never finish, and stops
 //! gracefully on SIGTERM. Needs the example built (`cargo test` builds it).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use common::demo::Gateway;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const SERVER_KEY: &str = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
-
-/// `target/…/examples/gateway`, beside this test's own binary.
-fn gateway_binary() -> std::path::PathBuf {
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
-    }
-    let binary = path.join("examples").join("gateway");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the whole suite with `cargo test` (it builds the examples)",
-        binary.display()
-    );
-    binary
-}
-
-/// A running demo gateway and its address.
-struct Gateway {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Gateway {
-    /// Starts it through `sh -c "<prefix> exec gateway --addr 127.0.0.1:0 <args>"`.
-    fn start(prefix: &str, args: &str) -> Self {
-        let script = format!(
-            "{prefix} exec {} --addr 127.0.0.1:0 {args}",
-            gateway_binary().display()
-        );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("the gateway printed its address")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("tollgate demo gateway on http://") {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep reading its output so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, address }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (at most 20 s) for the process to end; its exit code.
-    fn wait(&mut self) -> Option<i32> {
-        for _ in 0..400 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the gateway did not exit");
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The status of the one response on `stream` (`None`: closed first).
 async fn status(stream: &mut TcpStream) -> Option<u16> {

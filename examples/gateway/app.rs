@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tollgate::body_limit::LimitedBody;
 use tollgate::error::{ApiError, ErrorCode, ErrorRenderer};
-use tollgate::gate::Gate;
+use tollgate::gate::{Gate, GateLayer, LiveGate};
 use tollgate::key::{KeyStore, Principal};
 use tollgate::rate_limit::RateStore;
 use tower::ServiceBuilder;
@@ -129,6 +129,20 @@ fn catch_panics(
 
 /// CORS outside, then the gate, then `handlers`.
 pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers) -> App {
+    app_with(gate, gate.layer(), handlers)
+}
+
+/// The same in front of a gate that the configuration file can replace
+/// while it serves (its CORS settings are the first gate's).
+pub fn live_app<St: KeyStore, Rs: RateStore>(live: &LiveGate<St, Rs>, handlers: Handlers) -> App {
+    app_with(&live.current(), live.layer(), handlers)
+}
+
+fn app_with<St: KeyStore, Rs: RateStore>(
+    gate: &Gate<St, Rs>,
+    layer: GateLayer<St, Rs>,
+    handlers: Handlers,
+) -> App {
     let service = ServiceBuilder::new()
         .layer(cors(gate))
         .map_response(|response: Response<_>| {
@@ -136,7 +150,7 @@ pub fn app<St: KeyStore, Rs: RateStore>(gate: &Gate<St, Rs>, handlers: Handlers)
                 body.map_err(Into::into).boxed_unsync()
             })
         })
-        .layer(gate.layer())
+        .layer(layer)
         .layer(catch_panics(gate.renderer().clone()))
         .service(handlers);
     BoxCloneService::new(service)

@@ -2,10 +2,21 @@
 //!
 //! ```text
 //! cargo run --release --example gateway [-- --addr HOST:PORT] [--config PATH]
+//! cargo run --release --features metrics --example gateway -- --metrics-addr 127.0.0.1:9100
 //! ```
 //!
 //! It reads `examples/gateway.toml` (keys, routes, quotas), prints its
 //! address and the demo keys, and logs each decision.
+//!
+//! On SIGHUP it reads its configuration file again and serves the new one
+//! from the next request on — keys added, revoked or disabled, routes and
+//! quotas changed — keeping the buckets of the routes and quotas that are
+//! still there and every open connection. A file that does not load is
+//! reported in the log and the running configuration stays.
+//!
+//! With `--features metrics` and `--metrics-addr HOST:PORT`, it serves its
+//! metrics in the Prometheus text format at `http://HOST:PORT/metrics`, on
+//! a listener of their own.
 //!
 //! As a server to copy: it keeps accepting after accept errors (too many
 //! open files: logged, a short pause, on), closes connections whose request
@@ -27,7 +38,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tollgate::gate::GateConfig;
+use tollgate::gate::{GateBuilder, GateConfig, LiveGate};
+use tollgate::key::InMemoryKeyStore;
+use tollgate::rate_limit::{InMemoryRateStore, RateStore};
 use tower::ServiceExt;
 
 struct Args {
@@ -35,6 +48,7 @@ struct Args {
     config: PathBuf,
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    metrics_addr: Option<SocketAddr>,
 }
 
 fn seconds(name: &str, text: &str) -> Result<Duration, String> {
@@ -54,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         )),
         header_timeout: Duration::from_secs(10),
         shutdown_timeout: Duration::from_secs(10),
+        metrics_addr: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -66,6 +81,13 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|error| format!("--addr {text}: {error}"))?;
             }
             "--config" => args.config = PathBuf::from(value("--config")?),
+            "--metrics-addr" => {
+                let text = value("--metrics-addr")?;
+                args.metrics_addr = Some(
+                    text.parse()
+                        .map_err(|error| format!("--metrics-addr {text}: {error}"))?,
+                );
+            }
             "--header-timeout" => {
                 args.header_timeout = seconds("--header-timeout", &value("--header-timeout")?)?
             }
@@ -75,7 +97,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: gateway [--addr HOST:PORT] [--config PATH] [--header-timeout SECONDS] [--shutdown-timeout SECONDS]"
+                    "usage: gateway [--addr HOST:PORT] [--config PATH] [--header-timeout SECONDS] [--shutdown-timeout SECONDS] [--metrics-addr HOST:PORT]"
                 );
                 std::process::exit(0);
             }
@@ -96,8 +118,26 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr).await?;
+    }
     let config = GateConfig::from_path(&args.config)?;
-    let builder = config.builder()?.on_decision(|event| match event.code() {
+    // With `--features redis` and a `[redis]` table, buckets are shared in Redis.
+    #[cfg(feature = "redis")]
+    if let Some(store) = config.redis_store().await? {
+        println!("rate limits shared in Redis ({store:?})");
+        let live = LiveGate::new(with_hook(config.builder()?).rate_store(store).build()?);
+        return serve(&args, &config, live).await;
+    }
+    let live = LiveGate::new(with_hook(config.builder()?).build()?);
+    serve(&args, &config, live).await
+}
+
+/// The demo's decision hook: one log line per request.
+fn with_hook(
+    builder: GateBuilder<InMemoryKeyStore, InMemoryRateStore>,
+) -> GateBuilder<InMemoryKeyStore, InMemoryRateStore> {
+    builder.on_decision(|event| match event.code() {
         None => tracing::info!(
             route = event.route(),
             status = event.status().as_u16(),
@@ -107,35 +147,104 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             route = event.route(),
             status = event.status().as_u16(),
             code = code.as_str(),
-            "rejected"
+            rule = event.rule(),
+            key_id = event.principal().map(|p| p.key_id()),
+            outcome = event.outcome().as_str(),
+            "{}",
+            event.outcome().as_str()
         ),
-    });
-    // With `--features redis` and a `[redis]` table, buckets are shared in Redis.
-    #[cfg(feature = "redis")]
-    if let Some(store) = config.redis_store().await? {
-        println!("rate limits shared in Redis ({store:?})");
-        let gate = builder.rate_store(store).build()?;
-        return serve(
-            &args,
-            &config,
-            app::app(&gate, app::handlers(gate.renderer().clone())),
-        )
-        .await;
-    }
-    let gate = builder.build()?;
-    serve(
-        &args,
-        &config,
-        app::app(&gate, app::handlers(gate.renderer().clone())),
-    )
-    .await
+    })
 }
 
-async fn serve(
+/// Reads the configuration file again and serves it from the next request
+/// on, over the running gate's rate store (so buckets carry over).
+fn reload<Rs: RateStore + Clone>(
+    path: &std::path::Path,
+    live: &LiveGate<InMemoryKeyStore, Rs>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = GateConfig::from_path(path)?;
+    let gate = with_hook(config.builder()?)
+        .rate_store(live.current().rate_store().clone())
+        .build()?;
+    live.replace(gate);
+    Ok(())
+}
+
+/// Reloads on every SIGHUP.
+fn reload_on_sighup<Rs: RateStore + Clone>(path: PathBuf, live: LiveGate<InMemoryKeyStore, Rs>) {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("a SIGHUP handler");
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match reload(&path, &live) {
+                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                Err(error) => tracing::error!(
+                    config = %path.display(),
+                    %error,
+                    "configuration reload failed; the running configuration stays"
+                ),
+            }
+        }
+    });
+}
+
+/// Serves the metrics in the Prometheus text format at `/metrics` on `addr`.
+#[cfg(feature = "metrics")]
+async fn serve_metrics(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("metrics on http://{}/metrics", listener.local_addr()?);
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let handle = handle.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let (status, body) = if request.uri().path() == "/metrics" {
+                    (http::StatusCode::OK, handle.render())
+                } else {
+                    (http::StatusCode::NOT_FOUND, String::from("not found\n"))
+                };
+                let mut response =
+                    http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(feature = "metrics"))]
+async fn serve_metrics(_: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    Err("--metrics-addr needs the metrics feature: cargo run --release --features metrics --example gateway -- --metrics-addr 127.0.0.1:9100".into())
+}
+
+async fn serve<Rs: RateStore + Clone>(
     args: &Args,
     config: &GateConfig,
-    service: app::App,
+    live: LiveGate<InMemoryKeyStore, Rs>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let service = app::live_app(&live, app::handlers(live.current().renderer().clone()));
+    reload_on_sighup(args.config.clone(), live);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     println!(

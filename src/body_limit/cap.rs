@@ -149,6 +149,9 @@ impl BodyLimits {
     fn limit_of<B>(&self, request: &Request<B>) -> Result<u64, ApiError> {
         let route = crate::context::route(request);
         let limit = *self.limits.for_route(route)?;
+        if route.is_some_and(crate::route::Route::is_public) {
+            return Ok(limit);
+        }
         let Some(record) = crate::context::principal(request).map(|p| p.record()) else {
             return Ok(limit);
         };

@@ -18,7 +18,7 @@ use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
 use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
 use crate::error::{ApiError, ErrorRenderer, JsonRpcId, RenderedByDefault, jsonrpc_request_id};
-use crate::gate::{GateEvent, Hook};
+use crate::gate::Observe;
 use crate::key::Principal;
 use crate::route::Route;
 
@@ -31,6 +31,27 @@ pin_project! {
         #[pin]
         state: State<F, S, C, L, B>,
         observe: Option<Observe>,
+        trace: Trace,
+    }
+}
+
+/// The request's span (entered while the future is polled) and whether a
+/// shadowed check would have refused it; nothing without `tracing`.
+pub(crate) struct Trace {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+    #[cfg(feature = "tracing")]
+    shadow: bool,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::none(),
+            #[cfg(feature = "tracing")]
+            shadow: false,
+        }
     }
 }
 
@@ -95,6 +116,7 @@ struct Waiting<S, C: Check, L, B> {
     service: S,
     headers: ResponseHeaders,
     shared: Arc<Shared<C, L>>,
+    started: Option<std::time::Instant>,
 }
 
 /// What rendering an error your service returns takes: the gate's renderer
@@ -144,30 +166,6 @@ impl<C, L> Echo<C, L> {
     }
 }
 
-/// What the decision hook needs once the response is ready.
-pub(crate) struct Observe {
-    hook: Hook,
-    route: Option<Route>,
-}
-
-impl Observe {
-    /// Something to report with, when there is a hook.
-    pub(crate) fn of<B>(hook: &Option<Hook>, request: &Request<B>) -> Option<Self> {
-        hook.as_ref().map(|hook| Self {
-            hook: Arc::clone(hook),
-            route: crate::context::route(request).cloned(),
-        })
-    }
-
-    fn report<B>(self, response: &Response<B>) {
-        (self.hook)(&GateEvent::new(
-            self.route.as_ref().map_or(Route::DEFAULT_NAME, Route::name),
-            response.status(),
-            response.extensions().get::<ApiError>(),
-        ));
-    }
-}
-
 impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
     /// The checks decided at once: call `service`, or answer the rejection.
     pub(crate) fn decided(
@@ -185,7 +183,45 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         Self {
             state: State::next(verdict, request, headers, service, shared),
             observe,
+            trace: Trace::default(),
         }
+    }
+
+    /// A span for one request through the gate (`debug` level, like
+    /// tower-http's `TraceLayer`): its route and outcome are recorded when
+    /// known.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span() -> tracing::Span {
+        tracing::debug_span!(
+            target: "tollgate",
+            "tollgate",
+            route = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        )
+    }
+
+    /// This future, polled inside `span`; `shadow`: whether a shadowed
+    /// check would have refused.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn in_span(mut self, span: tracing::Span, shadow: bool) -> Self {
+        self.trace = Trace { span, shadow };
+        self
+    }
+
+    /// Records `request`'s route in `span` once its checks have decided;
+    /// whether a shadowed check would have refused it.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_decision<R>(span: &tracing::Span, request: &Request<R>) -> bool {
+        if span.is_disabled() {
+            return false;
+        }
+        if let Some(route) = crate::context::route(request) {
+            span.record("route", route.name());
+        }
+        request
+            .extensions()
+            .get::<crate::check::Shadowed>()
+            .is_some()
     }
 
     pub(crate) fn waiting(
@@ -194,6 +230,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         headers: ResponseHeaders,
         service: S,
         shared: Arc<Shared<C, L>>,
+        started: Option<std::time::Instant>,
     ) -> Self {
         Self {
             state: State::Waiting {
@@ -203,9 +240,11 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
                     service,
                     headers,
                     shared,
+                    started,
                 })),
             },
             observe: None,
+            trace: Trace::default(),
         }
     }
 }
@@ -284,6 +323,13 @@ where
     type Output = Result<Response<ResponseBody<ResBody>>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        #[cfg(feature = "tracing")]
+        let span = {
+            let span = &self.as_mut().project().trace.span;
+            (!span.is_disabled()).then(|| span.clone())
+        };
+        #[cfg(feature = "tracing")]
+        let _entered = span.as_ref().map(tracing::Span::enter);
         loop {
             let mut this = self.as_mut().project();
             let response = match this.state.as_mut().project() {
@@ -300,9 +346,14 @@ where
                         mut service,
                         headers,
                         shared,
+                        started,
                         ..
                     } = *waiting.take().expect(POLLED_AFTER_COMPLETION);
-                    *this.observe = Observe::of(&shared.hook, &request);
+                    *this.observe = Observe::of(&shared.observer, &request, started);
+                    #[cfg(feature = "tracing")]
+                    {
+                        this.trace.shadow = Self::trace_decision(&this.trace.span, &request);
+                    }
                     let next = State::next(verdict, request, headers, &mut service, &shared);
                     this.state.set(next);
                     continue;
@@ -354,6 +405,11 @@ where
                     (*response).map(ResponseBody::rejection)
                 }
             };
+            #[cfg(feature = "tracing")]
+            if !this.trace.span.is_disabled() {
+                let outcome = crate::gate::Outcome::of(&response, this.trace.shadow);
+                this.trace.span.record("outcome", outcome.as_str());
+            }
             if let Some(observe) = this.observe.take() {
                 observe.report(&response);
             }

@@ -66,7 +66,8 @@
 //! ```
 
 mod future;
-mod service;
+pub(crate) mod service;
+pub(crate) mod shadow;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll, ready};
@@ -75,6 +76,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
 pub use future::ResponseFuture;
 pub use service::{CheckLayer, CheckService};
+pub use shadow::{Shadow, Shadowed};
 
 use crate::error::ApiError;
 use crate::rate_limit::RateHeaders;
@@ -190,11 +192,12 @@ impl<A: Check, C: Check> Check for Then<A, C> {
         headers: &mut ResponseHeaders,
     ) -> Step<Self::Pending> {
         match self.first.check(request, headers) {
-            Answer::Ready(Ok(())) => match self.second.check(request, headers) {
-                Answer::Ready(verdict) => Answer::Ready(verdict),
-                Answer::Pending(pending) => Answer::Pending(ThenPending::Second(pending)),
+            Answer::Ready(Ok(())) => self.then_second(request, headers),
+            // A shadowed check's rejection is recorded and the chain goes on.
+            Answer::Ready(Err(error)) => match shadow::absorb(request, error) {
+                Ok(()) => self.then_second(request, headers),
+                Err(error) => Answer::Ready(Err(error)),
             },
-            Answer::Ready(Err(error)) => Answer::Ready(Err(error)),
             Answer::Pending(pending) => Answer::Pending(ThenPending::First(pending)),
         }
     }
@@ -209,16 +212,38 @@ impl<A: Check, C: Check> Check for Then<A, C> {
         loop {
             match pending {
                 ThenPending::First(first) => {
-                    ready!(self.first.poll_pending(first, cx, request, headers))?;
-                    match self.second.check(request, headers) {
+                    if let Err(error) = ready!(self.first.poll_pending(first, cx, request, headers))
+                    {
+                        shadow::absorb(request, error)?;
+                    }
+                    match self.then_second(request, headers) {
                         Answer::Ready(verdict) => return Poll::Ready(verdict),
-                        Answer::Pending(second) => *pending = ThenPending::Second(second),
+                        Answer::Pending(second) => *pending = second,
                     }
                 }
                 ThenPending::Second(second) => {
-                    return self.second.poll_pending(second, cx, request, headers);
+                    return match ready!(self.second.poll_pending(second, cx, request, headers)) {
+                        Ok(()) => Poll::Ready(Ok(())),
+                        Err(error) => Poll::Ready(shadow::absorb(request, error)),
+                    };
                 }
             }
+        }
+    }
+}
+
+impl<A: Check, C: Check> Then<A, C> {
+    /// The second check, once the first admitted (or was shadowed).
+    #[inline]
+    fn then_second<B>(
+        &self,
+        request: &mut Request<B>,
+        headers: &mut ResponseHeaders,
+    ) -> Step<ThenPending<A::Pending, C::Pending>> {
+        match self.second.check(request, headers) {
+            Answer::Ready(Ok(())) => Answer::Ready(Ok(())),
+            Answer::Ready(Err(error)) => Answer::Ready(shadow::absorb(request, error)),
+            Answer::Pending(pending) => Answer::Pending(ThenPending::Second(pending)),
         }
     }
 }

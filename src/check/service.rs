@@ -3,17 +3,19 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::future::{Observe, ResponseFuture};
+use super::future::ResponseFuture;
 use super::{Check, ResponseHeaders};
 use crate::body::ResponseBody;
 use crate::body_limit::{BodyCap, Uncapped};
 use crate::error::ErrorRenderer;
-use crate::gate::Hook;
+use crate::gate::Observe;
+use crate::gate::Observer;
 use crate::store::Answer;
 
 /// Runs the check `C` (one check, or several chained with
@@ -23,7 +25,14 @@ use crate::store::Answer;
 /// Cheap to clone: everything sits behind one `Arc`.
 pub struct CheckLayer<C, L = Uncapped> {
     pub(crate) shared: Arc<Shared<C, L>>,
+    /// Where a live gate's current settings are read, request by request
+    /// (see [`LiveGate`](crate::gate::LiveGate)); `shared` is then the
+    /// settings as they were when the layer was made.
+    pub(crate) live: Option<Live<C, L>>,
 }
+
+/// A live gate's settings, swapped whole.
+pub(crate) type Live<C, L> = Arc<arc_swap::ArcSwap<Shared<C, L>>>;
 
 /// What every clone of a [`CheckService`] shares.
 #[derive(Clone)]
@@ -31,7 +40,7 @@ pub(crate) struct Shared<C, L> {
     pub(crate) checks: C,
     pub(crate) cap: L,
     pub(crate) renderer: ErrorRenderer,
-    pub(crate) hook: Option<Hook>,
+    pub(crate) observer: Option<Arc<Observer>>,
 }
 
 impl<C: Check> CheckLayer<C, Uncapped> {
@@ -48,15 +57,16 @@ impl<C, L> CheckLayer<C, L> {
         checks: C,
         cap: L,
         renderer: ErrorRenderer,
-        hook: Option<Hook>,
+        observer: Option<Arc<Observer>>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 checks,
                 cap,
                 renderer,
-                hook,
+                observer,
             }),
+            live: None,
         }
     }
 
@@ -76,6 +86,8 @@ impl<C: Clone, L: Clone> CheckLayer<C, L> {
     /// still holds them).
     pub(crate) fn change(mut self, change: impl FnOnce(&mut Shared<C, L>)) -> Self {
         change(Arc::make_mut(&mut self.shared));
+        // Changed settings are this layer's own: no longer a live gate's.
+        self.live = None;
         self
     }
 
@@ -90,6 +102,7 @@ impl<C, L> Clone for CheckLayer<C, L> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            live: self.live.clone(),
         }
     }
 }
@@ -110,6 +123,7 @@ impl<S, C, L> Layer<S> for CheckLayer<C, L> {
         CheckService {
             inner,
             shared: Arc::clone(&self.shared),
+            live: self.live.clone(),
         }
     }
 }
@@ -119,6 +133,7 @@ impl<S, C, L> Layer<S> for CheckLayer<C, L> {
 pub struct CheckService<S, C, L = Uncapped> {
     inner: S,
     shared: Arc<Shared<C, L>>,
+    live: Option<Live<C, L>>,
 }
 
 impl<S, C, L> CheckService<S, C, L> {
@@ -148,6 +163,7 @@ impl<S: Clone, C, L> Clone for CheckService<S, C, L> {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
+            live: self.live.clone(),
         }
     }
 }
@@ -177,20 +193,54 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
+        // A live gate's settings as they are now, for this whole request.
+        let current;
+        let shared = match &self.live {
+            None => &self.shared,
+            Some(live) => {
+                current = live.load();
+                &*current
+            }
+        };
+        let started = shared.observer.as_ref().map(|_| Instant::now());
+        #[cfg(feature = "tracing")]
+        let span = ResponseFuture::<S::Future, S, C, L, ReqBody>::span();
+        #[cfg(feature = "tracing")]
+        let entered = span.enter();
         let mut headers = ResponseHeaders::new();
-        match shared.checks.check(&mut request, &mut headers) {
+        let future = match shared.checks.check(&mut request, &mut headers) {
             Answer::Ready(verdict) => {
-                let observe = Observe::of(&shared.hook, &request);
-                ResponseFuture::decided(verdict, request, headers, &mut self.inner, shared, observe)
+                let observe = Observe::of(&shared.observer, &request, started);
+                #[cfg(feature = "tracing")]
+                let shadow =
+                    ResponseFuture::<S::Future, S, C, L, ReqBody>::trace_decision(&span, &request);
+                let future = ResponseFuture::decided(
+                    verdict,
+                    request,
+                    headers,
+                    &mut self.inner,
+                    shared,
+                    observe,
+                );
+                #[cfg(feature = "tracing")]
+                let future = future.in_span(span.clone(), shadow);
+                future
             }
             Answer::Pending(pending) => {
                 // The inner service was made ready by `poll_ready`: take that
                 // one along and leave a fresh clone in its place.
                 let fresh = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, fresh);
-                ResponseFuture::waiting(pending, request, headers, ready, Arc::clone(&self.shared))
+                let shared = Arc::clone(shared);
+                let future =
+                    ResponseFuture::waiting(pending, request, headers, ready, shared, started);
+                #[cfg(feature = "tracing")]
+                let future = future.in_span(span.clone(), false);
+                future
             }
-        }
+        };
+        #[cfg(feature = "tracing")]
+        drop(entered);
+        future
     }
 }

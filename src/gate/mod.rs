@@ -53,6 +53,7 @@
 //! ```
 
 mod config;
+mod live;
 mod observe;
 mod policy;
 
@@ -63,13 +64,14 @@ use std::time::Duration;
 use http::{HeaderName, StatusCode};
 
 pub use config::{Expiry, GateConfig, KeyConfig, RouteConfig};
-pub use observe::GateEvent;
-pub(crate) use observe::Hook;
+pub use live::LiveGate;
+pub use observe::{GateEvent, Outcome};
+pub(crate) use observe::{Hook, Observe, Observer};
 pub use policy::{RoutePolicy, TierPolicy};
 
 use crate::ConfigError;
 use crate::body_limit::{BodyLimits, DrainLimits};
-use crate::check::{Check, CheckLayer, CheckService, Then};
+use crate::check::{Check, CheckLayer, CheckService, Shadow, Then};
 use crate::clock::Clock;
 use crate::error::{Category, CodeMap, ErrorCode, ErrorRenderer};
 use crate::key::credential::Sources;
@@ -233,6 +235,8 @@ struct Settings {
     codes: CodeMap,
     /// Quotas routes share by name.
     shared_quotas: Vec<Quota>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::MetricsOptions,
     hook: Option<Hook>,
     /// The first mistake found by a setter that cannot fail, reported by
     /// `build`.
@@ -255,6 +259,8 @@ impl Default for Settings {
             credentials: None,
             codes: CodeMap::new(),
             shared_quotas: Vec::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::MetricsOptions::default(),
             hook: None,
             error: None,
         }
@@ -454,6 +460,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         })
     }
 
+    /// Sets what the metrics say beyond the defaults (feature `metrics`;
+    /// see [`crate::metrics`]). With the feature, the gate reports to
+    /// whatever recorder is installed, with or without this call.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(self, options: crate::metrics::MetricsOptions) -> Self {
+        self.with(|s| s.metrics = options)
+    }
+
     /// Calls `hook` once per request with what the gate decided (allowed, or
     /// rejected with its code) — for example to count rejections per code and
     /// route.
@@ -478,6 +492,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             credentials,
             codes,
             shared_quotas,
+            #[cfg(feature = "metrics")]
+            metrics,
             hook,
             error,
         } = self.settings;
@@ -495,6 +511,12 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             );
         }
         let routes = table.build()?;
+        #[cfg(feature = "metrics")]
+        let route_count = routes.len();
+        #[cfg(feature = "metrics")]
+        {
+            rate.near_limit = metrics.near_limit_share();
+        }
 
         let in_default = |error: ConfigError| error.in_route(Route::DEFAULT_NAME);
         let mut origins = PerRoute::new(
@@ -508,6 +530,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         );
         let mut caps = PerRoute::new(&routes, defaults.body_limit.unwrap_or(DEFAULT_BODY_LIMIT));
         let mut tiered_caps = PerRoute::new(&routes, tier_caps(&defaults));
+        let mut shadows = PerRoute::new(&routes, defaults.shadow.unwrap_or_default());
+        let mut any_shadow = defaults.shadow.is_some_and(|shadow| !shadow.is_none());
         let mut any_tier_caps = !tiered_caps.get(None).is_none_or(|caps| caps.is_empty());
         let mut cap_codes = PerRoute::new(&routes, body_limit_code(&defaults).map_err(in_default)?);
         let mut rule_codes: Vec<String> = declared_codes(&defaults);
@@ -537,6 +561,9 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             let tiered = tier_caps(&effective);
             any_tier_caps |= !tiered.is_empty();
             tiered_caps.set(name, tiered)?;
+            let shadow = effective.shadow.unwrap_or_default();
+            any_shadow |= !shadow.is_none();
+            shadows.set(name, shadow)?;
             accesses.set(name, access_of(&effective).map_err(in_route)?)?;
             cap_codes.set(name, body_limit_code(&effective).map_err(in_route)?)?;
             rule_codes.extend(declared_codes(&effective));
@@ -569,7 +596,11 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         if any_tier_caps {
             body_limits = body_limits.with_tiers(tiered_caps);
         }
-        let checks = RouteCheck::new(routes)
+        let mut route_check = RouteCheck::new(routes);
+        if any_shadow {
+            route_check = route_check.with_shadows(shadows);
+        }
+        let checks = route_check
             .then(KeyCheck::with_options(Arc::new(self.key_store), key).with_access(accesses))
             .then(OriginCheck::new(origins))
             .then(ScopeCheck::new(scopes))
@@ -580,7 +611,16 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 rate,
             )?);
         Ok(Gate {
-            layer: CheckLayer::from_parts(checks, body_limits, renderer, hook),
+            layer: CheckLayer::from_parts(
+                checks,
+                body_limits,
+                renderer,
+                Observer::of(
+                    hook,
+                    #[cfg(feature = "metrics")]
+                    Some(crate::metrics::RequestMetrics::new(&metrics, route_count)),
+                ),
+            ),
         })
     }
 }
@@ -745,6 +785,7 @@ fn rate_limit(policy: &RoutePolicy, shared: &[Quota]) -> Result<RateLimit, Confi
         Some(quotas) => RateLimit::stacked(resolve_shared(quotas, shared, "quotas")?),
         None => RateLimit::unlimited(),
     };
+    limit.shadowed = policy.shadow.is_some_and(Shadow::covers_rate_limit);
     for (tier, settings) in policy.tiers.iter().flatten() {
         if let Some(quotas) = &settings.quotas {
             let field = format!("tiers.{tier}.quotas");

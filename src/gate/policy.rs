@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::Shadow;
 use crate::error::ErrorFormat;
 use crate::key::{CredentialSource, KeyKind};
 use crate::origin::MissingOrigin;
@@ -93,6 +94,9 @@ pub struct RoutePolicy {
     /// `body_limit`: the body cap in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) body_limit: Option<u64>,
+    /// `shadow`: checks decided and recorded but not enforced (`true`: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shadow: Option<Shadow>,
     /// `tiers`: other quotas and body caps for keys of these tiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) tiers: Option<BTreeMap<String, TierPolicy>>,
@@ -322,6 +326,29 @@ impl RoutePolicy {
         self
     }
 
+    /// Shadows these checks on this route (see
+    /// [`check::shadow`](crate::check::Shadow)): a rejection they would
+    /// answer is recorded — the decision hook, metrics with outcome
+    /// `shadow`, a `debug` log — and the request passes. `Shadow::ALL`
+    /// shadows every check but the body cap.
+    ///
+    /// ```
+    /// use tollgate::check::Shadow;
+    /// use tollgate::gate::RoutePolicy;
+    /// use tollgate::rate_limit::Quota;
+    ///
+    /// // Try a tighter limit before enforcing it.
+    /// let track = RoutePolicy::new()
+    ///     .quota(Quota::per_second(10))
+    ///     .shadow(Shadow::checks(["rate_limit"]).unwrap());
+    /// # let _ = track;
+    /// ```
+    #[must_use]
+    pub fn shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
     /// Gives keys of tier `tier` (see
     /// [`KeyRecord::with_tier`](crate::key::KeyRecord::with_tier)) other
     /// quotas or another body cap on this route. A key's own body cap or
@@ -429,6 +456,7 @@ impl RoutePolicy {
             quotas: self.quotas.clone().or_else(|| defaults.quotas.clone()),
             cost: self.cost.or(defaults.cost),
             body_limit: self.body_limit.or(defaults.body_limit),
+            shadow: self.shadow.or(defaults.shadow),
             tiers: self.merged_tiers(defaults),
         }
     }

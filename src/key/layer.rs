@@ -309,6 +309,7 @@ impl<St: KeyStore> KeyCheck<St> {
                     lookup,
                     deadline: None,
                     kind: presented.kind,
+                    started: std::time::Instant::now(),
                 }),
             }),
         }
@@ -331,9 +332,15 @@ impl<St: KeyStore> KeyCheck<St> {
                     .deadline
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 ready!(sleep.as_mut().poll(cx));
+                #[cfg(feature = "metrics")]
+                crate::metrics::store_failure("key");
                 Err(self.options.timed_out())
             }
         };
+        #[cfg(feature = "metrics")]
+        crate::metrics::store_duration("key", waiting.started.elapsed());
+        #[cfg(not(feature = "metrics"))]
+        let _ = waiting.started;
         Poll::Ready(verdict.map(|record| self.options.admitted(request, record)))
     }
 }
@@ -350,6 +357,8 @@ pin_project! {
         lookup: L,
         deadline: Option<Pin<Box<Sleep>>>,
         kind: KeyKind,
+        // When the lookup began (for the store-duration metric).
+        started: std::time::Instant,
     }
 }
 
@@ -414,6 +423,8 @@ impl KeyOptions {
             Ok(Some(record)) => record,
             Ok(None) => return Err(ApiError::from(ErrorCode::INVALID_API_KEY)),
             Err(error) => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::store_failure("key");
                 #[cfg(feature = "tracing")]
                 tracing::warn!(target: "tollgate", error = %error, "key store lookup failed");
                 let _ = error;

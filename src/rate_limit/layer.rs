@@ -48,6 +48,10 @@ pub(crate) struct Options {
     pub(crate) trusted_proxies: Arc<[IpNet]>,
     pub(crate) headers: RateLimitHeaders,
     pub(crate) clock: Clock,
+    /// The share of a burst under which an admitted request counts as
+    /// near the limit (metrics).
+    #[cfg(feature = "metrics")]
+    pub(crate) near_limit: f64,
 }
 
 impl Default for Options {
@@ -57,6 +61,8 @@ impl Default for Options {
             trusted_proxies: Arc::from([]),
             headers: RateLimitHeaders::default(),
             clock: Clock::system(),
+            #[cfg(feature = "metrics")]
+            near_limit: 0.2,
         }
     }
 }
@@ -227,6 +233,8 @@ impl Options {
         let decision = match result {
             Ok(decision) => decision,
             Err(error) => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::store_failure("rate");
                 #[cfg(feature = "tracing")]
                 tracing::warn!(target: "tollgate", error = %error, route = bucket.route(), "rate store failed");
                 let _ = error;
@@ -236,9 +244,15 @@ impl Options {
         let headers = RateHeaders::new(self.headers, limits, bucket, &decision, || {
             self.clock.unix_seconds()
         });
-        // Admitted or refused, the response carries them: one writer.
-        out.set_rate(headers);
+        // Admitted or refused, the response carries them: one writer. Not
+        // where the limit is only tried (shadowed): clients must not slow
+        // down for it.
+        if !limits.shadowed {
+            out.set_rate(headers);
+        }
         if decision.is_allowed() {
+            #[cfg(feature = "metrics")]
+            self.count_near_limit(limits, bucket, &decision);
             return Ok(());
         }
         let seconds = retry_after_seconds(decision.retry_after());
@@ -269,6 +283,19 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Counts each quota that admitted with at most the near-limit share
+    /// of its burst left.
+    #[cfg(feature = "metrics")]
+    fn count_near_limit(&self, limits: &RouteLimits, bucket: &Bucket<'_>, decision: &Decision) {
+        for (index, (quota, state)) in limits.quotas().iter().zip(decision.states()).enumerate() {
+            if (state.remaining as f64) <= quota.burst() as f64 * self.near_limit {
+                crate::metrics::near_limit(bucket.route(), &quota.label(bucket.route(), index));
+            }
+        }
+    }
+}
+
 impl<St: RateStore> Check for RateLimitCheck<St> {
     type Pending = RateDecision<St::Future>;
 
@@ -277,14 +304,20 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         request: &mut Request<B>,
         headers: &mut ResponseHeaders,
     ) -> Step<Self::Pending> {
-        let limits = match self.limits.for_route(context::route(request)) {
+        let route = context::route(request);
+        let limits = match self.limits.for_route(route) {
             Ok(limits) => limits,
             Err(error) => return Answer::Ready(Err(error)),
         };
         if limits.is_unlimited() {
             return Answer::Ready(Ok(()));
         }
-        let limits = limits.for_caller(context::principal(request));
+        // A public route has no caller whose tier or overrides could apply.
+        let caller = match route {
+            Some(route) if route.is_public() => None,
+            _ => context::principal(request),
+        };
+        let limits = limits.for_caller(caller);
         if limits.quotas().is_empty() {
             return Answer::Ready(Ok(()));
         }
@@ -302,6 +335,7 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
                 waiting: Box::pin(Deciding {
                     decision,
                     limits: limits.into_owned(),
+                    started: std::time::Instant::now(),
                 }),
             }),
         }
@@ -316,6 +350,10 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
     ) -> Poll<Result<(), ApiError>> {
         let waiting = pending.waiting.as_mut().project();
         let result = ready!(waiting.decision.poll(cx));
+        #[cfg(feature = "metrics")]
+        crate::metrics::store_duration("rate", waiting.started.elapsed());
+        #[cfg(not(feature = "metrics"))]
+        let _ = waiting.started;
         let bucket = self.options.bucket_of(request)?;
         Poll::Ready(
             self.options
@@ -336,6 +374,8 @@ pin_project! {
         #[pin]
         decision: D,
         limits: Arc<RouteLimits>,
+        // When the decision began (for the store-duration metric).
+        started: std::time::Instant,
     }
 }
 

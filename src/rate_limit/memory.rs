@@ -239,7 +239,9 @@ impl Shared {
         }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
         let tat = map.entry(key).or_insert_with(|| {
-            self.live.fetch_add(1, Ordering::Relaxed);
+            let _live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+            #[cfg(feature = "metrics")]
+            crate::metrics::buckets(_live);
             AtomicU64::new(0)
         });
         Some(act(tat))
@@ -296,7 +298,11 @@ impl Shared {
         if map.capacity() > 64 && after < map.capacity() / 4 {
             map.shrink_to(after * 2);
         }
-        self.live.fetch_sub(removed, Ordering::Relaxed);
+        let _live = self.live.fetch_sub(removed, Ordering::Relaxed) - removed;
+        #[cfg(feature = "metrics")]
+        if removed > 0 {
+            crate::metrics::buckets(_live);
+        }
         removed
     }
 }

@@ -356,6 +356,8 @@ pub struct RateLimit {
     quotas: Vec<Quota>,
     cost: u64,
     tiers: Vec<(String, Vec<Quota>)>,
+    /// Shadowed: decided and recorded, never refused, no headers sent.
+    pub(crate) shadowed: bool,
 }
 
 /// The most quotas one route may stack.
@@ -368,6 +370,7 @@ impl RateLimit {
             quotas: vec![quota],
             cost: 1,
             tiers: Vec::new(),
+            shadowed: false,
         }
     }
 
@@ -378,6 +381,7 @@ impl RateLimit {
             quotas: quotas.into_iter().collect(),
             cost: 1,
             tiers: Vec::new(),
+            shadowed: false,
         }
     }
 
@@ -387,6 +391,7 @@ impl RateLimit {
             quotas: Vec::new(),
             cost: 1,
             tiers: Vec::new(),
+            shadowed: false,
         }
     }
 

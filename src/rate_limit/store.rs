@@ -99,6 +99,8 @@ pub struct RouteLimits {
     route: Box<str>,
     /// Other quotas for keys of these tiers, by tier name.
     tiers: Box<[(Box<str>, Arc<RouteLimits>)]>,
+    /// The route shadows its rate limit: no headers are sent.
+    pub(crate) shadowed: bool,
     /// What the headers of the route these limits were made for say the
     /// same way on every response, made once.
     cached: Option<CachedHeaders>,
@@ -133,11 +135,13 @@ impl RouteLimits {
             if let Err(reason) = crate::key::check_tier_name(tier) {
                 return Err(in_route(ConfigError::new(format!("tiers.{tier}"), reason)));
             }
-            let limits = Self::compile_quotas(route, quotas, limit.request_cost(), &field)
+            let mut limits = Self::compile_quotas(route, quotas, limit.request_cost(), &field)
                 .map_err(in_route)?;
+            limits.shadowed = limit.shadowed;
             tiers.push((Box::from(tier.as_str()), Arc::new(limits)));
         }
         compiled.tiers = tiers.into();
+        compiled.shadowed = limit.shadowed;
         Ok(compiled)
     }
 
@@ -204,6 +208,7 @@ impl RouteLimits {
             cost,
             route: name.into(),
             tiers: Box::new([]),
+            shadowed: false,
             cached,
         })
     }
@@ -247,6 +252,7 @@ impl RouteLimits {
                 cost: tiered.cost,
                 route: tiered.route.clone(),
                 tiers: Box::new([]),
+                shadowed: tiered.shadowed,
                 cached: None,
             })),
         }

@@ -7,7 +7,8 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::Routes;
+use super::{PerRoute, Routes};
+use crate::check::shadow::{Shadow, Shadows};
 use crate::check::{Check, ResponseHeaders, Step, never_pending};
 use crate::store::Answer;
 
@@ -100,12 +101,24 @@ where
 #[derive(Clone, Debug)]
 pub struct RouteCheck {
     routes: Routes,
+    /// What each route shadows, if any route shadows anything.
+    shadows: Option<PerRoute<Shadow>>,
 }
 
 impl RouteCheck {
     /// A check matching against `routes`.
     pub fn new(routes: Routes) -> Self {
-        Self { routes }
+        Self {
+            routes,
+            shadows: None,
+        }
+    }
+
+    /// Shadows these checks of each route (see [`Shadow`]).
+    #[must_use]
+    pub fn with_shadows(mut self, shadows: PerRoute<Shadow>) -> Self {
+        self.shadows = Some(shadows);
+        self
     }
 
     /// The routes it matches against.
@@ -120,6 +133,12 @@ impl Check for RouteCheck {
     #[inline]
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
         self.routes.tag(request);
+        if let Some(shadows) = &self.shadows
+            && let Some(shadow) = shadows.get(crate::context::route(request))
+            && !shadow.is_none()
+        {
+            request.extensions_mut().insert(Shadows(*shadow));
+        }
         Answer::Ready(Ok(()))
     }
 

@@ -19,6 +19,7 @@ use tollgate::key::{
 };
 use tower::ServiceExt;
 
+pub mod demo;
 pub mod fixture;
 
 pub type TestRequest = Request<Full<Bytes>>;

@@ -1,0 +1,169 @@
+//! Metrics, through the [`metrics`] facade (feature `metrics`): install any
+//! recorder (Prometheus, StatsD, OpenTelemetry…) before the gate serves
+//! its first request.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `tollgate_requests_total` | counter | `route` (the pattern, never the path), `outcome` (`allowed`, `rejected`, `shadow`), `code` (the rejection's code, or the one a shadowed check would have answered; empty when allowed) |
+//! | `tollgate_rate_limit_near_limit_total` | counter | `route`, `policy`: admitted with at most 20 % of the burst left ([`MetricsOptions::near_limit`]) |
+//! | `tollgate_store_duration_seconds` | histogram | `store` (`key`, `rate`): lookups and decisions that had to wait (Redis, your key store) |
+//! | `tollgate_store_failures_total` | counter | `store` |
+//! | `tollgate_rate_limit_buckets` | gauge | live buckets of the in-memory rate store |
+//!
+//! No label carries a key, a digest, a path or other unbounded input: route
+//! patterns, codes and policy names come from the configuration. The
+//! project is not a label unless [`MetricsOptions::project_label`] says so:
+//! one series per project can be many series.
+
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use metrics::{Counter, counter, gauge, histogram};
+
+use crate::gate::GateEvent;
+use crate::route::Route;
+
+/// `tollgate_requests_total`.
+pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
+/// `tollgate_rate_limit_near_limit_total`.
+pub const NEAR_LIMIT_TOTAL: &str = "tollgate_rate_limit_near_limit_total";
+/// `tollgate_store_duration_seconds`.
+pub const STORE_DURATION: &str = "tollgate_store_duration_seconds";
+/// `tollgate_store_failures_total`.
+pub const STORE_FAILURES: &str = "tollgate_store_failures_total";
+/// `tollgate_rate_limit_buckets`.
+pub const BUCKETS: &str = "tollgate_rate_limit_buckets";
+
+/// What the gate's metrics say beyond the defaults; see
+/// [`GateBuilder::metrics`](crate::gate::GateBuilder::metrics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsOptions {
+    near_limit: f64,
+    project_label: bool,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        Self {
+            near_limit: 0.2,
+            project_label: false,
+        }
+    }
+}
+
+impl MetricsOptions {
+    /// The defaults: near the limit at 20 % of the burst left, no project
+    /// label.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts an admitted request as near the limit when at most `share`
+    /// of a quota's burst is left (0 to 1; default 0.2).
+    #[must_use]
+    pub fn near_limit(mut self, share: f64) -> Self {
+        self.near_limit = share.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Labels `tollgate_requests_total` with the caller's project too (one
+    /// series per project and route: mind the cardinality). Off by default.
+    #[must_use]
+    pub fn project_label(mut self, on: bool) -> Self {
+        self.project_label = on;
+        self
+    }
+
+    /// The share of the burst under which a request is near the limit.
+    pub fn near_limit_share(&self) -> f64 {
+        self.near_limit
+    }
+}
+
+/// The request counter's handles, made on first use (so that a recorder
+/// installed after the gate was built is the one counted into), per route.
+pub(crate) struct RequestMetrics {
+    options: MetricsOptions,
+    /// Per route id: the `allowed` counter, and the others by (outcome, code).
+    routes: Arc<[RouteCounters]>,
+}
+
+#[derive(Default)]
+struct RouteCounters {
+    allowed: OnceLock<Counter>,
+    other: RwLock<Vec<(&'static str, Box<str>, Counter)>>,
+}
+
+impl RequestMetrics {
+    pub(crate) fn new(options: &MetricsOptions, routes: usize) -> Self {
+        Self {
+            options: options.clone(),
+            routes: (0..routes.max(1))
+                .map(|_| RouteCounters::default())
+                .collect(),
+        }
+    }
+
+    /// Counts `event`, on `route`.
+    pub(crate) fn count(&self, route: Option<&Route>, event: &GateEvent<'_>) {
+        let name = event.route().to_owned();
+        let outcome = event.outcome().as_str();
+        let code = event.code().map_or("", |code| code.as_str());
+        if self.options.project_label {
+            let project = event.principal().map_or("", |p| p.project()).to_owned();
+            counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => code.to_owned(), "project" => project)
+                .increment(1);
+            return;
+        }
+        let slot = route
+            .and_then(|route| self.routes.get(route.id().index()))
+            .unwrap_or(&self.routes[0]);
+        if code.is_empty() && outcome == "allowed" {
+            slot.allowed
+                .get_or_init(|| counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => ""))
+                .increment(1);
+            return;
+        }
+        let known = slot
+            .other
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(o, c, _)| *o == outcome && &**c == code)
+            .map(|(_, _, counter)| counter.clone());
+        let counter = known.unwrap_or_else(|| {
+            let counter = counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => code.to_owned());
+            let mut other = slot
+                .other
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Codes come from the configuration: a bounded list.
+            if other.len() < 256 {
+                other.push((outcome, code.into(), counter.clone()));
+            }
+            counter
+        });
+        counter.increment(1);
+    }
+}
+
+/// Counts an admitted request near the limit of `policy` on `route`.
+pub(crate) fn near_limit(route: &str, policy: &str) {
+    counter!(NEAR_LIMIT_TOTAL, "route" => route.to_owned(), "policy" => policy.to_owned())
+        .increment(1);
+}
+
+/// Records how long a `store` (`key`, `rate`) took to answer.
+pub(crate) fn store_duration(store: &'static str, took: Duration) {
+    histogram!(STORE_DURATION, "store" => store).record(took.as_secs_f64());
+}
+
+/// Counts a failure of a `store` (`key`, `rate`).
+pub(crate) fn store_failure(store: &'static str) {
+    counter!(STORE_FAILURES, "store" => store).increment(1);
+}
+
+/// Sets the gauge of live in-memory buckets.
+pub(crate) fn buckets(live: usize) {
+    gauge!(BUCKETS).set(live as f64);
+}
