@@ -11,6 +11,9 @@
 //! - `tollgate_gate`: the full `Gate` — route match, key (parse, checksum,
 //!   HMAC-SHA256, in-memory store of 10 000 keys), origin, scope, rate limit
 //!   (a bucket per project, draft headers), body cap.
+//! - `tollgate_gate_contract`, `tollgate_gate_tiers`: the same gate speaking
+//!   another API's contract, and with every key in one of two tiers that
+//!   have their own quota and body cap on the route.
 //! - `peer_stack`: tower-http's `RequestBodyLimitLayer` and `tower_governor`
 //!   keyed by the bearer token: no key check at all.
 //! - `peer_stack_keyed`: what a user who does check keys would assemble:
@@ -20,6 +23,9 @@
 //!   extensions), then `tower_governor` keyed by the token; tower-http's
 //!   `RequestBodyLimitLayer` around both (as in `peer_stack`: its own
 //!   response body type is one the layers inside could not answer with).
+//!
+//! With `--features metrics`, the gate reports to the no-op recorder, or
+//! with `BENCH_RECORDER=prometheus` to an installed Prometheus recorder.
 //!
 //! Group `clone`: cloning and dropping each stack, as servers do for every
 //! request, on one thread and on two at once.
@@ -254,7 +260,22 @@ impl KeyExtractor for BearerToken {
 // The keyed peer's validator answers `Result<(), Response<_>>`: that is
 // tower-http's signature.
 #[allow(clippy::result_large_err)]
+/// With the `metrics` feature and `BENCH_RECORDER=prometheus`, the gate
+/// reports to an installed Prometheus recorder; with the feature alone, to
+/// the facade's no-op recorder.
+fn install_recorder() {
+    #[cfg(feature = "metrics")]
+    if std::env::var("BENCH_RECORDER").as_deref() == Ok("prometheus") {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a Prometheus recorder");
+        // Kept alive for the whole run, as a server keeps its handle.
+        std::mem::forget(handle);
+    }
+}
+
 fn bench_stack(c: &mut Criterion) {
+    install_recorder();
     let f = fixture();
     let mut group = c.benchmark_group("stack");
 

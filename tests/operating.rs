@@ -566,3 +566,115 @@ async fn sighup_reloads_the_demo_configuration() {
     gateway.wait_for("configuration reloaded");
     assert_eq!(send(server.key()).await, 202);
 }
+
+/// Collects the fields of every closed span.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<(String, std::collections::BTreeMap<String, String>)>>>);
+
+#[derive(Default)]
+struct Fields(std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Spans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attributes: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        context: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = Fields::default();
+        attributes.record(&mut fields);
+        context.span(id).unwrap().extensions_mut().insert(fields);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        context: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let span = context.span(id).unwrap();
+        let mut extensions = span.extensions_mut();
+        values.record(extensions.get_mut::<Fields>().unwrap());
+    }
+
+    fn on_close(&self, id: tracing::span::Id, context: tracing_subscriber::layer::Context<'_, S>) {
+        let span = context.span(&id).unwrap();
+        let fields = span.extensions_mut().remove::<Fields>().unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap()
+            .push((span.name().to_owned(), fields.0));
+    }
+}
+
+/// One `tollgate` span per request, with its route and outcome.
+#[tokio::test]
+async fn each_request_has_a_span_with_its_route_and_outcome() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(spans.clone())
+        .with(tracing_subscriber::filter::LevelFilter::DEBUG);
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let keys = TestKeys::new();
+    let gate = shadow_from_builder(&keys, &Recorder::default());
+    let handler = common::Handler::default();
+    let service = tower::ServiceBuilder::new()
+        .layer(gate.layer())
+        .service(handler.gated());
+    let request = |method: &str, path: &str, key: bool| {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if key {
+            builder = builder.header("authorization", format!("Bearer {}", keys.secret.key()));
+        }
+        common::empty(builder)
+    };
+    assert_eq!(
+        common::send(service.clone(), request("POST", "/v1/enforced", true))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        common::send(service.clone(), request("POST", "/v1/enforced", false))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        common::send(service.clone(), request("GET", "/v1/admin", true))
+            .await
+            .status,
+        200
+    );
+
+    let closed: Vec<_> = spans
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name == "tollgate")
+        .map(|(_, fields)| (fields["route"].clone(), fields["outcome"].clone()))
+        .collect();
+    let expected = [
+        ("POST /v1/enforced", "allowed"),
+        ("POST /v1/enforced", "rejected"),
+        ("GET /v1/admin", "shadow"),
+    ]
+    .map(|(route, outcome)| (route.to_owned(), outcome.to_owned()));
+    assert_eq!(closed, expected);
+}

@@ -91,3 +91,23 @@ fn readme_per_caller_excerpt_builds() {
     assert!(error.contains("keys.bigcorp-sdk.quotas.sdks"), "{error}");
     assert!(section.contains("keys.bigcorp-sdk.quotas.sdks"));
 }
+
+/// The shadow-mode excerpt is a route that builds, and shadows its rate
+/// limit.
+#[test]
+fn readme_shadow_excerpt_builds() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("### Shadow mode")
+        .nth(1)
+        .expect("README has the shadow section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML excerpt");
+    let config = tollgate::gate::GateConfig::from_toml(toml).unwrap();
+    let policy = toml::to_string(&config.routes[0].policy).unwrap();
+    assert!(policy.contains("shadow = [\"rate_limit\"]"), "{policy}");
+    config.build().unwrap();
+}
