@@ -567,9 +567,12 @@ async fn sighup_reloads_the_demo_configuration() {
     assert_eq!(send(server.key()).await, 202);
 }
 
+/// A closed span: its name and fields.
+type Closed = (String, std::collections::BTreeMap<String, String>);
+
 /// Collects the fields of every closed span.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, std::collections::BTreeMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Closed>>>);
 
 #[derive(Default)]
 struct Fields(std::collections::BTreeMap<String, String>);
