@@ -11,7 +11,9 @@
 //! rate-limited route, as `stack/tollgate_gate`), `tiers` (the same with
 //! every key in one of two tiers, each with its own quota and body cap on
 //! the route, as `stack/tollgate_gate_tiers`), `public` (a public route,
-//! as `stack/tollgate_gate_public_route`). Each runs the given number of
+//! as `stack/tollgate_gate_public_route`). Built with `--features metrics`,
+//! the gate reports to the no-op recorder, or with `BENCH_RECORDER=prometheus`
+//! to a Prometheus one. Each runs the given number of
 //! requests after as many for warm-up; subtract `bare` (and a run of 0) to
 //! get the cost per request.
 
@@ -52,6 +54,15 @@ fn handler<B>() -> impl Service<
 }
 
 fn main() {
+    // With `--features metrics`: the facade's no-op recorder, or with
+    // `BENCH_RECORDER=prometheus` an installed Prometheus one.
+    #[cfg(feature = "metrics")]
+    if std::env::var("BENCH_RECORDER").as_deref() == Ok("prometheus") {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a Prometheus recorder");
+        std::mem::forget(handle);
+    }
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "gate".into());
     let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);

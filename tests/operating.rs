@@ -681,3 +681,29 @@ async fn each_request_has_a_span_with_its_route_and_outcome() {
     .map(|(route, outcome)| (route.to_owned(), outcome.to_owned()));
     assert_eq!(closed, expected);
 }
+
+/// A shadowed refusal is logged at `debug`, with its route, code and rule,
+/// and never with the key.
+#[tokio::test]
+async fn a_shadowed_refusal_is_logged() {
+    let (logs, _guard) = common::Logs::capture();
+    let keys = TestKeys::new();
+    let gate = shadow_from_builder(&keys, &Recorder::default());
+    let service = tower::ServiceBuilder::new()
+        .layer(gate.layer())
+        .service(common::Handler::default().gated());
+    let request = common::empty(
+        http::Request::get("/v1/admin")
+            .header("authorization", format!("Bearer {}", keys.secret.key())),
+    );
+    assert_eq!(common::send(service, request).await.status, 200);
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("shadow: the request would have been refused"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("DEBUG"), "{line}");
+    assert!(line.contains("code=\"insufficient_scope\""), "{line}");
+    assert!(line.contains("rule=\"scope\""), "{line}");
+    assert!(!text.contains(keys.secret.key()), "{text}");
+}

@@ -36,23 +36,15 @@ pin_project! {
 }
 
 /// The request's span (entered while the future is polled) and whether a
-/// shadowed check would have refused it; nothing without `tracing`.
-pub(crate) struct Trace {
+/// shadowed check would have refused it: boxed, and only when a subscriber
+/// wants the span, so that the future stays small otherwise.
+pub(crate) type Trace = Option<Box<Traced>>;
+
+pub(crate) struct Traced {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
     #[cfg(feature = "tracing")]
     shadow: bool,
-}
-
-impl Default for Trace {
-    fn default() -> Self {
-        Self {
-            #[cfg(feature = "tracing")]
-            span: tracing::Span::none(),
-            #[cfg(feature = "tracing")]
-            shadow: false,
-        }
-    }
 }
 
 pin_project! {
@@ -175,6 +167,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         service: &mut S,
         shared: &Arc<Shared<C, L>>,
         observe: Option<Observe>,
+        trace: Trace,
     ) -> Self
     where
         S: Service<Request<L::Body>, Future = F>,
@@ -183,29 +176,46 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         Self {
             state: State::next(verdict, request, headers, service, shared),
             observe,
-            trace: Trace::default(),
+            trace,
         }
     }
 
     /// A span for one request through the gate (`debug` level, like
-    /// tower-http's `TraceLayer`): its route and outcome are recorded when
-    /// known.
+    /// tower-http's `TraceLayer`), if a subscriber wants it: its route and
+    /// outcome are recorded when known.
     #[cfg(feature = "tracing")]
-    pub(crate) fn span() -> tracing::Span {
-        tracing::debug_span!(
+    pub(crate) fn trace() -> Trace {
+        // Without any subscriber nobody can see it: not even made.
+        if !tracing::dispatcher::has_been_set() {
+            return None;
+        }
+        let span = tracing::debug_span!(
             target: "tollgate",
             "tollgate",
             route = tracing::field::Empty,
             outcome = tracing::field::Empty
-        )
+        );
+        (!span.is_disabled()).then(|| {
+            Box::new(Traced {
+                span,
+                shadow: false,
+            })
+        })
     }
 
-    /// This future, polled inside `span`; `shadow`: whether a shadowed
-    /// check would have refused.
+    /// The request's span, to enter while its checks run.
     #[cfg(feature = "tracing")]
-    pub(crate) fn in_span(mut self, span: tracing::Span, shadow: bool) -> Self {
-        self.trace = Trace { span, shadow };
-        self
+    pub(crate) fn span_of(trace: &Trace) -> Option<tracing::Span> {
+        trace.as_ref().map(|traced| traced.span.clone())
+    }
+
+    /// Records the route of `request`, whose checks have decided, and
+    /// whether a shadowed check would have refused it.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_decided<R>(trace: &mut Trace, request: &Request<R>) {
+        if let Some(traced) = trace.as_mut() {
+            traced.shadow = Self::trace_decision(&traced.span, request);
+        }
     }
 
     /// Records `request`'s route in `span` once its checks have decided;
@@ -231,6 +241,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         service: S,
         shared: Arc<Shared<C, L>>,
         started: Option<std::time::Instant>,
+        trace: Trace,
     ) -> Self {
         Self {
             state: State::Waiting {
@@ -244,7 +255,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
                 })),
             },
             observe: None,
-            trace: Trace::default(),
+            trace,
         }
     }
 }
@@ -324,10 +335,12 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         #[cfg(feature = "tracing")]
-        let span = {
-            let span = &self.as_mut().project().trace.span;
-            (!span.is_disabled()).then(|| span.clone())
-        };
+        let span = self
+            .as_mut()
+            .project()
+            .trace
+            .as_ref()
+            .map(|traced| traced.span.clone());
         #[cfg(feature = "tracing")]
         let _entered = span.as_ref().map(tracing::Span::enter);
         loop {
@@ -351,8 +364,8 @@ where
                     } = *waiting.take().expect(POLLED_AFTER_COMPLETION);
                     *this.observe = Observe::of(&shared.observer, &request, started);
                     #[cfg(feature = "tracing")]
-                    {
-                        this.trace.shadow = Self::trace_decision(&this.trace.span, &request);
+                    if let Some(traced) = this.trace.as_mut() {
+                        traced.shadow = Self::trace_decision(&traced.span, &request);
                     }
                     let next = State::next(verdict, request, headers, &mut service, &shared);
                     this.state.set(next);
@@ -406,9 +419,9 @@ where
                 }
             };
             #[cfg(feature = "tracing")]
-            if !this.trace.span.is_disabled() {
-                let outcome = crate::gate::Outcome::of(&response, this.trace.shadow);
-                this.trace.span.record("outcome", outcome.as_str());
+            if let Some(traced) = this.trace.as_ref() {
+                let outcome = crate::gate::Outcome::of(&response, traced.shadow);
+                traced.span.record("outcome", outcome.as_str());
             }
             if let Some(observe) = this.observe.take() {
                 observe.report(&response);

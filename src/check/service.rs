@@ -204,27 +204,28 @@ where
         };
         let started = shared.observer.as_ref().map(|_| Instant::now());
         #[cfg(feature = "tracing")]
-        let span = ResponseFuture::<S::Future, S, C, L, ReqBody>::span();
+        let mut trace = ResponseFuture::<S::Future, S, C, L, ReqBody>::trace();
+        #[cfg(not(feature = "tracing"))]
+        let trace = None;
         #[cfg(feature = "tracing")]
-        let entered = span.enter();
+        let span = ResponseFuture::<S::Future, S, C, L, ReqBody>::span_of(&trace);
+        #[cfg(feature = "tracing")]
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut headers = ResponseHeaders::new();
-        let future = match shared.checks.check(&mut request, &mut headers) {
+        match shared.checks.check(&mut request, &mut headers) {
             Answer::Ready(verdict) => {
                 let observe = Observe::of(&shared.observer, &request, started);
                 #[cfg(feature = "tracing")]
-                let shadow =
-                    ResponseFuture::<S::Future, S, C, L, ReqBody>::trace_decision(&span, &request);
-                let future = ResponseFuture::decided(
+                ResponseFuture::<S::Future, S, C, L, ReqBody>::trace_decided(&mut trace, &request);
+                ResponseFuture::decided(
                     verdict,
                     request,
                     headers,
                     &mut self.inner,
                     shared,
                     observe,
-                );
-                #[cfg(feature = "tracing")]
-                let future = future.in_span(span.clone(), shadow);
-                future
+                    trace,
+                )
             }
             Answer::Pending(pending) => {
                 // The inner service was made ready by `poll_ready`: take that
@@ -232,15 +233,8 @@ where
                 let fresh = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, fresh);
                 let shared = Arc::clone(shared);
-                let future =
-                    ResponseFuture::waiting(pending, request, headers, ready, shared, started);
-                #[cfg(feature = "tracing")]
-                let future = future.in_span(span.clone(), false);
-                future
+                ResponseFuture::waiting(pending, request, headers, ready, shared, started, trace)
             }
-        };
-        #[cfg(feature = "tracing")]
-        drop(entered);
-        future
+        }
     }
 }

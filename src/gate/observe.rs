@@ -27,6 +27,7 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of `response` (`shadow`: a shadowed check would have
     /// refused the request).
+    #[cfg(feature = "tracing")]
     pub(crate) fn of<B>(response: &Response<B>, shadow: bool) -> Self {
         match (response.extensions().get::<ApiError>(), shadow) {
             (Some(_), _) => Self::Rejected,
