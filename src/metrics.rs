@@ -95,6 +95,11 @@ struct RouteCounters {
 }
 
 impl RequestMetrics {
+    /// Whether counting needs the caller (for the project label).
+    pub(crate) fn needs_principal(&self) -> bool {
+        self.options.project_label
+    }
+
     pub(crate) fn new(options: &MetricsOptions, routes: usize) -> Self {
         Self {
             options: options.clone(),
@@ -106,12 +111,12 @@ impl RequestMetrics {
 
     /// Counts `event`, on `route`.
     pub(crate) fn count(&self, route: Option<&Route>, event: &GateEvent<'_>) {
-        let name = event.route().to_owned();
+        let name = || event.route().to_owned();
         let outcome = event.outcome().as_str();
         let code = event.code().map_or("", |code| code.as_str());
         if self.options.project_label {
             let project = event.principal().map_or("", |p| p.project()).to_owned();
-            counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => code.to_owned(), "project" => project)
+            counter!(REQUESTS_TOTAL, "route" => name(), "outcome" => outcome, "code" => code.to_owned(), "project" => project)
                 .increment(1);
             return;
         }
@@ -120,7 +125,7 @@ impl RequestMetrics {
             .unwrap_or(&self.routes[0]);
         if code.is_empty() && outcome == "allowed" {
             slot.allowed
-                .get_or_init(|| counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => ""))
+                .get_or_init(|| counter!(REQUESTS_TOTAL, "route" => name(), "outcome" => outcome, "code" => ""))
                 .increment(1);
             return;
         }
@@ -132,7 +137,7 @@ impl RequestMetrics {
             .find(|(o, c, _)| *o == outcome && &**c == code)
             .map(|(_, _, counter)| counter.clone());
         let counter = known.unwrap_or_else(|| {
-            let counter = counter!(REQUESTS_TOTAL, "route" => name, "outcome" => outcome, "code" => code.to_owned());
+            let counter = counter!(REQUESTS_TOTAL, "route" => name(), "outcome" => outcome, "code" => code.to_owned());
             let mut other = slot
                 .other
                 .write()

@@ -202,7 +202,11 @@ where
                 &*current
             }
         };
-        let started = shared.observer.as_ref().map(|_| Instant::now());
+        let started = shared
+            .observer
+            .as_ref()
+            .filter(|observer| observer.needs_time())
+            .map(|_| Instant::now());
         #[cfg(feature = "tracing")]
         let mut trace = ResponseFuture::<S::Future, S, C, L, ReqBody>::trace();
         #[cfg(not(feature = "tracing"))]

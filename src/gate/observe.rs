@@ -131,6 +131,8 @@ pub(crate) struct Observer {
     pub(crate) hook: Option<Hook>,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<crate::metrics::RequestMetrics>,
+    /// Whether a report needs the caller (the hook, a project label).
+    needs_principal: bool,
 }
 
 impl Observer {
@@ -143,13 +145,25 @@ impl Observer {
         let nothing = hook.is_none() && metrics.is_none();
         #[cfg(not(feature = "metrics"))]
         let nothing = hook.is_none();
+        #[cfg(feature = "metrics")]
+        let project_label = metrics
+            .as_ref()
+            .is_some_and(crate::metrics::RequestMetrics::needs_principal);
+        #[cfg(not(feature = "metrics"))]
+        let project_label = false;
         (!nothing).then(|| {
             Arc::new(Self {
+                needs_principal: hook.is_some() || project_label,
                 hook,
                 #[cfg(feature = "metrics")]
                 metrics,
             })
         })
+    }
+
+    /// Whether a report needs the time the gate took (only the hook shows it).
+    pub(crate) fn needs_time(&self) -> bool {
+        self.hook.is_some()
     }
 }
 
@@ -175,7 +189,10 @@ impl Observe {
         Some(Self {
             observer: Arc::clone(observer),
             route: crate::context::route(request).cloned(),
-            principal: crate::context::principal(request).cloned(),
+            principal: observer
+                .needs_principal
+                .then(|| crate::context::principal(request).cloned())
+                .flatten(),
             shadowed: request
                 .extensions()
                 .get::<Shadowed>()
