@@ -99,11 +99,6 @@ impl Shadow {
             .any(|(name, bit)| *name == rule && self.0 & bit != 0)
     }
 
-    /// Whether the rate limit is shadowed.
-    pub fn covers_rate_limit(self) -> bool {
-        self.0 & (ALL | RATE_LIMIT) != 0
-    }
-
     fn names(self) -> impl Iterator<Item = &'static str> {
         NAMES
             .iter()

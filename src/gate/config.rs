@@ -15,6 +15,7 @@ use crate::key::{
     CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
     KeyRecord, KeyStatus,
 };
+use crate::rate_limit::store::policy_label;
 use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
 use crate::route::TrailingSlash;
 
@@ -597,11 +598,7 @@ impl GateConfig {
                 .filter_map(|(_, t)| t.quotas.as_ref());
             for quotas in policy.quotas.iter().chain(tiers) {
                 for (index, quota) in quotas.iter().enumerate() {
-                    labels.insert(match (quota.name(), index) {
-                        (Some(name), _) => name.to_owned(),
-                        (None, 0) => pattern.to_owned(),
-                        (None, index) => format!("{pattern}#{}", index + 1),
-                    });
+                    labels.insert(policy_label(quota.name(), pattern, index).into_owned());
                 }
             }
         }

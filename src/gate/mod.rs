@@ -71,7 +71,7 @@ pub use policy::{RoutePolicy, TierPolicy};
 
 use crate::ConfigError;
 use crate::body_limit::{BodyLimits, DrainLimits};
-use crate::check::{Check, CheckLayer, CheckService, Shadow, Then};
+use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
 use crate::error::{Category, CodeMap, ErrorCode, ErrorRenderer};
 use crate::key::credential::Sources;
@@ -785,7 +785,9 @@ fn rate_limit(policy: &RoutePolicy, shared: &[Quota]) -> Result<RateLimit, Confi
         Some(quotas) => RateLimit::stacked(resolve_shared(quotas, shared, "quotas")?),
         None => RateLimit::unlimited(),
     };
-    limit.shadowed = policy.shadow.is_some_and(Shadow::covers_rate_limit);
+    limit.shadowed = policy
+        .shadow
+        .is_some_and(|shadow| shadow.covers(Some("rate_limit")));
     for (tier, settings) in policy.tiers.iter().flatten() {
         if let Some(quotas) = &settings.quotas {
             let field = format!("tiers.{tier}.quotas");

@@ -25,15 +25,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Rejected if a rejection was answered, else shadow if a shadowed
+    /// check would have refused, else allowed.
+    fn from_parts(rejected: bool, shadow: bool) -> Self {
+        match (rejected, shadow) {
+            (true, _) => Self::Rejected,
+            (false, true) => Self::Shadow,
+            (false, false) => Self::Allowed,
+        }
+    }
+
     /// The outcome of `response` (`shadow`: a shadowed check would have
     /// refused the request).
     #[cfg(feature = "tracing")]
     pub(crate) fn of<B>(response: &Response<B>, shadow: bool) -> Self {
-        match (response.extensions().get::<ApiError>(), shadow) {
-            (Some(_), _) => Self::Rejected,
-            (None, true) => Self::Shadow,
-            (None, false) => Self::Allowed,
-        }
+        Self::from_parts(response.extensions().get::<ApiError>().is_some(), shadow)
     }
 
     /// `allowed`, `rejected` or `shadow`, as metrics label it.
@@ -73,11 +79,7 @@ impl<'a> GateEvent<'a> {
 
     /// Allowed, rejected, or let through in shadow mode.
     pub fn outcome(&self) -> Outcome {
-        match (self.error, self.shadowed) {
-            (Some(_), _) => Outcome::Rejected,
-            (None, Some(_)) => Outcome::Shadow,
-            (None, None) => Outcome::Allowed,
-        }
+        Outcome::from_parts(self.error.is_some(), self.shadowed.is_some())
     }
 
     /// The code answered — or, in shadow mode, the code that would have

@@ -53,7 +53,7 @@ mod partition;
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
-mod store;
+pub(crate) mod store;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};

@@ -18,6 +18,20 @@ use crate::key::Principal;
 use crate::route::Route;
 use crate::store::{Answer, StoreError};
 
+/// The policy name of the `index`th quota of `route`, named `name` or not:
+/// what headers, errors and a key's quota overrides call it.
+pub(crate) fn policy_label<'a>(
+    name: Option<&'a str>,
+    route: &'a str,
+    index: usize,
+) -> Cow<'a, str> {
+    match (name, index) {
+        (Some(name), _) => Cow::Borrowed(name),
+        (None, 0) => Cow::Borrowed(route),
+        (None, index) => Cow::Owned(format!("{route}#{}", index + 1)),
+    }
+}
+
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
@@ -38,11 +52,7 @@ impl QuotaSpec {
     /// The policy name on `route` as headers and errors show it: its own
     /// name, else the route's (`#2`, `#3`… for later quotas of a stack).
     pub fn label<'a>(&'a self, route: &'a str, index: usize) -> Cow<'a, str> {
-        match (&self.name, index) {
-            (Some(name), _) => Cow::Borrowed(name),
-            (None, 0) => Cow::Borrowed(route),
-            (None, index) => Cow::Owned(format!("{route}#{}", index + 1)),
-        }
+        policy_label(self.name.as_deref(), route, index)
     }
 
     /// The code a refusal by this quota carries.
