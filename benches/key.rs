@@ -17,10 +17,10 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
+use tollgate::Answer;
 use tollgate::key::{
     InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyLayer, KeyParser, KeyRecord, KeyStore,
 };
-use tollgate::store::Answer;
 use tower::{Layer, Service};
 
 const KEYS: usize = 10_000;

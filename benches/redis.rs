@@ -18,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tollgate::Answer;
 use tollgate::rate_limit::{
     Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RateStore, RedisOptions,
     RedisRateStore, RouteLimits,
 };
-use tollgate::store::Answer;
 
 struct Args {
     seconds: u64,

@@ -158,7 +158,7 @@ fn fixture() -> Fixture {
     let tiered = routes(Gate::builder(tiered_store).hasher(hasher.clone()), true)
         .build()
         .unwrap();
-    let template = tollgate::error::Template::new(serde_json::json!({
+    let template = tollgate::render::Template::new(serde_json::json!({
         "error": { "type": "{category}", "code": "{code}", "message": "{message}", "request_id": "{request_id}" }
     }))
     .unwrap()
@@ -167,7 +167,7 @@ fn fixture() -> Fixture {
         Gate::builder(store)
             .hasher(hasher)
             .credentials([tollgate::key::CredentialSource::Bearer])
-            .renderer(tollgate::error::ErrorRenderer::new(template))
+            .renderer(tollgate::render::ErrorRenderer::new(template))
             .codes(
                 tollgate::error::CodeMap::new()
                     .rename("missing_api_key", "missing_bearer_token")

@@ -18,12 +18,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
+use tollgate::Answer;
 use tollgate::clock::FakeClock;
 use tollgate::key::{CachedKeyStore, InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord, KeyStore};
 use tollgate::rate_limit::{
     Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
 };
-use tollgate::store::Answer;
 
 /// Counts bytes currently allocated.
 struct Counting;

@@ -54,24 +54,31 @@
 //! several instances).
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod body;
-pub mod body_limit;
-pub mod check;
+// Floor 1, the ground: imports nothing of the crate.
+mod answer;
 pub mod clock;
-mod config;
-pub mod context;
 pub mod error;
-pub mod gate;
 mod hash;
-pub mod key;
+// Floor 2: the request context.
+pub mod context;
+// Floor 3: rendering.
+pub mod render;
+// Floor 4: the pipeline.
+pub mod check;
+// Floor 5: metrics.
 #[cfg(feature = "metrics")]
 pub mod metrics;
+// Floor 6: the checks.
+pub mod body_limit;
+pub mod key;
 pub mod origin;
 pub mod rate_limit;
 pub mod route;
 pub mod scope;
-pub mod store;
+// Floor 7: the gate.
+pub mod gate;
 
-pub use config::ConfigError;
+pub use answer::Answer;
+pub use error::config_error::ConfigError;

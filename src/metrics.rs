@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use metrics::{Counter, counter, gauge, histogram};
 
-use crate::gate::GateEvent;
-use crate::route::Route;
+use crate::check::observe::GateEvent;
+use crate::context::route::Route;
 
 /// `tollgate_requests_total`.
 pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";

@@ -8,6 +8,7 @@
 //! `cargo test --test browser -- --ignored`. `CHROMIUM=/path` picks another
 //! binary.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 #[path = "../examples/gateway/app.rs"]

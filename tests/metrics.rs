@@ -4,6 +4,7 @@
 //! `cargo test --features metrics --test metrics`
 #![cfg(feature = "metrics")]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

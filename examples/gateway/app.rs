@@ -11,10 +11,11 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tollgate::body_limit::LimitedBody;
-use tollgate::error::{ApiError, ErrorCode, ErrorRenderer};
+use tollgate::error::{ApiError, ErrorCode};
 use tollgate::gate::{Gate, GateLayer, LiveGate};
 use tollgate::key::{KeyStore, Principal};
 use tollgate::rate_limit::RateStore;
+use tollgate::render::ErrorRenderer;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -146,7 +147,7 @@ fn app_with<St: KeyStore, Rs: RateStore>(
     let service = ServiceBuilder::new()
         .layer(cors(gate))
         .map_response(|response: Response<_>| {
-            response.map(|body: tollgate::body::ResponseBody<_>| {
+            response.map(|body: tollgate::check::ResponseBody<_>| {
                 body.map_err(Into::into).boxed_unsync()
             })
         })

@@ -147,7 +147,7 @@ fn with_hook(
             route = event.route(),
             status = event.status().as_u16(),
             code = code.as_str(),
-            rule = event.rule(),
+            rule = event.rule().map(|rule| rule.as_str()),
             key_id = event.principal().map(|p| p.key_id()),
             outcome = event.outcome().as_str(),
             "{}",

@@ -38,11 +38,10 @@
 //! ```
 
 mod body;
-mod cap;
+mod layer;
+mod limits;
 
-pub use body::{BodyTooLarge, BoxError, LimitedBody};
-pub use cap::{
-    BodyCap, BodyLimitLayer, BodyLimitService, BodyLimits, Capped, Drain, DrainLimits, Overflow,
-    Uncapped,
-};
-pub(crate) use cap::{TierCaps, close};
+pub use body::{BodyTooLarge, LimitedBody};
+pub use layer::{BodyLimitLayer, BodyLimitService};
+pub(crate) use limits::TierCaps;
+pub use limits::{BodyLimits, DrainLimits};

@@ -13,14 +13,17 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::body::ResponseBody;
+use super::cap::{BodyCap, Capped, Overflow};
+use super::drain::{Drain, close};
+use super::observe::{Observe, Outcome};
 use super::service::Shared;
-use super::{Check, ResponseHeaders};
-use crate::body::ResponseBody;
-use crate::body_limit::{BodyCap, Capped, Drain, Overflow, close};
-use crate::error::{ApiError, ErrorRenderer, JsonRpcId, RenderedByDefault, jsonrpc_request_id};
-use crate::gate::Observe;
-use crate::key::Principal;
-use crate::route::Route;
+use super::{Check, ResponseHeaders, Wait};
+use crate::context::principal::Principal;
+use crate::context::route::Route;
+use crate::context::shadow::Shadowed;
+use crate::error::ApiError;
+use crate::render::{ErrorRenderer, RefusedBody, RenderedByDefault};
 
 pin_project! {
     /// The response future of [`CheckService`](super::CheckService).
@@ -87,11 +90,12 @@ pub(crate) struct Collecting {
 impl Collecting {
     /// The rejection, once the body was read (`reusable`: to its end).
     fn render(mut self, reusable: bool) -> Response<Bytes> {
-        let id = match self.drain.take_kept() {
-            Some(body) if reusable => jsonrpc_request_id(&body),
-            _ => serde_json::Value::Null,
-        };
-        self.snapshot.extensions_mut().insert(JsonRpcId(id));
+        // The body goes to the renderer only when it was read whole.
+        if let Some(body) = self.drain.take_kept().filter(|_| reusable) {
+            self.snapshot
+                .extensions_mut()
+                .insert(RefusedBody(Bytes::from(body)));
+        }
         let mut response = self.renderer.respond(self.error, &self.snapshot);
         self.headers.apply(response.headers_mut());
         if !reusable && self.version == Version::HTTP_11 {
@@ -228,10 +232,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         if let Some(route) = crate::context::route(request) {
             span.record("route", route.name());
         }
-        request
-            .extensions()
-            .get::<crate::check::Shadowed>()
-            .is_some()
+        request.extensions().get::<Shadowed>().is_some()
     }
 
     pub(crate) fn waiting(
@@ -348,8 +349,9 @@ where
             let response = match this.state.as_mut().project() {
                 StateProj::Waiting { waiting } => {
                     let state = waiting.as_mut().expect(POLLED_AFTER_COMPLETION);
-                    let verdict = ready!(state.shared.checks.poll_pending(
-                        &mut state.pending,
+                    let state = &mut **state;
+                    let verdict = ready!(state.pending.poll_wait(
+                        &state.shared.checks,
                         cx,
                         &mut state.request,
                         &mut state.headers,
@@ -420,7 +422,7 @@ where
             };
             #[cfg(feature = "tracing")]
             if let Some(traced) = this.trace.as_ref() {
-                let outcome = crate::gate::Outcome::of(&response, traced.shadow);
+                let outcome = Outcome::of(&response, traced.shadow);
                 traced.span.record("outcome", outcome.as_str());
             }
             if let Some(observe) = this.observe.take() {

@@ -5,8 +5,15 @@
 //! extensions; see [`context`](crate::context)) and answers at once — admit,
 //! possibly with headers for the response, or reject with an
 //! [`ApiError`] — or, when it must wait for a store, with a pending state
-//! the pipeline polls. Checks are chained with [`Check::then`]; the first to
-//! reject stops the chain.
+//! the pipeline polls ([`Wait`]). A check that never waits says `type
+//! Pending = Infallible` and writes nothing more. Checks are chained with
+//! [`Check::then`]; the first to reject stops the chain.
+//!
+//! The pipeline knows no particular check. After the checks comes the body
+//! cap (the [`BodyLimitLayer`](crate::body_limit::BodyLimitLayer)'s, or none);
+//! a refused request's body is drained, within bounds, so its HTTP/1.1
+//! connection stays usable; and what was decided is reported to whatever
+//! observes the pipeline (the gate's decision hook and metrics).
 //!
 //! [`CheckLayer`] makes a [`CheckService`] around your service. Every layer
 //! of the crate is one: [`KeyLayer`](crate::key::KeyLayer) is a
@@ -23,11 +30,10 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use std::task::{Context, Poll};
 //! use http::{Request, Response, StatusCode};
-//! use tollgate::check::{Check, CheckLayer, ResponseHeaders};
+//! use tollgate::Answer;
+//! use tollgate::check::{Check, CheckLayer, ResponseHeaders, Step};
 //! use tollgate::error::{ApiError, Category, ErrorCode};
-//! use tollgate::store::Answer;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! /// Refuses requests without a `user-agent`.
@@ -39,19 +45,11 @@
 //!     // This check never waits.
 //!     type Pending = Infallible;
 //!
-//!     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders)
-//!         -> Answer<Result<(), ApiError>, Infallible>
-//!     {
+//!     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
 //!         Answer::Ready(match request.headers().contains_key("user-agent") {
 //!             true => Ok(()),
 //!             false => Err(ApiError::new(self.code.clone(), "Say who you are.")),
 //!         })
-//!     }
-//!
-//!     fn poll_pending<B>(&self, never: &mut Infallible, _: &mut Context<'_>,
-//!         _: &mut Request<B>, _: &mut ResponseHeaders) -> Poll<Result<(), ApiError>>
-//!     {
-//!         match *never {}
 //!     }
 //! }
 //!
@@ -65,22 +63,28 @@
 //! # });
 //! ```
 
+mod body;
+pub(crate) mod cap;
+pub(crate) mod drain;
 mod future;
+mod headers;
+pub(crate) mod observe;
 pub(crate) mod service;
-pub(crate) mod shadow;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use http::Request;
 
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use headers::ResponseHeaders;
 pub use service::{CheckLayer, CheckService};
-pub use shadow::{Shadow, Shadowed};
 
-use crate::error::ApiError;
-use crate::rate_limit::RateHeaders;
-use crate::store::Answer;
+use crate::Answer;
+use crate::context::shadow::{Anonymous, Shadows};
+pub use crate::context::shadow::{Shadow, Shadowed};
+use crate::error::{ApiError, Rule};
 
 /// What a check answers at once: decided, or a state to poll.
 pub type Step<P> = Answer<Result<(), ApiError>, P>;
@@ -91,10 +95,10 @@ pub type Step<P> = Answer<Result<(), ApiError>, P>;
 /// keep their settings, not per-request state: that lives in the request's
 /// extensions, in [`ResponseHeaders`], or in the pending state.
 pub trait Check: Send + Sync + 'static {
-    /// The state of a check that waits (for a key store, say), polled by
-    /// [`poll_pending`](Check::poll_pending) until it decides. A check that
-    /// never waits uses [`Infallible`].
-    type Pending: Send + Unpin;
+    /// The state of a check that waits (for a key store, say), polled
+    /// ([`Wait::poll_wait`]) until it decides. A check that never waits uses
+    /// [`Infallible`].
+    type Pending: Wait<Self> + Send + Unpin;
 
     /// Judges `request`: `Ok(())` to admit it (after adding any response
     /// headers to `headers`), the rejection, or a pending state.
@@ -103,15 +107,6 @@ pub trait Check: Send + Sync + 'static {
         request: &mut Request<B>,
         headers: &mut ResponseHeaders,
     ) -> Step<Self::Pending>;
-
-    /// Drives a pending state until the check decides.
-    fn poll_pending<B>(
-        &self,
-        pending: &mut Self::Pending,
-        cx: &mut Context<'_>,
-        request: &mut Request<B>,
-        headers: &mut ResponseHeaders,
-    ) -> Poll<Result<(), ApiError>>;
 
     /// This check, then `next` on the requests it admits.
     fn then<C: Check>(self, next: C) -> Then<Self, C>
@@ -125,22 +120,32 @@ pub trait Check: Send + Sync + 'static {
     }
 }
 
-/// The `poll_pending` of a check that never waits (`type Pending =
-/// Infallible`).
-macro_rules! never_pending {
-    () => {
-        fn poll_pending<B>(
-            &self,
-            never: &mut std::convert::Infallible,
-            _: &mut std::task::Context<'_>,
-            _: &mut http::Request<B>,
-            _: &mut $crate::check::ResponseHeaders,
-        ) -> std::task::Poll<Result<(), $crate::error::ApiError>> {
-            match *never {}
-        }
-    };
+/// The pending state of a check `C` that waits: polled by the pipeline
+/// until the check decides, with the check, the request and the response
+/// headers at hand.
+pub trait Wait<C: ?Sized> {
+    /// Drives the wait until the check decides.
+    fn poll_wait<B>(
+        &mut self,
+        check: &C,
+        cx: &mut Context<'_>,
+        request: &mut Request<B>,
+        headers: &mut ResponseHeaders,
+    ) -> Poll<Result<(), ApiError>>;
 }
-pub(crate) use never_pending;
+
+/// A check that never waits.
+impl<C: ?Sized> Wait<C> for Infallible {
+    fn poll_wait<B>(
+        &mut self,
+        _: &C,
+        _: &mut Context<'_>,
+        _: &mut Request<B>,
+        _: &mut ResponseHeaders,
+    ) -> Poll<Result<(), ApiError>> {
+        match *self {}
+    }
+}
 
 /// No check: admits every request.
 impl Check for () {
@@ -150,8 +155,6 @@ impl Check for () {
     fn check<B>(&self, _: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
         Answer::Ready(Ok(()))
     }
-
-    never_pending!();
 }
 
 /// Two checks in order; see [`Check::then`].
@@ -194,37 +197,38 @@ impl<A: Check, C: Check> Check for Then<A, C> {
         match self.first.check(request, headers) {
             Answer::Ready(Ok(())) => self.then_second(request, headers),
             // A shadowed check's rejection is recorded and the chain goes on.
-            Answer::Ready(Err(error)) => match shadow::absorb(request, error) {
+            Answer::Ready(Err(error)) => match absorb(request, error) {
                 Ok(()) => self.then_second(request, headers),
                 Err(error) => Answer::Ready(Err(error)),
             },
             Answer::Pending(pending) => Answer::Pending(ThenPending::First(pending)),
         }
     }
+}
 
-    fn poll_pending<B>(
-        &self,
-        pending: &mut Self::Pending,
+impl<A: Check, C: Check> Wait<Then<A, C>> for ThenPending<A::Pending, C::Pending> {
+    fn poll_wait<B>(
+        &mut self,
+        then: &Then<A, C>,
         cx: &mut Context<'_>,
         request: &mut Request<B>,
         headers: &mut ResponseHeaders,
     ) -> Poll<Result<(), ApiError>> {
         loop {
-            match pending {
+            match self {
                 ThenPending::First(first) => {
-                    if let Err(error) = ready!(self.first.poll_pending(first, cx, request, headers))
-                    {
-                        shadow::absorb(request, error)?;
+                    if let Err(error) = ready!(first.poll_wait(&then.first, cx, request, headers)) {
+                        absorb(request, error)?;
                     }
-                    match self.then_second(request, headers) {
+                    match then.then_second(request, headers) {
                         Answer::Ready(verdict) => return Poll::Ready(verdict),
-                        Answer::Pending(second) => *pending = second,
+                        Answer::Pending(second) => *self = second,
                     }
                 }
                 ThenPending::Second(second) => {
-                    return match ready!(self.second.poll_pending(second, cx, request, headers)) {
+                    return match ready!(second.poll_wait(&then.second, cx, request, headers)) {
                         Ok(()) => Poll::Ready(Ok(())),
-                        Err(error) => Poll::Ready(shadow::absorb(request, error)),
+                        Err(error) => Poll::Ready(absorb(request, error)),
                     };
                 }
             }
@@ -242,55 +246,37 @@ impl<A: Check, C: Check> Then<A, C> {
     ) -> Step<ThenPending<A::Pending, C::Pending>> {
         match self.second.check(request, headers) {
             Answer::Ready(Ok(())) => Answer::Ready(Ok(())),
-            Answer::Ready(Err(error)) => Answer::Ready(shadow::absorb(request, error)),
+            Answer::Ready(Err(error)) => Answer::Ready(absorb(request, error)),
             Answer::Pending(pending) => Answer::Pending(ThenPending::Second(pending)),
         }
     }
 }
 
-/// Headers the checks add to the response, whichever response goes out:
-/// your service's, or a rejection made after they were added. A header set
-/// here replaces one of the same name.
-///
-/// Nothing is allocated until a header is added (the rate-limit check's
-/// headers have a place of their own and allocate only their values).
-#[derive(Debug, Default)]
-pub struct ResponseHeaders {
-    rate: Option<RateHeaders>,
-    pairs: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl ResponseHeaders {
-    /// No headers.
-    pub const fn new() -> Self {
-        Self {
-            rate: None,
-            pairs: Vec::new(),
-        }
+/// `Ok` when `error` comes from a check the request's route shadows (and
+/// records it); the error otherwise.
+#[cold]
+pub(crate) fn absorb<B>(request: &mut Request<B>, error: ApiError) -> Result<(), ApiError> {
+    let covered = request
+        .extensions()
+        .get::<Shadows>()
+        .is_some_and(|Shadows(shadow)| shadow.covers(error.rule()));
+    if !covered {
+        return Err(error);
     }
-
-    /// Adds `name: value` to the response.
-    pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
-        self.pairs.push((name, value));
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: "tollgate",
+        route = crate::context::route(request).map(crate::context::route::Route::name),
+        code = error.code().as_str(),
+        rule = error.rule().map(Rule::as_str),
+        "shadow: the request would have been refused"
+    );
+    if error.rule() == Some(Rule::Key) {
+        // No principal: the checks after this one see an anonymous caller.
+        request.extensions_mut().insert(Anonymous);
     }
-
-    /// Whether none was added.
-    pub fn is_empty(&self) -> bool {
-        self.rate.is_none() && self.pairs.is_empty()
+    if request.extensions().get::<Shadowed>().is_none() {
+        request.extensions_mut().insert(Shadowed(error));
     }
-
-    /// Sets the rate-limit headers.
-    pub(crate) fn set_rate(&mut self, rate: RateHeaders) {
-        self.rate = Some(rate);
-    }
-
-    /// Writes them into `headers`.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        if let Some(rate) = self.rate {
-            rate.apply(headers);
-        }
-        for (name, value) in self.pairs {
-            headers.insert(name, value);
-        }
-    }
+    Ok(())
 }

@@ -9,14 +9,13 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::body::ResponseBody;
+use super::cap::{BodyCap, Uncapped};
 use super::future::ResponseFuture;
+use super::observe::{Observe, Observer};
 use super::{Check, ResponseHeaders};
-use crate::body::ResponseBody;
-use crate::body_limit::{BodyCap, Uncapped};
-use crate::error::ErrorRenderer;
-use crate::gate::Observe;
-use crate::gate::Observer;
-use crate::store::Answer;
+use crate::Answer;
+use crate::render::ErrorRenderer;
 
 /// Runs the check `C` (one check, or several chained with
 /// [`Check::then`]) on each request, then caps its body with `L` and calls
@@ -40,7 +39,7 @@ pub(crate) struct Shared<C, L> {
     pub(crate) checks: C,
     pub(crate) cap: L,
     pub(crate) renderer: ErrorRenderer,
-    pub(crate) observer: Option<Arc<Observer>>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
 impl<C: Check> CheckLayer<C, Uncapped> {
@@ -57,7 +56,7 @@ impl<C, L> CheckLayer<C, L> {
         checks: C,
         cap: L,
         renderer: ErrorRenderer,
-        observer: Option<Arc<Observer>>,
+        observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {

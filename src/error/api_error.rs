@@ -6,13 +6,13 @@ use std::fmt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::{Category, ErrorCode};
+use super::{Category, ErrorCode, Rule};
 
 /// A rejection: a stable [`ErrorCode`], a message for humans, optional
 /// machine-readable details and extra response headers (such as `Retry-After`).
 ///
 /// Every layer rejects with an `ApiError`; the shared
-/// [`ErrorRenderer`](super::ErrorRenderer) turns it into the response, and
+/// [`ErrorRenderer`](crate::render::ErrorRenderer) turns it into the response, and
 /// puts a copy in the response's extensions so outer layers (metrics,
 /// logging) can read it.
 ///
@@ -44,7 +44,7 @@ struct Inner {
     details: Option<Value>,
     headers: HeaderMap,
     subject: Option<Subject>,
-    rule: Option<&'static str>,
+    rule: Option<Rule>,
 }
 
 /// Who the rejected request was from, when a layer knows: for logs only.
@@ -84,17 +84,17 @@ impl ApiError {
         self
     }
 
-    /// Names the rule that refused: the gate's checks say `key`, `origin`,
-    /// `kind`, `scope`, `rate_limit` or `body_limit`; a check of yours may
-    /// name its own. Renderers and the decision hook see it.
+    /// Names the rule that refused: the gate's checks name theirs; a check
+    /// of yours may name its own ([`Rule::Custom`]). Renderers, shadow mode
+    /// and the decision hook see it.
     #[must_use]
-    pub fn with_rule(mut self, rule: &'static str) -> Self {
+    pub fn with_rule(mut self, rule: Rule) -> Self {
         self.inner.rule = Some(rule);
         self
     }
 
-    /// The name of the rule that refused, if one was given.
-    pub fn rule(&self) -> Option<&'static str> {
+    /// The rule that refused, if one was named.
+    pub fn rule(&self) -> Option<Rule> {
         self.inner.rule
     }
 

@@ -1,42 +1,33 @@
-//! Standard error responses.
+//! Errors and codes: the ground floor every other module builds on.
 //!
-//! Every rejection, from every layer, is an [`ApiError`] with a stable
-//! [`ErrorCode`] from one catalogue, rendered by one shared [`ErrorRenderer`].
-//! The renderer is pluggable ([`RenderError`], implemented by closures), and
-//! built in are the default JSON envelope ([`JsonEnvelope`]), RFC 9457
-//! problem details ([`ProblemJson`]) and gRPC statuses for gRPC requests.
+//! Every rejection, from every check, is an [`ApiError`] with a stable
+//! [`ErrorCode`] from one catalogue (its status and [`Category`]), naming
+//! the [`Rule`] that refused. A [`CodeMap`] respells the codes as an
+//! existing API's contract has them. How an `ApiError` becomes a response
+//! is the [`render`](crate::render) module's business.
+//!
+//! [`StoreError`] is what a key store or a shared rate store answers when
+//! it cannot; clients see `upstream_failed`, never its text.
+//! [`ConfigError`](crate::ConfigError) names a configuration mistake.
 //!
 //! ```
-//! use http::Request;
-//! use tollgate::error::{ApiError, ErrorCode, ErrorRenderer};
+//! use tollgate::error::{ApiError, Category, ErrorCode, Rule};
 //!
-//! let renderer = ErrorRenderer::default();
-//! let request = Request::post("/v1/track").header("x-request-id", "req-1").body(()).unwrap();
-//! let response = renderer.respond(ApiError::from(ErrorCode::MISSING_API_KEY), &request);
-//! assert_eq!(response.status(), 401);
-//! let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-//! assert_eq!(body["error"]["code"], "missing_api_key");
-//! assert_eq!(body["error"]["request_id"], "req-1");
-//! // The typed error rides along for outer layers.
-//! assert_eq!(response.extensions().get::<ApiError>().unwrap().code(), &ErrorCode::MISSING_API_KEY);
+//! let error = ApiError::from(ErrorCode::RATE_LIMITED).with_rule(Rule::RateLimit);
+//! assert_eq!(error.status(), http::StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(error.category(), Category::RateLimit);
+//! assert_eq!(error.code().as_str(), "rate_limited");
 //! ```
 
 mod api_error;
-mod code;
-mod codes;
-mod jsonrpc;
-mod render;
-mod template;
+mod catalogue;
+mod code_map;
+pub(crate) mod config_error;
+mod rule;
+mod store_error;
 
-pub use crate::store::StoreError;
 pub use api_error::ApiError;
-pub use code::{Category, ErrorCode};
-pub use codes::CodeMap;
-pub use jsonrpc::{JSONRPC_SERVER_ERROR, JsonRpc};
-pub(crate) use jsonrpc::{JsonRpcId, request_id as jsonrpc_request_id};
-pub(crate) use render::RenderedByDefault;
-pub use render::{
-    ErrorFormat, ErrorRenderer, JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderContext,
-    RenderError, grpc_status, json_response,
-};
-pub use template::Template;
+pub use catalogue::{Category, ErrorCode};
+pub use code_map::CodeMap;
+pub use rule::Rule;
+pub use store_error::StoreError;

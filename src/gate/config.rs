@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
-use crate::error::{CodeMap, ErrorFormat};
+use crate::error::CodeMap;
 use crate::key::{
     CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
     KeyRecord, KeyStatus,
 };
 use crate::rate_limit::store::policy_label;
 use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
+use crate::render::ErrorFormat;
 use crate::route::TrailingSlash;
 
 /// A gate's configuration as data: global settings, defaults, keys and
@@ -705,7 +706,7 @@ impl GateConfig {
     #[cfg(feature = "redis")]
     pub async fn redis_store(
         &self,
-    ) -> Result<Option<crate::rate_limit::RedisRateStore>, crate::store::StoreError> {
+    ) -> Result<Option<crate::rate_limit::RedisRateStore>, crate::error::StoreError> {
         match &self.redis {
             Some(options) => crate::rate_limit::RedisRateStore::connect(options.clone())
                 .await

@@ -63,17 +63,17 @@ use std::time::Duration;
 
 use http::{HeaderName, StatusCode};
 
+pub use crate::check::observe::{GateEvent, Outcome};
 pub use config::{Expiry, GateConfig, KeyConfig, RouteConfig};
 pub use live::LiveGate;
-pub use observe::{GateEvent, Outcome};
-pub(crate) use observe::{Hook, Observe, Observer};
+use observe::{Hook, Reports};
 pub use policy::{RoutePolicy, TierPolicy};
 
 use crate::ConfigError;
 use crate::body_limit::{BodyLimits, DrainLimits};
 use crate::check::{Check, CheckLayer, CheckService, Then};
 use crate::clock::Clock;
-use crate::error::{Category, CodeMap, ErrorCode, ErrorRenderer};
+use crate::error::{Category, CodeMap, ErrorCode};
 use crate::key::credential::Sources;
 use crate::key::layer::Access;
 use crate::key::{
@@ -84,6 +84,7 @@ use crate::rate_limit::{
     InMemoryRateStore, Partition, Quota, RateLimit, RateLimitCheck, RateLimitHeaders, RateOptions,
     RateStore,
 };
+use crate::render::ErrorRenderer;
 use crate::route::{PerRoute, Route, RouteCheck, Routes, TrailingSlash};
 use crate::scope::{ScopeCheck, ScopeRule};
 
@@ -615,7 +616,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
                 checks,
                 body_limits,
                 renderer,
-                Observer::of(
+                Reports::of(
                     hook,
                     #[cfg(feature = "metrics")]
                     Some(crate::metrics::RequestMetrics::new(&metrics, route_count)),
@@ -787,7 +788,7 @@ fn rate_limit(policy: &RoutePolicy, shared: &[Quota]) -> Result<RateLimit, Confi
     };
     limit.shadowed = policy
         .shadow
-        .is_some_and(|shadow| shadow.covers(Some("rate_limit")));
+        .is_some_and(|shadow| shadow.covers(Some(crate::error::Rule::RateLimit)));
     for (tier, settings) in policy.tiers.iter().flatten() {
         if let Some(quotas) = &settings.quotas {
             let field = format!("tiers.{tier}.quotas");

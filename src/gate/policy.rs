@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Shadow;
-use crate::error::ErrorFormat;
 use crate::key::{CredentialSource, KeyKind};
 use crate::origin::MissingOrigin;
 use crate::rate_limit::Quota;
+use crate::render::ErrorFormat;
 
 /// What one route demands: whether it is public, the scopes and kinds of key
 /// it accepts, origin rules, quotas and cost, and a body cap.

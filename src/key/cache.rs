@@ -11,9 +11,10 @@ use pin_project_lite::pin_project;
 use quick_cache::sync::Cache;
 
 use super::digest::KeyDigest;
-use super::store::{KeyRecord, KeyStore, LookupResult};
+use super::store::{KeyStore, LookupResult};
+use crate::Answer;
 use crate::clock::{Clock, Nanos};
-use crate::store::Answer;
+use crate::context::record::KeyRecord;
 
 /// Caches a [`KeyStore`]'s answers: known keys (positive entries) and unknown
 /// ones (negative entries), each for a time and each in its own bounded
@@ -284,7 +285,8 @@ impl<F> fmt::Debug for CachedLookup<F> {
 mod tests {
     use super::*;
     use crate::clock::FakeClock;
-    use crate::key::{KeyHasher, KeyKind, StoreError};
+    use crate::error::StoreError;
+    use crate::key::{KeyHasher, KeyKind};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A store that counts its lookups, knows one digest, and can be told to fail.

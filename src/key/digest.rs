@@ -6,8 +6,9 @@ use std::hash::{Hash, Hasher};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::parse::{CHECKSUM_LEN, KeyEnv, KeyKind, MINTED_SECRET_LEN, base62_char, checksum};
+use super::parse::{CHECKSUM_LEN, MINTED_SECRET_LEN, base62_char, checksum};
 use crate::ConfigError;
+use crate::context::kind::{KeyEnv, KeyKind};
 
 /// The digest of an API key: what a [`KeyStore`](super::KeyStore) is keyed by.
 ///

@@ -14,15 +14,18 @@ use tokio::time::Sleep;
 
 use super::credential::{self, CredentialError, CredentialSource, Places, Sources, X_API_KEY};
 use super::digest::{KeyDigest, KeyHasher};
-use super::parse::{KeyKind, KeyParser};
-use super::principal::Principal;
-use super::store::{KeyRecord, KeyStatus, KeyStore, LookupResult};
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
+use super::parse::KeyParser;
+use super::store::{KeyStore, LookupResult};
+use crate::Answer;
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
 use crate::context;
-use crate::error::{ApiError, ErrorCode};
-use crate::route::PerRoute;
-use crate::store::Answer;
+use crate::context::kind::KeyKind;
+use crate::context::per_route::PerRoute;
+use crate::context::principal::Principal;
+use crate::context::record::{KeyRecord, KeyStatus};
+use crate::context::shadow::Anonymous;
+use crate::error::{ApiError, ErrorCode, Rule};
 
 /// Authenticates requests by API key; see the [module docs](super). A
 /// [`CheckLayer`] with the [`KeyCheck`].
@@ -70,12 +73,6 @@ impl Default for Access {
         }
     }
 }
-
-/// In the extensions of a request that passed a route with optional
-/// authentication without a credential: the checks after the key check
-/// treat it as a public request (see [`context::caller`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Anonymous;
 
 /// Everything the key check needs but the store. The gate's builder keeps
 /// one and hands it over whole.
@@ -258,20 +255,23 @@ impl<St: KeyStore> Check for KeyCheck<St> {
 
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Self::Pending> {
         match self.authenticate(request) {
-            Answer::Ready(Err(error)) => Answer::Ready(Err(error.with_rule("key"))),
+            Answer::Ready(Err(error)) => Answer::Ready(Err(error.with_rule(Rule::Key))),
             step => step,
         }
     }
+}
 
-    fn poll_pending<B>(
-        &self,
-        pending: &mut Self::Pending,
+impl<St: KeyStore> Wait<KeyCheck<St>> for KeyLookup<St::Lookup> {
+    fn poll_wait<B>(
+        &mut self,
+        check: &KeyCheck<St>,
         cx: &mut Context<'_>,
         request: &mut Request<B>,
         _: &mut ResponseHeaders,
     ) -> Poll<Result<(), ApiError>> {
-        self.finish(pending, cx, request)
-            .map_err(|error| error.with_rule("key"))
+        check
+            .finish(self, cx, request)
+            .map_err(|error| error.with_rule(Rule::Key))
     }
 }
 

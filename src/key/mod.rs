@@ -59,19 +59,17 @@ pub(crate) mod credential;
 mod digest;
 pub(crate) mod layer;
 mod parse;
-mod principal;
 mod store;
 
-pub use crate::error::StoreError;
+pub use crate::context::kind::{KeyEnv, KeyKind, KeyKinds};
+pub use crate::context::principal::Principal;
+pub use crate::context::record::{KeyRecord, KeyStatus};
 pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
 pub use credential::CredentialSource;
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
 pub(crate) use layer::KeyOptions;
 pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyCheck, KeyLayer, KeyLookup, KeyService};
 pub use parse::{
-    CHECKSUM_LEN, KeyEnv, KeyKind, KeyKinds, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError,
-    ParsedKey, checksum,
+    CHECKSUM_LEN, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError, ParsedKey, checksum,
 };
-pub use principal::Principal;
-pub(crate) use store::check_tier_name;
-pub use store::{InMemoryKeyStore, KeyRecord, KeyStatus, KeyStore, LookupResult};
+pub use store::{InMemoryKeyStore, KeyStore, LookupResult};

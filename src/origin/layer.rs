@@ -6,16 +6,16 @@ use http::Request;
 use http::header::{ORIGIN, REFERER};
 use serde_json::json;
 
-use super::pattern::{OriginPattern, RequestOrigin};
 use std::convert::Infallible;
 
+use crate::Answer;
 use crate::ConfigError;
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, never_pending};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
+use crate::context::kind::{KeyKind, KeyKinds};
+use crate::context::origin::{OriginPattern, RequestOrigin};
+use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
-use crate::error::{ApiError, ErrorCode};
-use crate::key::{KeyKind, KeyKinds};
-use crate::route::PerRoute;
-use crate::store::Answer;
+use crate::error::{ApiError, ErrorCode, Rule};
 
 /// What to do with a request whose key is subject to origin checks but which
 /// carries no `Origin` header.
@@ -194,8 +194,6 @@ impl Check for OriginCheck {
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
         Answer::Ready(self.judge(request))
     }
-
-    never_pending!();
 }
 
 /// Refuses keys of the checked kinds (publishable by default) used from an
@@ -225,5 +223,5 @@ fn refused(code: &ErrorCode, origin: Option<&str>, message: &'static str) -> Api
     );
     ApiError::new(code.clone(), message)
         .with_details(json!({ "origin": origin }))
-        .with_rule("origin")
+        .with_rule(Rule::Origin)
 }

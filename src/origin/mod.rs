@@ -45,7 +45,6 @@
 //! ```
 
 mod layer;
-mod pattern;
 
+pub use crate::context::origin::OriginPattern;
 pub use layer::{MissingOrigin, OriginCheck, OriginLayer, OriginPolicy, OriginService};
-pub use pattern::OriginPattern;

@@ -3,16 +3,17 @@
 
 use std::fmt::Write;
 
-use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
-use super::gcra::QuotaState;
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
+use crate::check::ResponseHeaders;
 use crate::clock::Nanos;
+use crate::context::gcra::QuotaState;
 
 /// Which rate-limit headers responses carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RateLimitHeaders {
     /// `RateLimit-Policy: "<policy>";q=<burst>;w=<seconds to refill from empty>`
     /// and `RateLimit: "<policy>";r=<remaining>;t=<seconds until full>`
@@ -268,8 +269,8 @@ impl RateHeaders {
         headers
     }
 
-    /// Writes them into `headers` (replacing any of the same names).
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+    /// Hands them to the response (replacing any of the same names).
+    pub(crate) fn write(self, headers: &mut ResponseHeaders) {
         if let Some(seconds) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -11,17 +11,17 @@ use pin_project_lite::pin_project;
 use serde_json::json;
 
 use super::headers::{RateHeaders, RateLimitHeaders, retry_after_seconds};
+use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
 use super::partition::{IpNet, Partition, PartitionKey, RequestView, client_ip};
-use super::quota::RateLimit;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
+use crate::Answer;
 use crate::ConfigError;
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
+use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
-use crate::error::{ApiError, ErrorCode};
-use crate::route::PerRoute;
-use crate::store::{Answer, StoreError};
+use crate::error::{ApiError, ErrorCode, Rule, StoreError};
 
 /// Rate-limits requests per (partition, route); see the [module docs](super).
 /// A [`CheckLayer`] with the [`RateLimitCheck`].
@@ -248,7 +248,7 @@ impl Options {
         // where the limit is only tried (shadowed): clients must not slow
         // down for it.
         if !limits.shadowed {
-            out.set_rate(headers);
+            headers.write(out);
         }
         if decision.is_allowed() {
             #[cfg(feature = "metrics")]
@@ -329,7 +329,7 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
             Answer::Ready(result) => Answer::Ready(
                 self.options
                     .conclude(result, &limits, &bucket, headers)
-                    .map_err(|error| error.with_rule("rate_limit")),
+                    .map_err(|error| error.with_rule(Rule::RateLimit)),
             ),
             Answer::Pending(decision) => Answer::Pending(RateDecision {
                 waiting: Box::pin(Deciding {
@@ -340,25 +340,28 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
             }),
         }
     }
+}
 
-    fn poll_pending<B>(
-        &self,
-        pending: &mut Self::Pending,
+impl<St: RateStore> Wait<RateLimitCheck<St>> for RateDecision<St::Future> {
+    fn poll_wait<B>(
+        &mut self,
+        check: &RateLimitCheck<St>,
         cx: &mut Context<'_>,
         request: &mut Request<B>,
         headers: &mut ResponseHeaders,
     ) -> Poll<Result<(), ApiError>> {
-        let waiting = pending.waiting.as_mut().project();
+        let waiting = self.waiting.as_mut().project();
         let result = ready!(waiting.decision.poll(cx));
         #[cfg(feature = "metrics")]
         crate::metrics::store_duration("rate", waiting.started.elapsed());
         #[cfg(not(feature = "metrics"))]
         let _ = waiting.started;
-        let bucket = self.options.bucket_of(request)?;
+        let bucket = check.options.bucket_of(request)?;
         Poll::Ready(
-            self.options
+            check
+                .options
                 .conclude(result, waiting.limits, &bucket, headers)
-                .map_err(|error| error.with_rule("rate_limit")),
+                .map_err(|error| error.with_rule(Rule::RateLimit)),
         )
     }
 }

@@ -7,12 +7,13 @@ use std::future::Ready;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::gcra::{Gcra, QuotaState};
-use super::quota::MAX_STACKED_QUOTAS;
+use super::limit::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, RateStore, RouteLimits};
+use crate::Answer;
 use crate::clock::{Clock, Nanos};
+use crate::context::gcra::{Gcra, QuotaState};
+use crate::error::StoreError;
 use crate::hash::BuildPrehashed;
-use crate::store::{Answer, StoreError};
 
 const SHARDS: usize = 64;
 

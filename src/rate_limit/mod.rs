@@ -45,24 +45,23 @@
 //! # });
 //! ```
 
-pub(crate) mod gcra;
 mod headers;
 mod layer;
+mod limit;
 mod memory;
 mod partition;
-mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod store;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};
-pub use gcra::QuotaState;
-pub(crate) use headers::RateHeaders;
+pub use crate::context::gcra::QuotaState;
+pub use crate::context::quota::Quota;
 pub use headers::RateLimitHeaders;
 pub(crate) use layer::Options as RateOptions;
 pub use layer::{RateDecision, RateLimitCheck, RateLimitLayer, RateLimitService};
+pub use limit::{MAX_STACKED_QUOTAS, RateLimit};
 pub use memory::{DEFAULT_MAX_BUCKETS, InMemoryRateStore};
 pub use partition::{IpNet, Partition, PartitionKey, PartitionValue, RequestView};
-pub use quota::{MAX_STACKED_QUOTAS, Quota, RateLimit};
 pub use store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};

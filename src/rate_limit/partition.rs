@@ -8,8 +8,8 @@ use http::{Extensions, HeaderMap, Method, Request, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
+use crate::context::principal::Principal;
 use crate::hash;
-use crate::key::Principal;
 
 /// What a user partition function sees of a request.
 #[derive(Clone, Copy, Debug)]

@@ -10,13 +10,14 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
-use super::gcra::{Gcra, QuotaState};
-use super::quota::MAX_STACKED_QUOTAS;
+use super::limit::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
+use crate::Answer;
 use crate::ConfigError;
 use crate::clock::{Clock, Nanos};
+use crate::context::gcra::{Gcra, QuotaState};
+use crate::error::StoreError;
 use crate::hash::{BuildPrehashed, combine};
-use crate::store::{Answer, StoreError};
 
 /// GCRA over every quota of a route, in one atomic step.
 ///

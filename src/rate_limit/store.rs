@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
 
-use super::gcra::{Gcra, QuotaState};
+use super::limit::{MAX_STACKED_QUOTAS, RateLimit};
 use super::partition::PartitionKey;
-use super::quota::{MAX_STACKED_QUOTAS, RateLimit};
+use crate::Answer;
 use crate::ConfigError;
 use crate::clock::Nanos;
-use crate::error::{Category, ErrorCode};
+use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::principal::Principal;
+use crate::context::quota::Quota;
+use crate::context::record::check_tier_name;
+use crate::context::route::Route;
+use crate::error::{Category, ErrorCode, StoreError};
 use crate::hash::combine;
-use crate::key::Principal;
-use crate::route::Route;
-use crate::store::{Answer, StoreError};
 
 /// The policy name of the `index`th quota of `route`, named `name` or not:
 /// what headers, errors and a key's quota overrides call it.
@@ -142,7 +144,7 @@ impl RouteLimits {
         let mut tiers = Vec::with_capacity(limit.tiers().len());
         for (tier, quotas) in limit.tiers() {
             let field = format!("tiers.{tier}.quotas");
-            if let Err(reason) = crate::key::check_tier_name(tier) {
+            if let Err(reason) = check_tier_name(tier) {
                 return Err(in_route(ConfigError::new(format!("tiers.{tier}"), reason)));
             }
             let mut limits = Self::compile_quotas(route, quotas, limit.request_cost(), &field)
@@ -157,7 +159,7 @@ impl RouteLimits {
 
     fn compile_quotas(
         route: Option<&Route>,
-        listed: &[super::Quota],
+        listed: &[Quota],
         cost: u64,
         field: &str,
     ) -> Result<Self, ConfigError> {

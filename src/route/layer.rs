@@ -7,10 +7,11 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{PerRoute, Routes};
-use crate::check::shadow::{Shadow, Shadows};
-use crate::check::{Check, ResponseHeaders, Step, never_pending};
-use crate::store::Answer;
+use crate::Answer;
+use crate::check::{Check, ResponseHeaders, Step};
+use crate::context::per_route::PerRoute;
+use crate::context::routes::Routes;
+use crate::context::shadow::{Shadow, Shadows};
 
 /// Matches each request against [`Routes`] and inserts the matched [`Route`](super::Route)
 /// (or the default route) into its extensions; see [`Routes::tag`]. Never
@@ -141,6 +142,4 @@ impl Check for RouteCheck {
         }
         Answer::Ready(Ok(()))
     }
-
-    never_pending!();
 }

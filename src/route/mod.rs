@@ -34,11 +34,9 @@
 //! ```
 
 mod layer;
-mod path;
-mod per_route;
-mod table;
 
+pub use crate::context::path::TrailingSlash;
+pub use crate::context::per_route::PerRoute;
+pub use crate::context::route::{Route, RouteId};
+pub use crate::context::routes::{MAX_PARAMETERS, Routes, RoutesBuilder};
 pub use layer::{RouteCheck, RouteLayer, RouteService};
-pub use path::TrailingSlash;
-pub use per_route::PerRoute;
-pub use table::{MAX_PARAMETERS, Route, RouteId, Routes, RoutesBuilder};

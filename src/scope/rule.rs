@@ -6,13 +6,13 @@ use std::sync::Arc;
 use http::Request;
 use serde_json::json;
 
+use crate::Answer;
 use crate::ConfigError;
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, never_pending};
+use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
+use crate::context::kind::{KeyKind, KeyKinds};
+use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
-use crate::error::{ApiError, ErrorCode};
-use crate::key::{KeyKind, KeyKinds};
-use crate::route::PerRoute;
-use crate::store::Answer;
+use crate::error::{ApiError, ErrorCode, Rule};
 
 /// Whether `granted` covers `required`: equal, `*`, or `prefix.*` with
 /// `required` strictly under `prefix.`.
@@ -398,14 +398,14 @@ impl ScopeRule {
             );
             ApiError::new(self.kind_code.clone(), message)
                 .with_details(json!({ "accepted": accepted, "kind": kind.as_str() }))
-                .with_rule("kind")
+                .with_rule(Rule::Kind)
         } else if !project_ok {
             ApiError::new(
                 self.scope_code.clone(),
                 "This API key's project may not use this resource.",
             )
             .with_details(json!({ "reason": "project" }))
-            .with_rule("scope")
+            .with_rule(Rule::Scope)
         } else if !held {
             let required: Vec<&str> = match &filled {
                 Some(filled) => filled.iter().map(String::as_str).collect(),
@@ -436,12 +436,12 @@ impl ScopeRule {
                     "missing": missing,
                     "mode": mode,
                 }))
-                .with_rule("scope")
+                .with_rule(Rule::Scope)
         } else {
             return Ok(());
         };
         if self.hidden {
-            let rule = refusal.rule().unwrap_or("scope");
+            let rule = refusal.rule().unwrap_or(Rule::Scope);
             return Err(ApiError::from(ErrorCode::NOT_FOUND).with_rule(rule));
         }
         Err(refusal)
@@ -489,8 +489,6 @@ impl Check for ScopeCheck {
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
         Answer::Ready(self.judge(request))
     }
-
-    never_pending!();
 }
 
 /// Refuses keys that lack a route's scopes or are of a kind it does not

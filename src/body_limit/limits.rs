@@ -1,0 +1,249 @@
+//! [`BodyLimits`]: a cap per route (and per tier or key), and how the
+//! bodies of refused requests are drained.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::{Request, Response, Version};
+use serde_json::json;
+
+use super::body::LimitedBody;
+use crate::check::cap::{BodyCap, Capped, Overflow};
+use crate::check::drain::{Drain, close};
+use crate::context::per_route::PerRoute;
+use crate::context::route::Route;
+use crate::error::{ApiError, ErrorCode, Rule};
+use crate::render::ErrorRenderer;
+
+/// A body cap per route, in bytes (`u64::MAX`: none), and how the bodies
+/// of refused requests are drained; see the [module docs](super).
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    limits: PerRoute<u64>,
+    codes: PerRoute<ErrorCode>,
+    drain: DrainLimits,
+    /// Each route's caps for keys of some tiers, if any route has some.
+    tiers: Option<PerRoute<TierCaps>>,
+}
+
+/// A route's caps for keys of some tiers: (tier, bytes).
+pub(crate) type TierCaps = Box<[(Box<str>, u64)]>;
+
+/// How much of a refused HTTP/1.1 request's body is read and discarded so
+/// that its connection can serve the next request, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainLimits {
+    /// Bodies up to this many bytes (and never more than the route's cap)
+    /// are drained; default 64 KiB. 0 turns draining off.
+    pub bytes: u64,
+    /// A drain that takes longer gives up and closes; default 1 s.
+    pub timeout: Duration,
+}
+
+impl Default for DrainLimits {
+    fn default() -> Self {
+        Self {
+            bytes: 64 * 1024,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl BodyLimits {
+    /// Caps bodies at `limits` bytes (one cap, or one per route).
+    pub fn new(limits: impl Into<PerRoute<u64>>) -> Self {
+        Self {
+            limits: limits.into(),
+            codes: PerRoute::uniform(ErrorCode::PAYLOAD_TOO_LARGE),
+            drain: DrainLimits::default(),
+            tiers: None,
+        }
+    }
+
+    /// Caps the bodies of keys of some tiers otherwise, route by route.
+    #[must_use]
+    pub(crate) fn with_tiers(mut self, tiers: PerRoute<TierCaps>) -> Self {
+        self.tiers = Some(tiers);
+        self
+    }
+
+    /// The cap for `request`: its key's own, else its key's tier's on its
+    /// route, else its route's. A route of another table is refused.
+    #[inline]
+    fn limit_of<B>(&self, request: &Request<B>) -> Result<u64, ApiError> {
+        let route = crate::context::route(request);
+        let limit = *self.limits.for_route(route)?;
+        if route.is_some_and(Route::is_public) {
+            return Ok(limit);
+        }
+        let Some(record) = crate::context::principal(request).map(|p| p.record()) else {
+            return Ok(limit);
+        };
+        if let Some(own) = record.body_limit() {
+            return Ok(own);
+        }
+        let tiered = record.tier().and_then(|tier| {
+            let caps = self.tiers.as_ref()?.get(route)?;
+            caps.iter()
+                .find(|(name, _)| **name == *tier)
+                .map(|(_, bytes)| *bytes)
+        });
+        Ok(tiered.unwrap_or(limit))
+    }
+
+    /// Refuses bodies over the cap with these codes (one, or one per route)
+    /// instead of `payload_too_large`.
+    #[must_use]
+    pub fn with_codes(mut self, codes: impl Into<PerRoute<ErrorCode>>) -> Self {
+        self.codes = codes.into();
+        self
+    }
+
+    /// The cap of `request`'s route (0 for a route of another table).
+    fn cap_of<B>(&self, request: &Request<B>) -> u64 {
+        self.limit_of(request).unwrap_or(0)
+    }
+
+    /// The code refusing a body over the cap of `route`.
+    fn code(&self, route: Option<&Route>) -> ErrorCode {
+        self.codes
+            .get(route)
+            .unwrap_or(&ErrorCode::PAYLOAD_TOO_LARGE)
+            .clone()
+    }
+
+    /// Drains refused bodies within `drain`.
+    #[must_use]
+    pub fn with_drain(mut self, drain: DrainLimits) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// How refused bodies are drained.
+    pub fn drain(&self) -> DrainLimits {
+        self.drain
+    }
+
+    /// The caps.
+    pub fn limits(&self) -> &PerRoute<u64> {
+        &self.limits
+    }
+}
+
+/// The standard 413 for a body over `limit` bytes.
+pub(crate) fn too_large(code: ErrorCode, limit: u64) -> ApiError {
+    ApiError::new(
+        code,
+        format!("The request body is larger than this route's limit of {limit} bytes."),
+    )
+    .with_details(json!({ "limit_bytes": limit }))
+    .with_rule(Rule::BodyLimit)
+}
+
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl<B> BodyCap<B> for BodyLimits
+where
+    B: http_body::Body + Send + 'static,
+{
+    type Body = LimitedBody<B>;
+
+    fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<LimitedBody<B>, B> {
+        let limit = match self.limit_of(&request) {
+            Ok(limit) => limit,
+            Err(error) => return Capped::Refused { error, request },
+        };
+        let watch = match declared_length(&request) {
+            Some(length) if length > limit => {
+                let code = self.code(crate::context::route(&request));
+                return Capped::Refused {
+                    error: too_large(code, limit),
+                    request,
+                };
+            }
+            // A declared length within the cap is enforced by the HTTP
+            // implementation, and a body that says it cannot grow past the
+            // cap (an empty one, say) will not: it is still capped, but no
+            // watch is needed to replace the response.
+            Some(_) => false,
+            None => request
+                .body()
+                .size_hint()
+                .upper()
+                .is_none_or(|upper| upper > limit),
+        };
+        if !watch {
+            return Capped::Pass {
+                request: request.map(|body| LimitedBody::new(body, limit, None)),
+                overflow: None,
+            };
+        }
+        let tripped = Arc::new(AtomicBool::new(false));
+        let overflow = Box::new(Overflow::new(
+            Arc::clone(&tripped),
+            renderer.snapshot(&request),
+            renderer.clone(),
+            limit,
+            self.code(crate::context::route(&request)),
+            too_large,
+        ));
+        Capped::Pass {
+            request: request.map(|body| LimitedBody::new(body, limit, Some(tripped))),
+            overflow: Some(overflow),
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
+        let cap = self.cap_of(&request);
+        let limit = limit.min(cap);
+        if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
+            return Err(request);
+        }
+        Ok(Drain::new(
+            request.into_body(),
+            limit,
+            self.drain.timeout,
+            true,
+        ))
+    }
+
+    fn refused(
+        &self,
+        request: Request<B>,
+        response: &mut Response<Bytes>,
+        over_cap: bool,
+    ) -> Option<Drain> {
+        // HTTP/2 streams end on their own; HTTP/1.0 connections close anyway.
+        if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
+            return None;
+        }
+        let cap = self.cap_of(&request);
+        let limit = self.drain.bytes.min(cap);
+        let drainable = !over_cap
+            && limit > 0
+            && declared_length(&request).is_none_or(|length| length <= limit);
+        if !drainable {
+            close(response);
+            return None;
+        }
+        Some(Drain::new(
+            request.into_body(),
+            limit,
+            self.drain.timeout,
+            false,
+        ))
+    }
+}

@@ -1,0 +1,73 @@
+//! [`ResponseHeaders`]: the headers checks add to the response.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// How many headers fit before any allocation: a rate limit's draft or
+/// legacy set and `Retry-After`.
+const INLINE: usize = 4;
+
+/// Headers the checks add to the response, whichever response goes out:
+/// your service's, or a rejection made after they were added. A header set
+/// here replaces one of the same name.
+///
+/// The first few are kept inline: adding them allocates nothing but their
+/// values.
+#[derive(Debug, Default)]
+pub struct ResponseHeaders {
+    inline: [Option<(HeaderName, HeaderValue)>; INLINE],
+    more: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ResponseHeaders {
+    /// No headers.
+    pub const fn new() -> Self {
+        Self {
+            inline: [None, None, None, None],
+            more: Vec::new(),
+        }
+    }
+
+    /// Adds `name: value` to the response.
+    #[inline]
+    pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some((name, value)),
+            None => self.more.push((name, value)),
+        }
+    }
+
+    /// Whether none was added.
+    pub fn is_empty(&self) -> bool {
+        self.inline[0].is_none()
+    }
+
+    /// Writes them into `headers`, in the order they were added.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        let inline = self.inline.into_iter().flatten();
+        for (name, value) in inline.chain(self.more) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_fit_inline_are_kept_in_order_and_later_ones_win() {
+        let mut headers = ResponseHeaders::new();
+        assert!(headers.is_empty());
+        for index in 0..6 {
+            let name = HeaderName::try_from(format!("x-{index}")).unwrap();
+            headers.insert(name, HeaderValue::from(index));
+        }
+        headers.insert(HeaderName::from_static("x-0"), HeaderValue::from(9));
+        assert!(!headers.is_empty());
+        let mut out = HeaderMap::new();
+        headers.apply(&mut out);
+        assert_eq!(out.len(), 6);
+        assert_eq!(out["x-0"], "9");
+        assert_eq!(out["x-5"], "5");
+    }
+}

@@ -1,0 +1,279 @@
+//! [`KeyRecord`]: what a store knows of one key, and its [`KeyStatus`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::gcra::Gcra;
+use super::kind::{KeyEnv, KeyKind};
+use super::origin::OriginPattern;
+use super::quota::Quota;
+use crate::ConfigError;
+use crate::hash;
+
+/// What the store knows of one key. Never holds the key itself.
+///
+/// ```
+/// use tollgate::key::{KeyKind, KeyRecord};
+///
+/// let record = KeyRecord::new("key_1", "acme", KeyKind::Restricted);
+/// assert_eq!(record.scopes(), ["read"]); // the kind's default scopes
+/// let record = record.with_scopes(["people.*"]);
+/// assert_eq!(record.scopes(), ["people.*"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    key_id: String,
+    project: String,
+    // Keyed hashes of the two, for rate-limit partitions: computed once here
+    // instead of on every request.
+    key_id_hash: u64,
+    project_hash: u64,
+    kind: KeyKind,
+    env: Option<KeyEnv>,
+    scopes: Vec<String>,
+    origins: Vec<OriginPattern>,
+    status: KeyStatus,
+    expires_at: Option<SystemTime>,
+    tier: Option<Arc<str>>,
+    body_limit: Option<u64>,
+    /// Quotas this key draws by instead of the route's, by policy label.
+    quotas: Box<[(Box<str>, Gcra)]>,
+}
+
+/// Whether `name` can name a tier: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub(crate) fn check_tier_name(name: &str) -> Result<(), String> {
+    let fine = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` cannot name a tier: use 1 to 64 of A-Z, a-z, 0-9, `_`, `-`, `.`"
+        ))
+    }
+}
+
+/// Whether a key may still be used.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum KeyStatus {
+    /// Usable.
+    #[default]
+    Active,
+    /// Revoked for good: answered exactly like an unknown key
+    /// (`invalid_api_key`), or `revoked_api_key` where the gate is set to
+    /// say so ([`GateBuilder::reveal_revoked`](crate::gate::GateBuilder::reveal_revoked)).
+    Revoked,
+    /// Switched off for now (a suspended account, a paused integration):
+    /// `403 key_disabled`. Set it back to `Active` to switch it on.
+    Disabled,
+}
+
+impl KeyRecord {
+    /// An active key of `kind`, with the kind's default scopes, no
+    /// environment, no origins and no expiry.
+    pub fn new(key_id: impl Into<String>, project: impl Into<String>, kind: KeyKind) -> Self {
+        let key_id: String = key_id.into();
+        let project: String = project.into();
+        Self {
+            key_id_hash: hash::keyed(hash::KEY_ID, key_id.as_bytes()),
+            project_hash: hash::keyed(hash::PROJECT, project.as_bytes()),
+            key_id,
+            project,
+            kind,
+            env: None,
+            scopes: default_scopes(kind),
+            origins: Vec::new(),
+            status: KeyStatus::Active,
+            expires_at: None,
+            tier: None,
+            body_limit: None,
+            quotas: Box::new([]),
+        }
+    }
+
+    /// Puts the key in tier `tier`: on routes with quotas for that tier
+    /// ([`RoutePolicy::tier`](crate::gate::RoutePolicy::tier)) it draws by
+    /// them, and the tier's body cap applies. A bad name is an error.
+    pub fn with_tier(mut self, tier: impl AsRef<str>) -> Result<Self, ConfigError> {
+        let tier = tier.as_ref();
+        check_tier_name(tier).map_err(|reason| ConfigError::new("tier", reason))?;
+        self.tier = Some(Arc::from(tier));
+        Ok(self)
+    }
+
+    /// Caps this key's request bodies at `bytes` on every route, in place of
+    /// the route's (and its tier's) cap.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Has this key draw by `quota` wherever a route's quota is labelled
+    /// `label` (the quota's name, or else the route's pattern, as the
+    /// `RateLimit-Policy` header shows it), in place of that quota. The
+    /// bucket stays the same one, so a key's override with the `project`
+    /// partition applies to the project's shared bucket while this key
+    /// calls. A bad quota is an error.
+    ///
+    /// ```
+    /// use tollgate::key::{KeyKind, KeyRecord};
+    /// use tollgate::rate_limit::Quota;
+    ///
+    /// let record = KeyRecord::new("key_1", "acme", KeyKind::Secret)
+    ///     .with_quota("sdk", Quota::per_minute(6000))
+    ///     .unwrap();
+    /// assert_eq!(record.quota_labels().collect::<Vec<_>>(), ["sdk"]);
+    /// assert!(KeyRecord::new("k", "p", KeyKind::Secret).with_quota("sdk", Quota::per_minute(0)).is_err());
+    /// ```
+    pub fn with_quota(mut self, label: impl AsRef<str>, quota: Quota) -> Result<Self, ConfigError> {
+        let label = label.as_ref();
+        let field = || format!("quotas.{label}");
+        if label.is_empty() {
+            return Err(ConfigError::new("quotas", "a quota override needs a label"));
+        }
+        if quota.is_shared_reference() {
+            return Err(ConfigError::new(
+                field(),
+                "an override gives the quota itself (`{ rate, per, burst }`), not a name",
+            ));
+        }
+        let gcra = quota
+            .gcra()
+            .map_err(|error| ConfigError::new(field(), error.reason()))?;
+        let mut quotas: Vec<_> = std::mem::take(&mut self.quotas).into_vec();
+        quotas.retain(|(existing, _)| **existing != *label);
+        quotas.push((Box::from(label), gcra));
+        self.quotas = quotas.into();
+        Ok(self)
+    }
+
+    /// Sets the environment.
+    #[must_use]
+    pub fn with_env(mut self, env: KeyEnv) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Sets the granted scopes; an empty list means the kind's defaults.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        if self.scopes.is_empty() {
+            self.scopes = default_scopes(self.kind);
+        }
+        self
+    }
+
+    /// Sets the origins a browser may use this key from (patterns as in
+    /// [`OriginPattern`]); a bad pattern is an error naming it.
+    pub fn with_origins<I, S>(mut self, origins: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.origins = origins
+            .into_iter()
+            .map(|origin| OriginPattern::parse(origin.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn with_status(mut self, status: KeyStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the moment the key stops working.
+    #[must_use]
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// The key's id: safe to log and show, unlike the key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The project the key belongs to.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    pub(crate) fn key_id_hash(&self) -> u64 {
+        self.key_id_hash
+    }
+
+    pub(crate) fn project_hash(&self) -> u64 {
+        self.project_hash
+    }
+
+    /// The stored kind.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The stored environment.
+    pub fn env(&self) -> Option<KeyEnv> {
+        self.env
+    }
+
+    /// The granted scopes (the kind's defaults when none were set).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The allowed browser origins (patterns), possibly none.
+    pub fn origins(&self) -> &[OriginPattern] {
+        &self.origins
+    }
+
+    /// The status.
+    pub fn status(&self) -> KeyStatus {
+        self.status
+    }
+
+    /// When the key stops working, if ever.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// Its tier, if any.
+    pub fn tier(&self) -> Option<&str> {
+        self.tier.as_deref()
+    }
+
+    /// Its own body cap, if any.
+    pub fn body_limit(&self) -> Option<u64> {
+        self.body_limit
+    }
+
+    /// The labels of the quotas it overrides.
+    pub fn quota_labels(&self) -> impl Iterator<Item = &str> {
+        self.quotas.iter().map(|(label, _)| &**label)
+    }
+
+    pub(crate) fn quota_overrides(&self) -> &[(Box<str>, Gcra)] {
+        &self.quotas
+    }
+}
+
+fn default_scopes(kind: KeyKind) -> Vec<String> {
+    kind.default_scopes()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! [`RenderError`], the one extension point for the shape of error bodies,
+//! and the two built-in JSON shapes: [`JsonEnvelope`] and [`ProblemJson`].
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::RenderContext;
+use crate::error::{ApiError, Category};
+
+/// Turns an [`ApiError`] into a response: the one extension point for the
+/// shape of error bodies.
+///
+/// Closures `Fn(&ApiError, &RenderContext) -> serde_json::Value` implement it:
+/// the value becomes an `application/json` body with the error's status. For
+/// full control (another content type, other headers) implement the trait.
+///
+/// ```
+/// use serde_json::json;
+/// use tollgate::error::ApiError;
+/// use tollgate::render::{ErrorRenderer, RenderContext};
+///
+/// // `{"error":"code","details":{…}}`
+/// let renderer = ErrorRenderer::from_fn(|error: &ApiError, _: &RenderContext<'_>| {
+///     json!({ "error": error.code().as_str(), "details": error.details() })
+/// });
+/// # let _ = renderer;
+/// ```
+pub trait RenderError: Send + Sync + 'static {
+    /// The response for `error`. The renderer sets the status and content
+    /// type; the error's own headers are added afterwards.
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes>;
+
+    /// How many bytes of a refused request's body the gate reads before
+    /// rendering, for a shape that echoes something of the body (JSON-RPC's
+    /// `id`), then hands over as [`RenderContext::body`]; `None` (the
+    /// default): none.
+    fn body_read_limit(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<F> RenderError for F
+where
+    F: Fn(&ApiError, &RenderContext<'_>) -> Value + Send + Sync + 'static,
+{
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        json_response(error.status(), APPLICATION_JSON, &self(error, context))
+    }
+}
+
+const APPLICATION_JSON: &str = "application/json";
+const APPLICATION_PROBLEM_JSON: &str = "application/problem+json";
+
+/// Serializes `body` into a JSON response with `status` and `content_type`.
+pub fn json_response<T: Serialize + ?Sized>(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &T,
+) -> Response<Bytes> {
+    json_response_with(status, HeaderValue::from_static(content_type), body)
+}
+
+/// [`json_response`] with a content type made at run time.
+pub(crate) fn json_response_with<T: Serialize + ?Sized>(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: &T,
+) -> Response<Bytes> {
+    // Serializing our own values cannot fail; if a user's `Serialize` does,
+    // the client still gets a well-formed body with the right status.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    response
+}
+
+/// The default envelope:
+/// `{"error":{"code","message","status","category","details","request_id"}}`,
+/// `application/json`. `details` and `request_id` are left out when absent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonEnvelope;
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: EnvelopeError<'a>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError<'a> {
+    code: &'a str,
+    message: &'a str,
+    status: u16,
+    category: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl RenderError for JsonEnvelope {
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        let body = Envelope {
+            error: EnvelopeError {
+                code: error.code().as_str(),
+                message: error.message(),
+                status: error.status().as_u16(),
+                category: error.category().as_str(),
+                details: error.details(),
+                request_id: context.request_id(),
+            },
+        };
+        json_response(error.status(), APPLICATION_JSON, &body)
+    }
+}
+
+/// RFC 9457 problem details, `application/problem+json`: `type`, `title`,
+/// `status`, `detail`, and the extension members `code`, `details` and
+/// `request_id`.
+///
+/// `type` is `about:blank` (and `title` the status's reason phrase) unless a
+/// base URI is set, in which case `type` is the base followed by the code,
+/// for example `https://docs.example.com/errors/payload_too_large`. A
+/// request refused by a quota policy is the rate-limit headers draft's
+/// problem type, [`QUOTA_EXCEEDED_TYPE`], with its extension member
+/// `violated-policies` (the refusing policy's name, as in `RateLimit`).
+#[derive(Clone, Debug, Default)]
+pub struct ProblemJson {
+    type_base: Option<String>,
+}
+
+impl ProblemJson {
+    /// Problem details with `type: "about:blank"`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Problem details whose `type` is `base` followed by the error code.
+    #[must_use]
+    pub fn with_type_base(mut self, base: impl Into<String>) -> Self {
+        self.type_base = Some(base.into());
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(rename = "violated-policies", skip_serializing_if = "Option::is_none")]
+    violated_policies: Option<[&'a str; 1]>,
+}
+
+/// The problem type of the rate-limit headers draft (11) for a request
+/// over a quota policy; its extension member `violated-policies` names them.
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+const QUOTA_EXCEEDED_TITLE: &str =
+    "Request cannot be satisfied as assigned quota has been exceeded";
+
+impl RenderError for ProblemJson {
+    fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
+        let code = error.code().as_str();
+        // A refusal by a named quota policy is the draft's `quota-exceeded`.
+        let violated = (error.category() == Category::RateLimit)
+            .then(|| error.details()?.get("policy")?.as_str())
+            .flatten();
+        let kind = match (violated, &self.type_base) {
+            (Some(_), _) => String::from(QUOTA_EXCEEDED_TYPE),
+            (None, Some(base)) => format!("{base}{code}"),
+            (None, None) => String::from("about:blank"),
+        };
+        let body = Problem {
+            kind: &kind,
+            violated_policies: violated.map(|policy| [policy]),
+            title: match violated {
+                Some(_) => QUOTA_EXCEEDED_TITLE,
+                None => error.status().canonical_reason().unwrap_or("Error"),
+            },
+            status: error.status().as_u16(),
+            detail: error.message(),
+            code,
+            details: error.details(),
+            request_id: context.request_id(),
+        };
+        json_response(error.status(), APPLICATION_PROBLEM_JSON, &body)
+    }
+}

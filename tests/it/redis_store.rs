@@ -1,0 +1,742 @@
+//! The Redis rate store against a real `redis-server` that each test starts
+//! on a free loopback port: limits shared by two gates on two sockets,
+//! stacked quotas decided atomically, TTLs, the script cache, the denial
+//! cache, and Redis dying and coming back in both failure modes.
+//!
+//! Needs `redis-server` on the PATH (`.ci/run` installs it) and the `redis`
+//! feature: `cargo test --features redis --test redis`.
+
+use std::convert::Infallible;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use tollgate::body_limit::LimitedBody;
+use tollgate::clock::FakeClock;
+use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
+use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord, Principal};
+use tollgate::rate_limit::{
+    FailureMode, Quota, RateLimit, RateLimitLayer, RedisOptions, RedisRateStore,
+};
+use tower::util::BoxCloneService;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// A `redis-server` of the test's own, stopped when dropped.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    /// Starts the server (again) on its port, and waits until it answers.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for these tests: apt-get install -y redis-server");
+        self.child = Some(child);
+        // Readiness, not timing: poll until the server answers PING.
+        for _ in 0..1_000 {
+            if self
+                .connection()
+                .is_ok_and(|mut c| redis::cmd("PING").exec(&mut c).is_ok())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes (`STOP`) or thaws (`CONT`) the server: connections stay
+    /// open but nothing answers.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection()
+    }
+
+    /// How many times Redis ran `command` (from `INFO commandstats`).
+    fn calls(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.connection().unwrap())
+            .unwrap();
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    }
+
+    /// Script runs, by hash or by text.
+    fn script_runs(&self) -> u64 {
+        self.calls("evalsha") + self.calls("eval")
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
+        command.query(&mut self.connection().unwrap()).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn store(server: &RedisServer, options: RedisOptions) -> RedisRateStore {
+    RedisRateStore::connect(options)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {}: {error}", server.url()))
+}
+
+fn options(server: &RedisServer) -> RedisOptions {
+    RedisOptions::new(server.url()).timeout(Duration::from_millis(200))
+}
+
+/// A gate over `store` with `POST /v1/track` limited to 5 a minute.
+fn gate(keys: &Keys, store: RedisRateStore) -> Gate<InMemoryKeyStore, RedisRateStore> {
+    Gate::builder(keys.store.clone())
+        .hasher(keys.hasher.clone())
+        .rate_store(store)
+        .route(
+            "POST /v1/track",
+            RoutePolicy::new().quota(Quota::per_minute(60).burst(5)),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn serve_gate(gate: &Gate<InMemoryKeyStore, RedisRateStore>) -> std::net::SocketAddr {
+    let service = ServiceBuilder::new().layer(gate.layer()).service_fn(
+        |_: Request<LimitedBody<hyper::body::Incoming>>| async {
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+        },
+    );
+    serve(service).await
+}
+
+fn track(address: std::net::SocketAddr, key: &str) -> TestRequest {
+    empty(
+        Request::post(format!("http://{address}/v1/track"))
+            .header("authorization", format!("Bearer {key}")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gates_on_two_ports_share_one_limit() {
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let key = keys.secret.key().to_owned();
+    // Two instances: each its own gate, store, connection and port.
+    let first = serve_gate(&gate(&keys, store(&server, options(&server)).await)).await;
+    let second = serve_gate(&gate(&keys, store(&server, options(&server)).await)).await;
+
+    let mut admitted = 0;
+    let mut statuses = Vec::new();
+    for round in 0..12 {
+        let address = if round % 2 == 0 { first } else { second };
+        let answer = fetch(track(address, &key)).await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == StatusCode::OK {
+            admitted += 1;
+            let remaining = 5 - admitted;
+            assert_eq!(
+                answer.headers["ratelimit"],
+                // One token a second: the next is at most a second away.
+                format!("\"POST /v1/track\";r={remaining};t=1").as_str(),
+                "round {round}"
+            );
+        } else {
+            assert_eq!(
+                answer.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "round {round}"
+            );
+            assert_eq!(answer.code(), "rate_limited");
+            assert_eq!(answer.headers["retry-after"], "1");
+        }
+    }
+    assert_eq!(
+        admitted, 5,
+        "burst 5 in total across both gates: {statuses:?}"
+    );
+    assert_eq!(&statuses[..5], &[200; 5]);
+}
+
+#[tokio::test]
+async fn the_same_headers_and_errors_as_the_memory_store() {
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let redis_gate = gate(&keys, store(&server, options(&server)).await);
+    let memory_gate = Gate::builder(keys.store.clone())
+        .hasher(keys.hasher.clone())
+        .route(
+            "POST /v1/track",
+            RoutePolicy::new().quota(Quota::per_minute(60).burst(5)),
+        )
+        .build()
+        .unwrap();
+    let request = || {
+        empty(
+            Request::post("/v1/track")
+                .header("authorization", format!("Bearer {}", keys.secret.key())),
+        )
+    };
+    let handler = Handler::default();
+    for round in 0..7 {
+        let from_redis = send(
+            ServiceBuilder::new()
+                .layer(redis_gate.layer())
+                .service(handler.service().map_request(strip_limit)),
+            request(),
+        )
+        .await;
+        let from_memory = send(
+            ServiceBuilder::new()
+                .layer(memory_gate.layer())
+                .service(handler.service().map_request(strip_limit)),
+            request(),
+        )
+        .await;
+        assert_eq!(from_redis.status, from_memory.status, "round {round}");
+        assert_eq!(from_redis.body, from_memory.body, "round {round}");
+        for name in ["ratelimit", "ratelimit-policy", "retry-after"] {
+            assert_eq!(
+                from_redis.headers.get(name),
+                from_memory.headers.get(name),
+                "{name}, round {round}"
+            );
+        }
+    }
+}
+
+fn strip_limit(request: Request<LimitedBody<Full<Bytes>>>) -> TestRequest {
+    let (parts, _) = request.into_parts();
+    Request::from_parts(parts, Default::default())
+}
+
+fn principal(project: &str) -> Principal {
+    Principal::new(Arc::new(KeyRecord::new(
+        format!("key_{project}"),
+        project,
+        KeyKind::Secret,
+    )))
+}
+
+/// A request from `project` straight to a rate-limit layer.
+fn from(project: &str) -> TestRequest {
+    let mut request = empty(Request::post("/v1/batch"));
+    request.extensions_mut().insert(principal(project));
+    request
+}
+
+/// A rate-limit layer over `redis` in front of `handler`.
+fn limited(redis: &RedisRateStore, limit: impl Into<RateLimit>, handler: &Handler) -> Limited {
+    let layer = RateLimitLayer::with_store(redis.clone(), limit.into()).unwrap();
+    let inner = handler_service(Arc::clone(&handler.calls));
+    BoxCloneService::new(ServiceBuilder::new().layer(layer).service(inner))
+}
+
+type Limited = BoxCloneService<
+    TestRequest,
+    http::Response<tollgate::check::ResponseBody<Full<Bytes>>>,
+    Infallible,
+>;
+
+/// A Redis server, a store on it failing `on_failure`, and a layer with
+/// burst `burst` that has admitted one request.
+async fn admitting(
+    on_failure: FailureMode,
+    burst: u64,
+) -> (RedisServer, RedisRateStore, Handler, Limited) {
+    let server = RedisServer::start();
+    let redis = store(&server, options(&server).on_failure(on_failure)).await;
+    let handler = Handler::default();
+    let limit = RateLimit::new(Quota::per_minute(60).burst(burst));
+    let service = limited(&redis, limit, &handler);
+    let answer = send(service.clone(), from("acme")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    (server, redis, handler, service)
+}
+
+/// Sends requests until one is admitted (a store reconnecting), at most 200.
+async fn until_admitted(service: &Limited) -> StatusCode {
+    let mut status = StatusCode::BAD_GATEWAY;
+    for _ in 0..200 {
+        status = send(service.clone(), from("acme")).await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn stacked_quotas_consume_from_none_when_one_refuses() {
+    let server = RedisServer::start();
+    let redis = store(&server, options(&server)).await;
+    let layer = RateLimitLayer::with_store(
+        redis.clone(),
+        RateLimit::stacked([
+            Quota::per_minute(60).burst(5).named("burst"),
+            Quota::per_day(2).named("daily"),
+        ]),
+    )
+    .unwrap();
+    let handler = Handler::default();
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(handler.service());
+    for _ in 0..2 {
+        let answer = send(service.clone(), from("acme")).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    let refused = send(service.clone(), from("acme")).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["error"]["details"]["policy"], "daily");
+    // The burst quota still has 3: the refused request took nothing from it.
+    let ratelimit = refused.headers["ratelimit"].to_str().unwrap();
+    assert!(ratelimit.starts_with("\"burst\";r=3;"), "{ratelimit}");
+    assert!(ratelimit.contains("\"daily\";r=0;"), "{ratelimit}");
+    // In Redis too: the burst bucket holds two requests' worth (2 s of debt).
+    let limits = tollgate::rate_limit::RouteLimits::new(&RateLimit::stacked([
+        Quota::per_minute(60).burst(5).named("burst"),
+        Quota::per_day(2).named("daily"),
+    ]))
+    .unwrap();
+    let key = redis.key(
+        &tollgate::rate_limit::Bucket::new(
+            tollgate::rate_limit::PartitionKey::project("acme"),
+            tollgate::route::Route::DEFAULT_NAME,
+        ),
+        &limits.quotas()[0],
+        0,
+    );
+    let ttl: i64 = server.query(redis::cmd("PTTL").arg(&key));
+    assert!((1_000..=2_000).contains(&ttl), "PTTL {key} = {ttl}");
+    assert_eq!(handler.calls(), 2);
+}
+
+#[tokio::test]
+async fn keys_expire_when_the_bucket_would_be_full_and_carry_the_prefix() {
+    let server = RedisServer::start();
+    let redis = RedisRateStore::connect(options(&server).prefix("myapp:rl:"))
+        .await
+        .unwrap();
+    let layer =
+        RateLimitLayer::with_store(redis, RateLimit::new(Quota::per_second(10).burst(10))).unwrap();
+    let handler = Handler::default();
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(handler.service());
+    for _ in 0..3 {
+        assert_eq!(
+            send(service.clone(), from("acme")).await.status,
+            StatusCode::OK
+        );
+    }
+    let keys: Vec<String> = server.query(redis::cmd("KEYS").arg("*"));
+    assert_eq!(keys, ["myapp:rl:{project:acme}:default:0"]);
+    // Three tokens at 100 ms each: full again in at most 300 ms.
+    let ttl: i64 = server.query(redis::cmd("PTTL").arg(&keys[0]));
+    assert!((1..=300).contains(&ttl), "PTTL = {ttl}");
+}
+
+#[tokio::test]
+async fn the_script_is_loaded_again_when_redis_forgets_it() {
+    let server = RedisServer::start();
+    let redis = store(&server, options(&server)).await;
+    let layer =
+        RateLimitLayer::with_store(redis.clone(), RateLimit::new(Quota::per_minute(100))).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(Handler::default().service());
+    assert_eq!(
+        send(service.clone(), from("acme")).await.status,
+        StatusCode::OK
+    );
+    let _: () = server.query(redis::cmd("SCRIPT").arg("FLUSH"));
+    let answer = send(service.clone(), from("acme")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains(";r=98;")
+    );
+    assert_eq!(redis.stats().failures, 0);
+    // Called by hash: the script's text crossed the wire only to load it.
+    assert_eq!(server.calls("eval"), 0);
+    assert_eq!(server.calls("evalsha"), 3, "one miss after the flush");
+}
+
+#[tokio::test]
+async fn the_denial_cache_saves_redis_calls_and_keeps_retry_after_honest() {
+    let server = RedisServer::start();
+    let fake = FakeClock::new();
+    let cached = store(&server, options(&server).prefix("cached:"))
+        .await
+        .with_clock(fake.clock());
+    let uncached = store(
+        &server,
+        options(&server).prefix("uncached:").denial_cache(0),
+    )
+    .await;
+    let limit = || RateLimit::new(Quota::per_minute(1).burst(2));
+    let handler = Handler::default();
+    let service = |redis: &RedisRateStore| {
+        ServiceBuilder::new()
+            .layer(RateLimitLayer::with_store(redis.clone(), limit()).unwrap())
+            .service(handler.service())
+    };
+
+    // Without the cache: every refused request is a Redis call.
+    let before = server.script_runs();
+    for _ in 0..12 {
+        send(service(&uncached), from("acme")).await;
+    }
+    assert_eq!(server.script_runs() - before, 12);
+    assert_eq!(uncached.stats().calls, 12);
+
+    // With it: 2 admitted, 1 refused by Redis, then 9 refused locally.
+    let before = server.script_runs();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(send(service(&cached), from("acme")).await.status.as_u16());
+    }
+    assert_eq!(&statuses[..2], &[200, 200]);
+    assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(server.script_runs() - before, 3);
+    assert_eq!(cached.stats().calls, 3);
+    assert_eq!(cached.stats().cached_denials, 9);
+
+    // Retry-After counts down on the local clock while cached.
+    let answer = send(service(&cached), from("acme")).await;
+    let first: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&first), "{first}");
+    fake.advance(Duration::from_secs(20));
+    let answer = send(service(&cached), from("acme")).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    let later: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(later, first - 20);
+    assert_eq!(answer.body["error"]["details"]["retry_after"], later);
+    assert_eq!(cached.stats().calls, 3);
+
+    // Once the refusal's window has passed, Redis is asked again.
+    fake.advance(Duration::from_secs(first - 20));
+    send(service(&cached), from("acme")).await;
+    assert_eq!(cached.stats().calls, 4);
+    // Other buckets are not affected by a cached refusal.
+    assert_eq!(
+        send(service(&cached), from("other")).await.status,
+        StatusCode::OK
+    );
+}
+
+/// Sends one request, and how long it took (to catch a hang, not to time it:
+/// the bound is many times the store's timeout).
+async fn timed<S>(service: S, request: TestRequest) -> (Answer, Duration)
+where
+    S: tower::Service<
+            TestRequest,
+            Response = http::Response<tollgate::check::ResponseBody<Full<Bytes>>>,
+        >,
+    S::Error: std::fmt::Debug,
+{
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), send(service, request))
+        .await
+        .expect("a request hung although Redis has a timeout");
+    (answer, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_fails_open_logs_and_recovers() {
+    let (logs, _guard) = Logs::capture();
+    let (mut server, redis, handler, service) = admitting(FailureMode::Open, 3).await;
+
+    server.kill();
+    for _ in 0..5 {
+        let (answer, took) = timed(service.clone(), from("acme")).await;
+        assert_eq!(answer.status, StatusCode::OK, "fail open admits");
+        assert!(
+            !answer.headers.contains_key("ratelimit"),
+            "no counts to show"
+        );
+        assert!(took < Duration::from_secs(5), "waited {took:?}");
+    }
+    assert_eq!(redis.stats().failures, 5);
+    assert_eq!(handler.calls(), 6);
+    let text = logs.text();
+    assert_eq!(text.matches("admitting (fail open)").count(), 5, "{text}");
+
+    // Redis comes back (empty): the same store uses it again, no restart.
+    server.restart();
+    let mut recovered = None;
+    for attempt in 0..200 {
+        let answer = send(service.clone(), from("acme")).await;
+        if answer.headers.contains_key("ratelimit") {
+            recovered = Some(attempt);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(recovered.is_some(), "the store never reconnected");
+    let failures = redis.stats().failures;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(send(service.clone(), from("acme")).await.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "limits hold again");
+    assert_eq!(redis.stats().failures, failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_fails_closed_with_upstream_failed() {
+    let (mut server, redis, handler, service) = admitting(FailureMode::Closed, 3).await;
+
+    server.kill();
+    for _ in 0..3 {
+        let (answer, took) = timed(service.clone(), from("acme")).await;
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(answer.code(), "upstream_failed");
+        assert!(took < Duration::from_secs(5), "waited {took:?}");
+    }
+    assert_eq!(handler.calls(), 1, "nothing admitted while Redis was away");
+    assert_eq!(redis.stats().failures, 3);
+
+    server.restart();
+    let status = until_admitted(&service).await;
+    assert_eq!(status, StatusCode::OK, "the store never reconnected");
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_at_start_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let error = RedisRateStore::connect(RedisOptions::new(format!("redis://127.0.0.1:{port}")))
+        .await
+        .unwrap_err();
+    assert!(!error.to_string().is_empty());
+    let error = RedisRateStore::connect(RedisOptions::new("memcached://x"))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("redis.url"), "{error}");
+}
+
+#[tokio::test]
+async fn a_config_file_names_the_redis_store() {
+    let server = RedisServer::start();
+    let text = format!(
+        r#"
+        pepper = "p"
+        [redis]
+        url = "{}"
+        prefix = "fromconfig:"
+        timeout_ms = 100
+        on_failure = "closed"
+        denial_cache = 10
+
+        [[keys]]
+        name = "server"
+        key = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad"
+        project = "demo"
+
+        [[routes]]
+        route = "POST /v1/track"
+        quotas = [{{ rate = 1, per = "minute", burst = 1 }}]
+        "#,
+        server.url()
+    );
+    let config = tollgate::gate::GateConfig::from_toml(&text).unwrap();
+    assert_eq!(
+        config.redis,
+        Some(
+            RedisOptions::new(server.url())
+                .prefix("fromconfig:")
+                .timeout(Duration::from_millis(100))
+                .on_failure(FailureMode::Closed)
+                .denial_cache(10)
+        )
+    );
+    // Building in memory would silently multiply limits by the instances.
+    assert_eq!(config.build().unwrap_err().field(), "redis");
+    let store = config.redis_store().await.unwrap().expect("a store");
+    let gate = config.builder().unwrap().rate_store(store).build().unwrap();
+    let address = serve_gate(&gate).await;
+    let answer = fetch(empty(Request::post(format!("http://{address}/v1/track")))).await;
+    assert_eq!(answer.code(), "missing_api_key");
+    let keys: Vec<String> = server.query(redis::cmd("KEYS").arg("fromconfig:*"));
+    assert!(keys.is_empty(), "nothing counted before the key check");
+    let key = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
+    assert_eq!(fetch(track(address, key)).await.status, StatusCode::OK);
+    assert_eq!(fetch(track(address, key)).await.code(), "rate_limited");
+    let keys: Vec<String> = server.query(redis::cmd("KEYS").arg("fromconfig:*"));
+    assert_eq!(keys, ["fromconfig:{project:demo}:POST /v1/track:0"]);
+
+    let error = tollgate::gate::GateConfig::from_toml("[redis]\nurl = \"redis://x\"\nttl = 3\n")
+        .unwrap_err();
+    assert!(error.to_string().contains("ttl"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
+    let (server, redis, handler, service) = admitting(FailureMode::Closed, 10).await;
+
+    // The connection stays up but Redis answers nothing: only the timeout
+    // (200 ms here) ends the wait.
+    server.signal("-STOP");
+    for _ in 0..2 {
+        let (answer, took) = timed(service.clone(), from("acme")).await;
+        assert_eq!(answer.code(), "upstream_failed");
+        assert!(took < Duration::from_secs(5), "waited {took:?}");
+    }
+    assert_eq!(redis.stats().failures, 2);
+    assert_eq!(handler.calls(), 1);
+
+    server.signal("-CONT");
+    let status = until_admitted(&service).await;
+    assert_eq!(status, StatusCode::OK, "the store never came back");
+    // The two requests that timed out reached Redis and were counted when it
+    // thawed (a timeout cannot take back a command already sent): of 10,
+    // at most 10 - (1 + 2 + 1 + 1) remain.
+    let answer = send(service.clone(), from("acme")).await;
+    let header = answer.headers["ratelimit"].to_str().unwrap();
+    let remaining: u64 = header
+        .split(";r=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    assert!(remaining <= 5, "{header}");
+}
+
+/// Per-key and per-tier quotas and a budget shared by two routes hold
+/// across two instances sharing one Redis, as they do in memory; the shared
+/// budget lives under one key per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_tier_and_shared_budgets_hold_across_instances() {
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let pro = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("pro", "p-pro", KeyKind::Secret)
+            .with_tier("pro")
+            .unwrap(),
+    );
+    let custom = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("custom", "p-custom", KeyKind::Secret)
+            .with_quota("sdk", Quota::per_minute(6))
+            .unwrap(),
+    );
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .shared_quota(Quota::per_minute(4).named("sdk"))
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new()
+                    .quota(Quota::per_minute(2))
+                    .tier("pro", TierPolicy::new().quota(Quota::per_minute(5))),
+            )
+            .route(
+                "GET /v1/flags",
+                RoutePolicy::new().quota(Quota::shared("sdk")),
+            )
+            .route(
+                "POST /v1/events",
+                RoutePolicy::new().quotas([Quota::per_second(100), Quota::shared("sdk")]),
+            )
+            .build()
+            .unwrap()
+    };
+    let first = serve_gate(&instance(store(&server, options(&server)).await)).await;
+    let second = serve_gate(&instance(store(&server, options(&server)).await)).await;
+    let admitted = |key: String, routes: &'static [(&'static str, &'static str)]| async move {
+        let mut admitted = 0;
+        for round in 0..12 {
+            let address = if round % 2 == 0 { first } else { second };
+            let (method, path) = routes[round % routes.len()];
+            let answer = fetch(empty(
+                Request::builder()
+                    .method(method)
+                    .uri(format!("http://{address}{path}"))
+                    .header("authorization", format!("Bearer {key}")),
+            ))
+            .await;
+            match answer.status {
+                StatusCode::OK => admitted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("{other}: {:?}", answer.body),
+            }
+        }
+        admitted
+    };
+    const TRACK: &[(&str, &str)] = &[("POST", "/v1/track")];
+    const SDK: &[(&str, &str)] = &[
+        ("GET", "/v1/flags"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/events"),
+    ];
+    assert_eq!(admitted(keys.secret.key().to_owned(), TRACK).await, 2);
+    assert_eq!(admitted(pro.key().to_owned(), TRACK).await, 5);
+    assert_eq!(admitted(keys.secret.key().to_owned(), SDK).await, 4);
+    assert_eq!(admitted(custom.key().to_owned(), SDK).await, 6);
+    let mut stored: Vec<String> = server.query(redis::cmd("KEYS").arg("*shared*"));
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "tollgate:{project:demo}:shared:sdk",
+            "tollgate:{project:p-custom}:shared:sdk"
+        ]
+    );
+}
