@@ -18,9 +18,9 @@ use std::task::{Context, Poll, Waker};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tollgate::Answer;
-use tollgate::key::{
-    InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyLayer, KeyParser, KeyRecord, KeyStore,
-};
+use tollgate::key::format::KeyParser;
+use tollgate::key::store::KeyStore;
+use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyLayer, KeyRecord};
 use tower::{Layer, Service};
 
 const KEYS: usize = 10_000;
@@ -71,7 +71,7 @@ fn bench_key(c: &mut Criterion) {
     let (hasher, store, keys) = fixture();
     let mut group = c.benchmark_group("key");
 
-    let layer = KeyLayer::new(store.clone()).with_hasher(hasher.clone());
+    let layer = KeyLayer::new(store.clone()).hasher(hasher.clone());
     let mut service = layer.layer(tower::service_fn(|_request: Request<()>| {
         ready(Ok::<_, Infallible>(Response::new(())))
     }));

@@ -19,7 +19,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tollgate::body_limit::BodyLimitLayer;
 use tollgate::key::{KeyKind, KeyRecord, Principal};
-use tollgate::origin::{OriginLayer, OriginPolicy};
+use tollgate::origin::{OriginLayer, OriginRule};
 use tollgate::scope::{ScopeLayer, ScopeRule};
 use tower::{Layer, Service};
 
@@ -68,7 +68,7 @@ fn bench_policy(c: &mut Criterion) {
         )
     });
 
-    let policy = OriginPolicy::new()
+    let policy = OriginRule::new()
         .allow([
             "https://app.example.com",
             "https://www.example.com",

@@ -24,9 +24,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota as GovernorQuota, RateLimiter};
-use tollgate::rate_limit::{
-    Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
-};
+use tollgate::rate_limit::store::{Bucket, PartitionKey, RouteLimits};
+use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 use tollgate::route::Routes;
 
 const KEYS: usize = 10_000;

@@ -19,10 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate::Answer;
-use tollgate::rate_limit::{
-    Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RateStore, RedisOptions,
-    RedisRateStore, RouteLimits,
-};
+use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit, RedisOptions, RedisRateStore};
 
 struct Args {
     seconds: u64,

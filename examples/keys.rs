@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tollgate::gate::GateConfig;
-use tollgate::key::{KeyEnv, KeyHasher, KeyKind, KeyParser, ParseError};
+use tollgate::key::format::{KeyParser, ParseError};
+use tollgate::key::{KeyEnv, KeyHasher, KeyKind};
 
 const USAGE: &str = "usage:
   keys mint --kind publishable|secret|restricted [--env live|test] [--project P] [--name N] [--config PATH]

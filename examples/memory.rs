@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use tollgate::Answer;
 use tollgate::clock::FakeClock;
-use tollgate::key::{CachedKeyStore, InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord, KeyStore};
-use tollgate::rate_limit::{
-    Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
-};
+use tollgate::key::store::KeyStore;
+use tollgate::key::{CachedKeyStore, InMemoryKeyStore, KeyHasher, KeyKind, KeyRecord};
+use tollgate::rate_limit::store::{Bucket, PartitionKey, RouteLimits};
+use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 
 /// Counts bytes currently allocated.
 struct Counting;

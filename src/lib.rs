@@ -30,7 +30,7 @@
 //! let routes = Routes::builder().public("GET /health").route("POST /v1/track").build().unwrap();
 //! let service = ServiceBuilder::new()
 //!     .layer(RouteLayer::new(routes))
-//!     .layer(KeyLayer::new(store).with_hasher(hasher))
+//!     .layer(KeyLayer::new(store).hasher(hasher))
 //!     .service_fn(|_req: Request<String>| async { Ok::<_, Infallible>(Response::new(String::from("ok"))) });
 //!
 //! let request = Request::post("/v1/track")
@@ -60,6 +60,7 @@
 mod answer;
 pub mod clock;
 pub mod error;
+mod fields;
 mod hash;
 // Floor 2: the request context.
 pub mod context;

@@ -40,7 +40,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tollgate::gate::{GateBuilder, GateConfig, LiveGate};
 use tollgate::key::InMemoryKeyStore;
-use tollgate::rate_limit::{InMemoryRateStore, RateStore};
+use tollgate::rate_limit::InMemoryRateStore;
+use tollgate::rate_limit::store::RateStore;
 use tower::ServiceExt;
 
 struct Args {

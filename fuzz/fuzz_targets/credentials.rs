@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut service = KeyLayer::new(InMemoryKeyStore::new())
-        .with_query_parameter("api_key")
+        .query_parameter("api_key")
         .layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
         }));

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::key::{KeyParser, checksum};
+use tollgate::key::format::{KeyParser, checksum};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

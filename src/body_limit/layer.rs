@@ -1,8 +1,9 @@
 //! [`BodyLimitLayer`]: the pipeline with no check and a [`BodyLimits`] cap.
 
-use super::limits::BodyLimits;
+use super::limits::{BodyLimits, DrainLimits};
 use crate::check::{CheckLayer, CheckService};
 use crate::context::per_route::PerRoute;
+use crate::error::ErrorCode;
 use crate::render::ErrorRenderer;
 
 /// Caps request bodies per route; see the [module docs](super). A
@@ -20,5 +21,19 @@ impl CheckLayer<(), BodyLimits> {
     /// `u64::MAX` for no cap).
     pub fn new(limits: impl Into<PerRoute<u64>>) -> Self {
         Self::from_parts((), BodyLimits::new(limits), ErrorRenderer::default(), None)
+    }
+
+    /// Refuses bodies over the cap with these codes (one, or one per route)
+    /// instead of `payload_too_large`.
+    #[must_use]
+    pub fn body_limit_code(self, codes: impl Into<PerRoute<ErrorCode>>) -> Self {
+        let codes = codes.into();
+        self.change(|shared| shared.cap.set_codes(codes))
+    }
+
+    /// Drains the bodies of refused requests within `drain`.
+    #[must_use]
+    pub fn drain(self, drain: DrainLimits) -> Self {
+        self.change(|shared| shared.cap.set_drain(drain))
     }
 }

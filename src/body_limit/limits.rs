@@ -33,13 +33,18 @@ pub struct BodyLimits {
 pub(crate) type TierCaps = Box<[(Box<str>, u64)]>;
 
 /// How much of a refused HTTP/1.1 request's body is read and discarded so
-/// that its connection can serve the next request, and for how long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// that its connection can serve the next request, and for how long. In a
+/// configuration file, top-level `drain_limit` (bytes) and
+/// `drain_timeout_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DrainLimits {
     /// Bodies up to this many bytes (and never more than the route's cap)
     /// are drained; default 64 KiB. 0 turns draining off.
+    #[serde(rename = "drain_limit")]
     pub bytes: u64,
     /// A drain that takes longer gives up and closes; default 1 s.
+    #[serde(rename = "drain_timeout_ms", with = "crate::fields::millis_required")]
     pub timeout: Duration,
 }
 
@@ -94,12 +99,10 @@ impl BodyLimits {
         Ok(tiered.unwrap_or(limit))
     }
 
-    /// Refuses bodies over the cap with these codes (one, or one per route)
-    /// instead of `payload_too_large`.
-    #[must_use]
-    pub fn with_codes(mut self, codes: impl Into<PerRoute<ErrorCode>>) -> Self {
-        self.codes = codes.into();
-        self
+    /// Refuses bodies over the cap with these codes instead of
+    /// `payload_too_large`.
+    pub(crate) fn set_codes(&mut self, codes: PerRoute<ErrorCode>) {
+        self.codes = codes;
     }
 
     /// The cap of `request`'s route (0 for a route of another table).
@@ -116,10 +119,8 @@ impl BodyLimits {
     }
 
     /// Drains refused bodies within `drain`.
-    #[must_use]
-    pub fn with_drain(mut self, drain: DrainLimits) -> Self {
+    pub(crate) fn set_drain(&mut self, drain: DrainLimits) {
         self.drain = drain;
-        self
     }
 
     /// How refused bodies are drained.

@@ -40,8 +40,10 @@
 mod body;
 mod layer;
 mod limits;
+pub(crate) mod policy;
 
 pub use body::{BodyTooLarge, LimitedBody};
 pub use layer::{BodyLimitLayer, BodyLimitService};
 pub(crate) use limits::TierCaps;
 pub use limits::{BodyLimits, DrainLimits};
+pub use policy::DEFAULT_BODY_LIMIT;

@@ -16,11 +16,14 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::cap::{BodyCap, Capped, Overflow};
 use super::drain::{Drain, close};
-use super::observe::{Observe, Outcome};
+use super::observe::Observe;
+#[cfg(feature = "tracing")]
+use super::observe::Outcome;
 use super::service::Shared;
 use super::{Check, ResponseHeaders, Wait};
 use crate::context::principal::Principal;
 use crate::context::route::Route;
+#[cfg(feature = "tracing")]
 use crate::context::shadow::Shadowed;
 use crate::error::ApiError;
 use crate::render::{ErrorRenderer, RefusedBody, RenderedByDefault};

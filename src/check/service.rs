@@ -73,11 +73,6 @@ impl<C, L> CheckLayer<C, L> {
     pub fn checks(&self) -> &C {
         &self.shared.checks
     }
-
-    /// The renderer of rejections.
-    pub fn renderer(&self) -> &ErrorRenderer {
-        &self.shared.renderer
-    }
 }
 
 impl<C: Clone, L: Clone> CheckLayer<C, L> {
@@ -92,7 +87,7 @@ impl<C: Clone, L: Clone> CheckLayer<C, L> {
 
     /// Renders rejections with `renderer`.
     #[must_use]
-    pub fn with_renderer(self, renderer: ErrorRenderer) -> Self {
+    pub fn renderer(self, renderer: ErrorRenderer) -> Self {
         self.change(|shared| shared.renderer = renderer)
     }
 }

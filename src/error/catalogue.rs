@@ -93,6 +93,19 @@ pub(crate) fn check_name(name: &str) -> Result<(), ConfigError> {
     ))
 }
 
+/// The custom code `code` a rule's setting `field` declares (a route's
+/// `origin_code`, say), with the status and category of that rule's
+/// refusals; a bad code is an error naming `field`.
+pub(crate) fn rule_code(
+    field: &str,
+    code: &str,
+    status: StatusCode,
+    category: Category,
+) -> Result<ErrorCode, ConfigError> {
+    ErrorCode::custom(code, status, category)
+        .map_err(|error| ConfigError::new(field, error.reason()))
+}
+
 fn check_status(name: &str, status: StatusCode) -> Result<(), ConfigError> {
     if status.is_client_error() || status.is_server_error() {
         return Ok(());

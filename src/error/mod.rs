@@ -27,6 +27,7 @@ mod rule;
 mod store_error;
 
 pub use api_error::ApiError;
+pub(crate) use catalogue::rule_code;
 pub use catalogue::{Category, ErrorCode};
 pub use code_map::CodeMap;
 pub use rule::Rule;

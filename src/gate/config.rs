@@ -1,29 +1,33 @@
-//! [`GateConfig`]: the same policy, read from TOML or JSON.
+//! [`GateConfig`]: the gate's settings as data, read from TOML or JSON, and
+//! what a [`GateBuilder`] holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderName;
+use serde::de::Error as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::error::CodeMap;
-use crate::key::{
-    CredentialSource, InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyKinds, KeyParser,
-    KeyRecord, KeyStatus,
-};
+use crate::fields;
+use crate::key::format::KeyParser;
+use crate::key::{InMemoryKeyStore, KeyConfig, KeyHasher, KeyKind, KeyOptions};
 use crate::rate_limit::store::policy_label;
-use crate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimitHeaders};
+use crate::rate_limit::{InMemoryRateStore, Quota, RateLimitOptions};
 use crate::render::ErrorFormat;
 use crate::route::TrailingSlash;
 
 /// A gate's configuration as data: global settings, defaults, keys and
 /// routes. Read it with [`GateConfig::from_toml`] or
 /// [`GateConfig::from_json`] (or any serde format), then
-/// [`builder`](GateConfig::builder) or [`build`](GateConfig::build).
+/// [`builder`](GateConfig::builder) or [`build`](GateConfig::build). It is
+/// also what a [`GateBuilder`] holds: each builder setter changes one of its
+/// settings, and the checks' own settings ([`KeyOptions`],
+/// [`RateLimitOptions`], [`DrainLimits`], each route's [`RoutePolicy`]) sit
+/// in it whole.
 ///
 /// ```
 /// use tollgate::gate::GateConfig;
@@ -53,151 +57,164 @@ use crate::route::TrailingSlash;
 /// assert_eq!(gate.routes().len(), 3);
 /// ```
 ///
-/// `Debug` shows `pepper` as `<redacted>`, and so the keys' texts and
-/// digests.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A key none of its parts knows is refused. `Debug` shows `pepper` as
+/// `<redacted>`, and so the keys' texts and digests.
+#[derive(Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct GateConfig {
     /// The server-side pepper keys are digested with (HMAC-SHA256).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pepper: Option<String>,
     /// The name of an environment variable holding the pepper (preferred
     /// over `pepper` outside demos).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pepper_env: Option<String>,
     /// Whether keys must carry a checksum (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub require_checksum: Option<bool>,
-    /// A query parameter also accepted for publishable keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query_parameter: Option<String>,
-    /// The header carrying a bare key (default `X-API-Key`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_header: Option<String>,
-    /// Where keys are read on routes that do not say: any of `bearer`,
-    /// `header`, `query` (default: all three, the query only where
-    /// `query_parameter` names it). Routes may set their own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Vec<CredentialSource>>,
-    /// Remove the credential before the request reaches the service.
-    #[serde(default)]
-    pub strip_credential: bool,
-    /// Answer revoked keys `revoked_api_key` instead of `invalid_api_key`
-    /// (default false: a revoked key looks like one that never existed).
-    #[serde(default)]
-    pub reveal_revoked: bool,
-    /// How long the key store has to answer, in milliseconds (default 2000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lookup_timeout_ms: Option<u64>,
-    /// `json` (the envelope, default) or `problem` (RFC 9457).
-    #[serde(default)]
+    /// Where keys are read and what is done with them (`query_parameter`,
+    /// `credential_header`, `credentials`, `strip_credential`,
+    /// `reveal_revoked`, `lookup_timeout_ms`).
+    #[serde(flatten)]
+    pub key: KeyOptions,
+    /// How rate limits are partitioned, the trusted proxies, the headers
+    /// (`partition`, `trusted_proxies`, `rate_limit_headers`).
+    #[serde(flatten)]
+    pub rate: RateLimitOptions,
+    /// The key kinds whose `Origin` is checked (default `["publishable"]`):
+    /// add `secret` to keep secret keys out of browsers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_kinds: Option<Vec<KeyKind>>,
+    /// `trim` (default: `/v1/track/` is `/v1/track`) or `keep`.
+    pub trailing_slash: TrailingSlash,
+    /// How the bodies of refused requests are drained (`drain_limit`,
+    /// `drain_timeout_ms`).
+    #[serde(flatten)]
+    pub drain: DrainLimits,
+    /// `json` (the envelope, default), `problem` (RFC 9457), `jsonrpc`, or
+    /// a template.
     pub errors: ErrorFormat,
     /// Codes renamed, or given another status, as an existing API's
     /// contract has them: `[codes]` with `missing_api_key =
     /// "missing_bearer_token"` or `invalid_api_key = { code = "…", status =
     /// 403 }` (see [`CodeMap`]).
-    #[serde(default, skip_serializing_if = "CodeMap::is_empty")]
+    #[serde(skip_serializing_if = "CodeMap::is_empty")]
     pub codes: CodeMap,
     /// The request-id header echoed in errors (default `x-request-id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id_header: Option<String>,
-    /// How rate limits are partitioned: `project` (default), `key`, `ip`, `global`.
-    #[serde(default)]
-    pub partition: Partition,
-    /// Proxies trusted to report the client in `X-Forwarded-For`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trusted_proxies: Vec<String>,
-    /// `draft` (default), `legacy`, `both` or `none`.
-    #[serde(default)]
-    pub rate_limit_headers: RateLimitHeaders,
-    /// The key kinds whose `Origin` is checked (default `["publishable"]`):
-    /// add `secret` to keep secret keys out of browsers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin_kinds: Option<Vec<KeyKind>>,
-    /// `trim` (default: `/v1/track/` is `/v1/track`) or `keep`.
-    #[serde(default)]
-    pub trailing_slash: TrailingSlash,
-    /// Refused HTTP/1.1 bodies up to this many bytes are read and discarded
-    /// so the connection stays usable (default 65536; 0: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drain_limit: Option<u64>,
-    /// How long a drain may take, in milliseconds (default 1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drain_timeout_ms: Option<u64>,
     /// The policy of unmatched requests and the defaults of every route.
-    #[serde(default)]
     pub defaults: RoutePolicy,
     /// Quotas routes share by name: `[shared_quotas]` with
     /// `sdk = { rate = 600, per = "minute" }`, listed on routes as
-    /// `quotas = ["sdk"]` (see [`Quota::shared`](crate::rate_limit::Quota::shared)).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// `quotas = ["sdk"]` (see [`Quota::shared`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub shared_quotas: BTreeMap<String, Quota>,
     /// Keys to load into the in-memory store.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "named_keys"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyConfig>,
     /// Routes and their policies.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
     /// Rate-limit buckets in Redis, shared by several instances (feature
     /// `redis`; see [`GateConfig::redis_store`]). Without it, buckets are
     /// in this process's memory.
     #[cfg(feature = "redis")]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<crate::rate_limit::RedisOptions>,
 }
 
-/// One key. Give it in the clear (`key`, hashed at load: for demos and
-/// tests) or as its digest (`digest`, 64 hex characters). `Debug` shows
-/// neither.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct KeyConfig {
-    /// The key's id.
-    pub name: String,
-    /// The key itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Its digest, in hexadecimal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    /// The project it belongs to.
-    pub project: String,
-    /// Its kind (default: told by the key's prefix; required with `digest`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<KeyKind>,
-    /// Its environment (default: told by the key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<KeyEnv>,
-    /// Granted scopes (default: the kind's).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
-    /// Allowed browser origins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub origins: Vec<String>,
-    /// `active` (default), `disabled` (403 `key_disabled`) or `revoked`.
-    #[serde(default = "active")]
-    pub status: KeyStatus,
-    /// When it stops working: Unix seconds, or RFC 3339 UTC
-    /// (`2026-01-01T00:00:00Z`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<Expiry>,
-    /// Its tier: routes' `tiers.NAME` settings apply to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<String>,
-    /// Its own body cap in bytes, on every route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_limit: Option<u64>,
-    /// Quotas it draws by instead of the routes', by policy label (a
-    /// quota's name, else the route's pattern): `quotas = { sdk = { rate =
-    /// 6000, per = "minute" } }`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub quotas: BTreeMap<String, Quota>,
+/// The settings of a configuration that belong to the gate itself rather
+/// than to one check.
+#[derive(Deserialize)]
+#[serde(default)]
+struct GateFields {
+    pepper: Option<String>,
+    pepper_env: Option<String>,
+    require_checksum: Option<bool>,
+    origin_kinds: Option<Vec<KeyKind>>,
+    trailing_slash: TrailingSlash,
+    errors: ErrorFormat,
+    codes: CodeMap,
+    request_id_header: Option<String>,
+    defaults: RoutePolicy,
+    shared_quotas: BTreeMap<String, Quota>,
+    #[serde(deserialize_with = "crate::key::config::named_keys")]
+    keys: Vec<KeyConfig>,
+    routes: Vec<RouteConfig>,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::rate_limit::RedisOptions>,
+}
+
+impl Default for GateFields {
+    fn default() -> Self {
+        let config = GateConfig::default();
+        Self {
+            pepper: config.pepper,
+            pepper_env: config.pepper_env,
+            require_checksum: config.require_checksum,
+            origin_kinds: config.origin_kinds,
+            trailing_slash: config.trailing_slash,
+            errors: config.errors,
+            codes: config.codes,
+            request_id_header: config.request_id_header,
+            defaults: config.defaults,
+            shared_quotas: config.shared_quotas,
+            keys: config.keys,
+            routes: config.routes,
+            #[cfg(feature = "redis")]
+            redis: config.redis,
+        }
+    }
+}
+
+/// Reads `T` from `table`, whose other keys belong to other parts; a
+/// mistake names its field.
+fn part<T: serde::de::DeserializeOwned>(table: &Map<String, Value>) -> Result<T, String> {
+    T::deserialize(Value::Object(table.clone()))
+        .map_err(|error| fields::failing_field::<T>(table).unwrap_or_else(|| error.to_string()))
+}
+
+impl<'de> Deserialize<'de> for GateConfig {
+    /// Reads the gate's own settings and each check's from the one table; a
+    /// key none of them knows is an error naming it.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = Map::<String, Value>::deserialize(deserializer)?;
+        let known: Vec<&str> = [
+            fields::names::<GateFields>(),
+            fields::names::<KeyOptions>(),
+            fields::names::<RateLimitOptions>(),
+            fields::names::<DrainLimits>(),
+        ]
+        .concat();
+        if let Some(name) = table.keys().find(|name| !known.contains(&name.as_str())) {
+            let expected: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
+            return Err(D::Error::custom(format!(
+                "unknown field `{name}`, expected one of {}",
+                expected.join(", ")
+            )));
+        }
+        let own: GateFields = part(&table).map_err(D::Error::custom)?;
+        Ok(Self {
+            pepper: own.pepper,
+            pepper_env: own.pepper_env,
+            require_checksum: own.require_checksum,
+            key: part(&table).map_err(D::Error::custom)?,
+            rate: part(&table).map_err(D::Error::custom)?,
+            origin_kinds: own.origin_kinds,
+            trailing_slash: own.trailing_slash,
+            drain: part(&table).map_err(D::Error::custom)?,
+            errors: own.errors,
+            codes: own.codes,
+            request_id_header: own.request_id_header,
+            defaults: own.defaults,
+            shared_quotas: own.shared_quotas,
+            keys: own.keys,
+            routes: own.routes,
+            #[cfg(feature = "redis")]
+            redis: own.redis,
+        })
+    }
 }
 
 /// What `Debug` shows in place of a secret that is set.
@@ -211,22 +228,14 @@ impl fmt::Debug for GateConfig {
         out.field("pepper", &redacted(&self.pepper))
             .field("pepper_env", &self.pepper_env)
             .field("require_checksum", &self.require_checksum)
-            .field("query_parameter", &self.query_parameter)
-            .field("credential_header", &self.credential_header)
-            .field("credentials", &self.credentials)
-            .field("strip_credential", &self.strip_credential)
-            .field("reveal_revoked", &self.reveal_revoked)
-            .field("lookup_timeout_ms", &self.lookup_timeout_ms)
+            .field("key", &self.key)
+            .field("rate", &self.rate)
+            .field("origin_kinds", &self.origin_kinds)
+            .field("trailing_slash", &self.trailing_slash)
+            .field("drain", &self.drain)
             .field("errors", &self.errors)
             .field("codes", &self.codes)
             .field("request_id_header", &self.request_id_header)
-            .field("partition", &self.partition)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("rate_limit_headers", &self.rate_limit_headers)
-            .field("origin_kinds", &self.origin_kinds)
-            .field("trailing_slash", &self.trailing_slash)
-            .field("drain_limit", &self.drain_limit)
-            .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("defaults", &self.defaults)
             .field("shared_quotas", &self.shared_quotas)
             .field("keys", &self.keys)
@@ -235,93 +244,6 @@ impl fmt::Debug for GateConfig {
         out.field("redis", &self.redis);
         out.finish()
     }
-}
-
-impl fmt::Debug for KeyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyConfig")
-            .field("name", &self.name)
-            .field("key", &redacted(&self.key))
-            .field("digest", &redacted(&self.digest))
-            .field("project", &self.project)
-            .field("kind", &self.kind)
-            .field("env", &self.env)
-            .field("scopes", &self.scopes)
-            .field("origins", &self.origins)
-            .field("status", &self.status)
-            .field("expires_at", &self.expires_at)
-            .field("tier", &self.tier)
-            .field("body_limit", &self.body_limit)
-            .field("quotas", &self.quotas)
-            .finish()
-    }
-}
-
-fn active() -> KeyStatus {
-    KeyStatus::Active
-}
-
-/// An expiry date.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Expiry {
-    /// Seconds since the Unix epoch.
-    Unix(u64),
-    /// RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SSZ`.
-    Text(String),
-}
-
-impl Expiry {
-    fn to_time(&self) -> Option<SystemTime> {
-        let seconds = match self {
-            Self::Unix(seconds) => *seconds,
-            Self::Text(text) => parse_rfc3339_utc(text)?,
-        };
-        UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` followed by `Z` or `+00:00`: seconds since the epoch.
-fn parse_rfc3339_utc(text: &str) -> Option<u64> {
-    let text = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix("+00:00"))?;
-    let (date, time) = text.split_once(['T', 't', ' '])?;
-    let number = |part: &str| part.parse::<u64>().ok();
-    let mut date = date.splitn(3, '-');
-    let (year, month, day) = (
-        number(date.next()?)?,
-        number(date.next()?)?,
-        number(date.next()?)?,
-    );
-    let time = time.split('.').next()?;
-    let mut time = time.splitn(3, ':');
-    let (hour, minute, second) = (
-        number(time.next()?)?,
-        number(time.next()?)?,
-        number(time.next()?)?,
-    );
-    if !(1970..=9999).contains(&year)
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm), for years ≥ 1970.
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * m + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// One `[[routes]]` entry: `route = "METHOD /path"` and the route's
@@ -370,44 +292,6 @@ impl Serialize for RouteConfig {
     }
 }
 
-/// The first field of `table` that `T` refuses on its own, with the
-/// reason: what a mistake's message names.
-fn failing_field<T: serde::de::DeserializeOwned>(
-    table: &serde_json::Map<String, serde_json::Value>,
-) -> Option<String> {
-    table.iter().find_map(|(name, value)| {
-        let alone = serde_json::Map::from_iter([(name.clone(), value.clone())]);
-        T::deserialize(serde_json::Value::Object(alone))
-            .err()
-            .filter(|error| !error.to_string().starts_with("missing field"))
-            .map(|error| format!("`{name}`: {error}"))
-    })
-}
-
-/// `[[keys]]`, each mistake named with its key and field.
-fn named_keys<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<KeyConfig>, D::Error> {
-    use serde::de::Error;
-    let tables = Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?;
-    tables
-        .into_iter()
-        .enumerate()
-        .map(|(index, table)| {
-            KeyConfig::deserialize(serde_json::Value::Object(table.clone())).map_err(|error| {
-                let key = match table.get("name").and_then(serde_json::Value::as_str) {
-                    Some(name) => format!("key `{name}`"),
-                    None => format!("keys[{index}]"),
-                };
-                D::Error::custom(format!(
-                    "{key}: {}",
-                    failing_field::<KeyConfig>(&table).unwrap_or_else(|| error.to_string())
-                ))
-            })
-        })
-        .collect()
-}
-
 impl<'de> Deserialize<'de> for RouteConfig {
     /// The entry is read as a table, `route` taken out, and the rest read as
     /// a [`RoutePolicy`] (unknown fields refused), so a mistake is reported
@@ -429,7 +313,8 @@ impl<'de> Deserialize<'de> for RouteConfig {
             |error| {
                 D::Error::custom(format!(
                     "route `{route_name}`: {}",
-                    failing_field::<RoutePolicy>(&table).unwrap_or_else(|| error.to_string())
+                    fields::failing_field::<RoutePolicy>(&table)
+                        .unwrap_or_else(|| error.to_string())
                 ))
             },
         )?;
@@ -440,12 +325,14 @@ impl<'de> Deserialize<'de> for RouteConfig {
 impl GateConfig {
     /// Reads TOML.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|error| ConfigError::new("config", error.to_string()))
+        toml::from_str(text)
+            .map_err(|error| ConfigError::new("config", error.to_string()).with_source(error))
     }
 
     /// Reads JSON.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(text).map_err(|error| ConfigError::new("config", error.to_string()))
+        serde_json::from_str(text)
+            .map_err(|error| ConfigError::new("config", error.to_string()).with_source(error))
     }
 
     /// Reads a file: JSON if its name ends in `.json`, TOML otherwise.
@@ -453,6 +340,7 @@ impl GateConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigError::new("config", format!("cannot read {}: {error}", path.display()))
+                .with_source(error)
         })?;
         if path
             .extension()
@@ -494,79 +382,18 @@ impl GateConfig {
         let labels = self.quota_labels();
         let mut names = std::collections::HashSet::new();
         for key in &self.keys {
-            let field = |name: &str| format!("keys.{}.{name}", key.name);
             if key.name.is_empty() || !names.insert(key.name.as_str()) {
                 return Err(ConfigError::new(
-                    field("name"),
+                    format!("keys.{}.name", key.name),
                     "every key needs a name of its own",
                 ));
             }
-            let (digest, kind, env) = match (&key.key, &key.digest) {
-                (Some(text), None) => {
-                    let parsed = parser
-                        .parse(text)
-                        .map_err(|error| ConfigError::new(field("key"), error.to_string()))?;
-                    (hasher.digest(text), Some(parsed.kind()), parsed.env())
-                }
-                (None, Some(hex)) => {
-                    let digest = KeyDigest::from_hex(hex)
-                        .map_err(|error| ConfigError::new(field("digest"), error.reason()))?;
-                    (digest, None, None)
-                }
-                _ => {
-                    return Err(ConfigError::new(
-                        field("key"),
-                        "give exactly one of `key` and `digest`",
-                    ));
-                }
-            };
-            let kind = key.kind.or(kind).ok_or_else(|| {
-                ConfigError::new(field("kind"), "a key given by digest needs its `kind`")
-            })?;
-            let mut record = KeyRecord::new(key.name.as_str(), key.project.as_str(), kind)
-                .with_scopes(key.scopes.iter().cloned())
-                .with_origins(&key.origins)
-                .map_err(|error| ConfigError::new(field("origins"), error.reason()))?
-                .with_status(key.status);
-            if let Some(env) = key.env.or(env) {
-                record = record.with_env(env);
-            }
-            if let Some(tier) = &key.tier {
-                if !tiers.contains(tier.as_str()) {
-                    return Err(ConfigError::new(
-                        field("tier"),
-                        format!("no route or `[defaults]` has settings for the tier `{tier}`"),
-                    ));
-                }
-                record = record
-                    .with_tier(tier)
-                    .map_err(|error| ConfigError::new(field("tier"), error.reason()))?;
-            }
-            if let Some(bytes) = key.body_limit {
-                record = record.with_body_limit(bytes);
-            }
-            for (label, quota) in &key.quotas {
-                if !labels.contains(label.as_str()) {
-                    return Err(ConfigError::new(
-                        field(&format!("quotas.{label}")),
-                        format!(
-                            "no quota is labelled `{label}`: use a quota's name or a route's pattern"
-                        ),
-                    ));
-                }
-                record = record
-                    .with_quota(label, quota.clone())
-                    .map_err(|error| ConfigError::new(field(error.field()), error.reason()))?;
-            }
-            if let Some(expiry) = &key.expires_at {
-                let time = expiry.to_time().ok_or_else(|| {
-                    ConfigError::new(
-                        field("expires_at"),
-                        "expected Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`",
-                    )
-                })?;
-                record = record.with_expiry(time);
-            }
+            let (digest, record) = key.record(
+                hasher,
+                parser,
+                |tier| tiers.contains(tier),
+                |label| labels.contains(label),
+            )?;
             store.insert(digest, record);
         }
         Ok(store)
@@ -596,8 +423,8 @@ impl GateConfig {
                 .tiers
                 .iter()
                 .flatten()
-                .filter_map(|(_, t)| t.quotas.as_ref());
-            for quotas in policy.quotas.iter().chain(tiers) {
+                .filter_map(|(_, t)| t.rate.quotas.as_ref());
+            for quotas in policy.rate.quotas.iter().chain(tiers) {
                 for (index, quota) in quotas.iter().enumerate() {
                     labels.insert(policy_label(quota.name(), pattern, index).into_owned());
                 }
@@ -611,76 +438,17 @@ impl GateConfig {
     /// another rate store) before building.
     pub fn builder(&self) -> Result<GateBuilder<InMemoryKeyStore, InMemoryRateStore>, ConfigError> {
         let hasher = self.hasher()?;
-        let parser = KeyParser::new().require_checksum(self.require_checksum.unwrap_or(true));
+        let parser = self.parser();
         let store = self.key_store(&hasher, &parser)?;
-        let defaults = DrainLimits::default();
-        let mut builder = Gate::builder(store)
+        Ok(Gate::builder(store)
             .hasher(hasher)
             .parser(parser)
-            .strip_credential(self.strip_credential)
-            .reveal_revoked(self.reveal_revoked)
-            .codes(self.codes.clone())
-            .renderer(self.errors.renderer())
-            .partition(self.partition.clone())
-            .trusted_proxies(&self.trusted_proxies)
-            .rate_limit_headers(self.rate_limit_headers)
-            .trailing_slash(self.trailing_slash)
-            .drain(DrainLimits {
-                bytes: self.drain_limit.unwrap_or(defaults.bytes),
-                timeout: self
-                    .drain_timeout_ms
-                    .map_or(defaults.timeout, Duration::from_millis),
-            })
-            .defaults(self.defaults.clone());
-        for (name, quota) in &self.shared_quotas {
-            if quota.name().is_some_and(|given| given != name) {
-                return Err(ConfigError::new(
-                    format!("shared_quotas.{name}.name"),
-                    "a shared quota is named by its key in `[shared_quotas]`",
-                ));
-            }
-            builder = builder.shared_quota(quota.clone().named(name.as_str()));
-        }
-        if let Some(header) = &self.request_id_header {
-            let header = HeaderName::try_from(header.as_str()).map_err(|_| {
-                ConfigError::new(
-                    "request_id_header",
-                    format!("`{header}` is not a header name"),
-                )
-            })?;
-            builder = builder.request_id_header(header);
-        }
-        if let Some(name) = &self.query_parameter {
-            builder = builder.query_parameter(name.as_str());
-        }
-        if let Some(header) = &self.credential_header {
-            let header = HeaderName::try_from(header.as_str()).map_err(|_| {
-                ConfigError::new(
-                    "credential_header",
-                    format!("`{header}` is not a header name"),
-                )
-            })?;
-            builder = builder.credential_header(header);
-        }
-        if let Some(sources) = &self.credentials {
-            builder = builder.credentials(sources.iter().copied());
-        }
-        if let Some(kinds) = &self.origin_kinds {
-            builder = builder.origin_kinds(kinds.iter().copied().collect::<KeyKinds>());
-        }
-        if let Some(timeout) = self.lookup_timeout_ms {
-            builder = builder.lookup_timeout(Some(Duration::from_millis(timeout)));
-        }
-        for (index, entry) in self.routes.iter().enumerate() {
-            let Some(pattern) = &entry.route else {
-                return Err(ConfigError::new(
-                    format!("routes[{index}].route"),
-                    "every route needs `route = \"METHOD /path\"`",
-                ));
-            };
-            builder = builder.route(pattern.as_str(), entry.policy.clone());
-        }
-        Ok(builder)
+            .with_config(self.clone()))
+    }
+
+    /// The key parser this configuration asks for.
+    pub(crate) fn parser(&self) -> KeyParser {
+        KeyParser::new().require_checksum(self.require_checksum.unwrap_or(true))
     }
 
     /// Builds the gate this configuration describes, buckets in memory.
@@ -712,33 +480,6 @@ impl GateConfig {
                 .await
                 .map(Some),
             None => Ok(None),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_utc("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(
-            parse_rfc3339_utc("2026-01-01T00:00:00+00:00"),
-            Some(1_767_225_600)
-        );
-        assert_eq!(
-            parse_rfc3339_utc("2024-02-29T12:30:15.5Z"),
-            Some(1_709_209_815)
-        );
-        for bad in [
-            "2026-01-01",
-            "2026-13-01T00:00:00Z",
-            "2026-01-01T00:00:00+02:00",
-            "soon",
-        ] {
-            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
         }
     }
 }

@@ -1,14 +1,25 @@
-//! [`RoutePolicy`]: everything the gate enforces on one route.
+//! [`RoutePolicy`]: everything the gate enforces on one route, composed of
+//! each check's own settings; and [`TierPolicy`], what a route gives keys of
+//! one tier.
 
 use std::collections::BTreeMap;
 
+use serde::de::Error as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use crate::body_limit::policy::BodyLimitPolicy;
 use crate::check::Shadow;
-use crate::key::{CredentialSource, KeyKind};
+use crate::fields;
+use crate::key::CredentialSource;
+use crate::key::KeyKind;
+use crate::key::policy::KeyPolicy;
 use crate::origin::MissingOrigin;
+use crate::origin::policy::OriginPolicy;
 use crate::rate_limit::Quota;
+use crate::rate_limit::policy::RateLimitPolicy;
 use crate::render::ErrorFormat;
+use crate::scope::policy::ScopePolicy;
 
 /// What one route demands: whether it is public, the scopes and kinds of key
 /// it accepts, origin rules, quotas and cost, and a body cap.
@@ -35,71 +46,101 @@ use crate::render::ErrorFormat;
 /// ```
 ///
 /// The same struct is what a configuration file's `[defaults]` and each
-/// `[[routes]]` entry read into (the field names below are the file's keys).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[[routes]]` entry read into, each check's settings side by side (the
+/// setters below name the file's keys); a key none of them knows is refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RoutePolicy {
     /// `public`: no key needed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) public: Option<bool>,
-    /// `anonymous`: a request without a key passes with no principal; a
-    /// key that is presented is judged in full.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) anonymous: Option<bool>,
-    /// `credentials`: where keys are read (`bearer`, `header`, `query`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) credentials: Option<Vec<CredentialSource>>,
-    /// `scopes`: a key must hold all of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) scopes: Option<Vec<String>>,
-    /// `any_scopes`: a key must hold one of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) any_scopes: Option<Vec<String>>,
-    /// `kinds`: accepted key kinds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) kinds: Option<Vec<KeyKind>>,
-    /// `kind_code`: the code refusing other kinds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) kind_code: Option<String>,
-    /// `scope_code`: the code refusing keys without the scopes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) scope_code: Option<String>,
-    /// `origin_code`: the code refusing an origin.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) origin_code: Option<String>,
-    /// `body_limit_code`: the code refusing a body over the cap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) body_limit_code: Option<String>,
     /// `errors`: this route's error shape, when it differs from the gate's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) errors: Option<ErrorFormat>,
-    /// `project_param`: a path parameter that must equal the caller's project.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) project_param: Option<String>,
-    /// `hidden`: 404 instead of 403.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) hidden: Option<bool>,
-    /// `origins`: for browser keys whose record lists none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) origins: Option<Vec<String>>,
-    /// `missing_origin`: `reject`, `allow` or `referer`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) missing_origin: Option<MissingOrigin>,
-    /// `quotas`: all must allow a request (`[]`: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) quotas: Option<Vec<Quota>>,
-    /// `cost`: tokens one request costs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) cost: Option<u64>,
-    /// `body_limit`: the body cap in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) body_limit: Option<u64>,
     /// `shadow`: checks decided and recorded but not enforced (`true`: all).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) shadow: Option<Shadow>,
     /// `tiers`: other quotas and body caps for keys of these tiers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tiers: Option<BTreeMap<String, TierPolicy>>,
+    #[serde(flatten)]
+    pub(crate) key: KeyPolicy,
+    #[serde(flatten)]
+    pub(crate) origin: OriginPolicy,
+    #[serde(flatten)]
+    pub(crate) scope: ScopePolicy,
+    #[serde(flatten)]
+    pub(crate) rate: RateLimitPolicy,
+    #[serde(flatten)]
+    pub(crate) body: BodyLimitPolicy,
+}
+
+/// The settings of a route that belong to the gate itself rather than to
+/// one check.
+#[derive(Deserialize)]
+struct GateFields {
+    #[serde(default)]
+    public: Option<bool>,
+    #[serde(default)]
+    errors: Option<ErrorFormat>,
+    #[serde(default)]
+    shadow: Option<Shadow>,
+    #[serde(default)]
+    tiers: Option<BTreeMap<String, TierPolicy>>,
+}
+
+/// Refuses a key of `table` that no part reads.
+fn refuse_unknown(table: &Map<String, Value>, known: &[&[&str]]) -> Result<(), String> {
+    let known: Vec<&str> = known
+        .iter()
+        .flat_map(|names| names.iter().copied())
+        .collect();
+    match table.keys().find(|name| !known.contains(&name.as_str())) {
+        None => Ok(()),
+        Some(name) => {
+            let expected: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
+            Err(format!(
+                "unknown field `{name}`, expected one of {}",
+                expected.join(", ")
+            ))
+        }
+    }
+}
+
+/// Reads `T` from `table`, whose other keys belong to other parts.
+fn part<T: serde::de::DeserializeOwned>(table: &Map<String, Value>) -> Result<T, String> {
+    T::deserialize(Value::Object(table.clone())).map_err(|error| error.to_string())
+}
+
+impl<'de> Deserialize<'de> for RoutePolicy {
+    /// Reads each check's settings from the one table; a key none of them
+    /// knows is an error naming it.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = Map::<String, Value>::deserialize(deserializer)?;
+        refuse_unknown(
+            &table,
+            &[
+                fields::names::<GateFields>(),
+                fields::names::<KeyPolicy>(),
+                fields::names::<OriginPolicy>(),
+                fields::names::<ScopePolicy>(),
+                fields::names::<RateLimitPolicy>(),
+                fields::names::<BodyLimitPolicy>(),
+            ],
+        )
+        .map_err(D::Error::custom)?;
+        let own: GateFields = part(&table).map_err(D::Error::custom)?;
+        Ok(Self {
+            public: own.public,
+            errors: own.errors,
+            shadow: own.shadow,
+            tiers: own.tiers,
+            key: part(&table).map_err(D::Error::custom)?,
+            origin: part(&table).map_err(D::Error::custom)?,
+            scope: part(&table).map_err(D::Error::custom)?,
+            rate: part(&table).map_err(D::Error::custom)?,
+            body: part(&table).map_err(D::Error::custom)?,
+        })
+    }
 }
 
 /// What a route gives keys of one tier instead of its own quotas and body
@@ -107,15 +148,24 @@ pub struct RoutePolicy {
 ///
 /// In a configuration file, a route's (or the defaults')
 /// `tiers = { pro = { quotas = [...], body_limit = 1048576 } }`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TierPolicy {
-    /// `quotas`: the tier's quotas on this route (`[]`: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) quotas: Option<Vec<Quota>>,
-    /// `body_limit`: the tier's body cap on this route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) body_limit: Option<u64>,
+    #[serde(flatten)]
+    pub(crate) rate: RateLimitPolicy,
+    #[serde(flatten)]
+    pub(crate) body: BodyLimitPolicy,
+}
+
+impl<'de> Deserialize<'de> for TierPolicy {
+    /// A tier's quotas and body cap; another key is an error naming it.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = Map::<String, Value>::deserialize(deserializer)?;
+        refuse_unknown(&table, &[&["quotas", "body_limit"]]).map_err(D::Error::custom)?;
+        Ok(Self {
+            rate: part(&table).map_err(D::Error::custom)?,
+            body: part(&table).map_err(D::Error::custom)?,
+        })
+    }
 }
 
 impl TierPolicy {
@@ -127,21 +177,21 @@ impl TierPolicy {
     /// One quota for the tier.
     #[must_use]
     pub fn quota(mut self, quota: Quota) -> Self {
-        self.quotas = Some(vec![quota]);
+        self.rate.quotas = Some(vec![quota]);
         self
     }
 
     /// Stacked quotas for the tier.
     #[must_use]
     pub fn quotas(mut self, quotas: impl IntoIterator<Item = Quota>) -> Self {
-        self.quotas = Some(quotas.into_iter().collect());
+        self.rate.quotas = Some(quotas.into_iter().collect());
         self
     }
 
     /// The tier's body cap in bytes.
     #[must_use]
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = Some(bytes);
+        self.body.body_limit = Some(bytes);
         self
     }
 }
@@ -173,7 +223,7 @@ impl RoutePolicy {
     /// a bad key is still 401.
     #[must_use]
     pub fn anonymous(mut self, anonymous: bool) -> Self {
-        self.anonymous = Some(anonymous);
+        self.key.anonymous = Some(anonymous);
         self
     }
 
@@ -182,7 +232,7 @@ impl RoutePolicy {
     /// ([`GateBuilder::credentials`](super::GateBuilder::credentials)).
     #[must_use]
     pub fn credentials(mut self, sources: impl IntoIterator<Item = CredentialSource>) -> Self {
-        self.credentials = Some(sources.into_iter().collect());
+        self.key.credentials = Some(sources.into_iter().collect());
         self
     }
 
@@ -193,8 +243,8 @@ impl RoutePolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
-        self.any_scopes = None;
+        self.scope.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self.scope.any_scopes = None;
         self
     }
 
@@ -205,15 +255,15 @@ impl RoutePolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.any_scopes = Some(scopes.into_iter().map(Into::into).collect());
-        self.scopes = None;
+        self.scope.any_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self.scope.scopes = None;
         self
     }
 
     /// Accepts only these kinds of key.
     #[must_use]
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = KeyKind>) -> Self {
-        self.kinds = Some(kinds.into_iter().collect());
+        self.scope.kinds = Some(kinds.into_iter().collect());
         self
     }
 
@@ -221,7 +271,7 @@ impl RoutePolicy {
     /// `key_kind_not_allowed`.
     #[must_use]
     pub fn kind_code(mut self, code: impl Into<String>) -> Self {
-        self.kind_code = Some(code.into());
+        self.scope.kind_code = Some(code.into());
         self
     }
 
@@ -229,7 +279,7 @@ impl RoutePolicy {
     /// of `insufficient_scope`.
     #[must_use]
     pub fn scope_code(mut self, code: impl Into<String>) -> Self {
-        self.scope_code = Some(code.into());
+        self.scope.scope_code = Some(code.into());
         self
     }
 
@@ -237,7 +287,7 @@ impl RoutePolicy {
     /// `origin_not_allowed`.
     #[must_use]
     pub fn origin_code(mut self, code: impl Into<String>) -> Self {
-        self.origin_code = Some(code.into());
+        self.origin.origin_code = Some(code.into());
         self
     }
 
@@ -245,7 +295,7 @@ impl RoutePolicy {
     /// `payload_too_large`.
     #[must_use]
     pub fn body_limit_code(mut self, code: impl Into<String>) -> Self {
-        self.body_limit_code = Some(code.into());
+        self.body.body_limit_code = Some(code.into());
         self
     }
 
@@ -262,14 +312,14 @@ impl RoutePolicy {
     /// project `acme` may call `/stores/acme/…` only).
     #[must_use]
     pub fn project_param(mut self, name: impl Into<String>) -> Self {
-        self.project_param = Some(name.into());
+        self.scope.project_param = Some(name.into());
         self
     }
 
     /// Answers refusals of scope or kind with 404 `not_found`.
     #[must_use]
     pub fn hidden(mut self, hidden: bool) -> Self {
-        self.hidden = Some(hidden);
+        self.scope.hidden = Some(hidden);
         self
     }
 
@@ -280,54 +330,54 @@ impl RoutePolicy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.origins = Some(origins.into_iter().map(Into::into).collect());
+        self.origin.origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
 
     /// What to do with a browser key and no `Origin` header.
     #[must_use]
     pub fn missing_origin(mut self, missing: MissingOrigin) -> Self {
-        self.missing_origin = Some(missing);
+        self.origin.missing_origin = Some(missing);
         self
     }
 
     /// One quota (replacing any).
     #[must_use]
     pub fn quota(mut self, quota: Quota) -> Self {
-        self.quotas = Some(vec![quota]);
+        self.rate.quotas = Some(vec![quota]);
         self
     }
 
     /// Stacked quotas, all of which must allow a request.
     #[must_use]
     pub fn quotas(mut self, quotas: impl IntoIterator<Item = Quota>) -> Self {
-        self.quotas = Some(quotas.into_iter().collect());
+        self.rate.quotas = Some(quotas.into_iter().collect());
         self
     }
 
     /// No rate limit.
     #[must_use]
     pub fn unlimited(mut self) -> Self {
-        self.quotas = Some(Vec::new());
+        self.rate.quotas = Some(Vec::new());
         self
     }
 
     /// What one request costs in tokens (default 1).
     #[must_use]
     pub fn cost(mut self, cost: u64) -> Self {
-        self.cost = Some(cost);
+        self.rate.cost = Some(cost);
         self
     }
 
     /// The body cap in bytes.
     #[must_use]
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = Some(bytes);
+        self.body.body_limit = Some(bytes);
         self
     }
 
     /// Shadows these checks on this route (see
-    /// [`check::shadow`](crate::check::Shadow)): a rejection they would
+    /// [`Shadow`]): a rejection they would
     /// answer is recorded — the decision hook, metrics with outcome
     /// `shadow`, a `debug` log — and the request passes. `Shadow::ALL`
     /// shadows every check but the body cap.
@@ -395,69 +445,60 @@ impl RoutePolicy {
             .map(|name| {
                 let mine = own.and_then(|tiers| tiers.get(name));
                 let theirs = inherited.and_then(|tiers| tiers.get(name));
-                let quotas = mine.and_then(|tier| tier.quotas.clone()).or_else(|| {
-                    self.quotas
+                // A tier inherits what the route inherits: the defaults'
+                // tier quotas only where the route takes its quotas from the
+                // defaults, and likewise its body cap.
+                let quotas = mine.and_then(|tier| tier.rate.quotas.clone()).or_else(|| {
+                    self.rate
+                        .quotas
                         .is_none()
-                        .then(|| theirs.and_then(|tier| tier.quotas.clone()))
+                        .then(|| theirs.and_then(|tier| tier.rate.quotas.clone()))
                         .flatten()
                 });
-                let body_limit = mine.and_then(|tier| tier.body_limit).or_else(|| {
-                    self.body_limit
+                let body_limit = mine.and_then(|tier| tier.body.body_limit).or_else(|| {
+                    self.body
+                        .body_limit
                         .is_none()
-                        .then(|| theirs.and_then(|tier| tier.body_limit))
+                        .then(|| theirs.and_then(|tier| tier.body.body_limit))
                         .flatten()
                 });
-                (name.clone(), TierPolicy { quotas, body_limit })
+                let tier = TierPolicy {
+                    rate: RateLimitPolicy {
+                        quotas,
+                        ..RateLimitPolicy::default()
+                    },
+                    body: BodyLimitPolicy {
+                        body_limit,
+                        ..BodyLimitPolicy::default()
+                    },
+                };
+                (name.clone(), tier)
             })
             .collect();
         Some(merged)
     }
 
-    /// This policy with every unset setting taken from `defaults` (the
-    /// scopes as one setting: a route's `any_scopes` replaces the defaults'
-    /// `scopes`).
+    /// This policy with every unset setting taken from `defaults`.
     pub(crate) fn or(&self, defaults: &RoutePolicy) -> RoutePolicy {
-        let own_scopes = self.scopes.is_some() || self.any_scopes.is_some();
-        let scopes = if own_scopes { self } else { defaults };
         RoutePolicy {
             public: self.public.or(defaults.public),
-            anonymous: self.anonymous.or(defaults.anonymous),
-            credentials: self
-                .credentials
-                .clone()
-                .or_else(|| defaults.credentials.clone()),
-            scopes: scopes.scopes.clone(),
-            any_scopes: scopes.any_scopes.clone(),
-            kinds: self.kinds.clone().or_else(|| defaults.kinds.clone()),
-            kind_code: self
-                .kind_code
-                .clone()
-                .or_else(|| defaults.kind_code.clone()),
-            scope_code: self
-                .scope_code
-                .clone()
-                .or_else(|| defaults.scope_code.clone()),
-            origin_code: self
-                .origin_code
-                .clone()
-                .or_else(|| defaults.origin_code.clone()),
-            body_limit_code: self
-                .body_limit_code
-                .clone()
-                .or_else(|| defaults.body_limit_code.clone()),
             errors: self.errors.clone().or_else(|| defaults.errors.clone()),
-            project_param: self
-                .project_param
-                .clone()
-                .or_else(|| defaults.project_param.clone()),
-            hidden: self.hidden.or(defaults.hidden),
-            origins: self.origins.clone().or_else(|| defaults.origins.clone()),
-            missing_origin: self.missing_origin.or(defaults.missing_origin),
-            quotas: self.quotas.clone().or_else(|| defaults.quotas.clone()),
-            cost: self.cost.or(defaults.cost),
-            body_limit: self.body_limit.or(defaults.body_limit),
             shadow: self.shadow.or(defaults.shadow),
             tiers: self.merged_tiers(defaults),
+            key: self.key.or(&defaults.key),
+            origin: self.origin.or(&defaults.origin),
+            scope: self.scope.or(&defaults.scope),
+            rate: self.rate.or(&defaults.rate),
+            body: self.body.or(&defaults.body),
         }
+    }
+
+    /// The custom codes this policy's rules declare.
+    pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
+        self.origin
+            .codes()
+            .chain(self.scope.codes())
+            .chain(self.rate.codes())
+            .chain(self.body.codes())
     }
 }

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::parse::{CHECKSUM_LEN, MINTED_SECRET_LEN, base62_char, checksum};
+use super::format::{CHECKSUM_LEN, MINTED_SECRET_LEN, base62_char, checksum};
 use crate::ConfigError;
 use crate::context::kind::{KeyEnv, KeyKind};
 
@@ -246,7 +246,7 @@ impl std::error::Error for MintError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyParser;
+    use crate::key::format::KeyParser;
 
     #[test]
     fn sha256_without_pepper_matches_the_standard_vector() {

@@ -1,178 +1,42 @@
-//! [`KeyCheck`], [`KeyLayer`] and their settings.
+//! [`KeyLayer`]: the pipeline with the key check, and its setters.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::header::AUTHORIZATION;
-use http::{HeaderName, Method, Request};
-use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use http::HeaderName;
 
-use super::credential::{self, CredentialError, CredentialSource, Places, Sources, X_API_KEY};
-use super::digest::{KeyDigest, KeyHasher};
-use super::parse::KeyParser;
-use super::store::{KeyStore, LookupResult};
-use crate::Answer;
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step, Wait};
+use super::check::KeyCheck;
+use super::credential::CredentialSource;
+use super::digest::KeyHasher;
+use super::format::KeyParser;
+use super::options::KeyOptions;
+use super::store::KeyStore;
+use crate::ConfigError;
+use crate::check::{CheckLayer, CheckService};
 use crate::clock::Clock;
-use crate::context;
-use crate::context::kind::KeyKind;
-use crate::context::per_route::PerRoute;
-use crate::context::principal::Principal;
-use crate::context::record::{KeyRecord, KeyStatus};
-use crate::context::shadow::Anonymous;
-use crate::error::{ApiError, ErrorCode, Rule};
 
 /// Authenticates requests by API key; see the [module docs](super). A
 /// [`CheckLayer`] with the [`KeyCheck`].
 ///
-/// Cheap to clone. Settings are chained `with_*` calls:
+/// Cheap to clone. Its setters are the [`GateBuilder`](crate::gate::GateBuilder)'s
+/// of the same names ([`KeyOptions`] holds most of them):
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate::key::{InMemoryKeyStore, KeyHasher, KeyLayer, KeyParser};
+/// use tollgate::key::format::KeyParser;
+/// use tollgate::key::{InMemoryKeyStore, KeyHasher, KeyLayer};
 ///
 /// let layer = KeyLayer::new(InMemoryKeyStore::new())
-///     .with_hasher(KeyHasher::with_pepper(b"pepper"))
-///     .with_parser(KeyParser::new().require_checksum(false))
-///     .with_query_parameter("api_key")
+///     .hasher(KeyHasher::with_pepper(b"pepper"))
+///     .parser(KeyParser::new().require_checksum(false))
+///     .query_parameter("api_key")
 ///     .strip_credential(true)
-///     .with_lookup_timeout(Some(Duration::from_millis(500)));
+///     .lookup_timeout(Some(Duration::from_millis(500)));
 /// # let _ = layer;
 /// ```
 pub type KeyLayer<St> = CheckLayer<KeyCheck<St>>;
 
 /// The service made by [`KeyLayer`].
 pub type KeyService<S, St> = CheckService<S, KeyCheck<St>>;
-
-/// The key check: finds the credential, parses and digests it, looks it up,
-/// and inserts the [`Principal`]; see the [module docs](super).
-pub struct KeyCheck<St> {
-    store: Arc<St>,
-    pub(crate) options: KeyOptions,
-    access: PerRoute<Access>,
-}
-
-/// How one route takes keys: from which places, and whether a request
-/// without any may pass anonymously.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Access {
-    pub(crate) sources: Sources,
-    pub(crate) anonymous: bool,
-}
-
-impl Default for Access {
-    fn default() -> Self {
-        Self {
-            sources: Sources::ALL,
-            anonymous: false,
-        }
-    }
-}
-
-/// Everything the key check needs but the store. The gate's builder keeps
-/// one and hands it over whole.
-#[derive(Clone, Debug)]
-pub(crate) struct KeyOptions {
-    pub(crate) parser: KeyParser,
-    pub(crate) hasher: KeyHasher,
-    pub(crate) query_parameter: Option<Box<str>>,
-    pub(crate) strip_credential: bool,
-    pub(crate) lookup_timeout: Option<Duration>,
-    pub(crate) clock: Clock,
-    /// Answer revoked keys `revoked_api_key` instead of `invalid_api_key`.
-    pub(crate) reveal_revoked: bool,
-    /// The header carrying a bare key.
-    pub(crate) header: HeaderName,
-}
-
-impl Default for KeyOptions {
-    fn default() -> Self {
-        Self {
-            parser: KeyParser::new(),
-            hasher: KeyHasher::new(),
-            query_parameter: None,
-            strip_credential: false,
-            lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
-            clock: Clock::system(),
-            reveal_revoked: false,
-            header: X_API_KEY,
-        }
-    }
-}
-
-/// The default time a key store has to answer.
-pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-
-impl<St> KeyCheck<St> {
-    /// The headers a credential may be read from, on any route.
-    pub(crate) fn credential_headers(&self) -> Vec<HeaderName> {
-        let every = std::iter::once(self.access.default_value())
-            .chain(self.access.iter().map(|(_, access)| access));
-        let (mut bearer, mut header) = (false, false);
-        for access in every {
-            bearer |= access.sources.contains(CredentialSource::Bearer);
-            header |= access.sources.contains(CredentialSource::Header);
-        }
-        let mut names = Vec::new();
-        if bearer {
-            names.push(AUTHORIZATION);
-        }
-        if header {
-            names.push(self.options.header.clone());
-        }
-        names
-    }
-
-    /// Takes keys on each route as `access` says.
-    pub(crate) fn with_access(mut self, access: PerRoute<Access>) -> Self {
-        self.access = access;
-        self
-    }
-}
-
-impl<St: KeyStore> KeyCheck<St> {
-    /// Authenticates against `store`, with SHA-256 digests (no pepper), the
-    /// default key format, headers only and a 2 s lookup timeout.
-    pub fn new(store: St) -> Self {
-        Self::with_options(Arc::new(store), KeyOptions::default())
-    }
-
-    pub(crate) fn with_options(store: Arc<St>, options: KeyOptions) -> Self {
-        Self {
-            store,
-            options,
-            access: PerRoute::uniform(Access::default()),
-        }
-    }
-
-    /// The store.
-    pub fn store(&self) -> &St {
-        &self.store
-    }
-}
-
-impl<St> Clone for KeyCheck<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            options: self.options.clone(),
-            access: self.access.clone(),
-        }
-    }
-}
-
-impl<St> fmt::Debug for KeyCheck<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyCheck")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
 
 impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
     /// Authenticates against `store`, with SHA-256 digests (no pepper), the
@@ -182,44 +46,69 @@ impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
         Self::from_check(KeyCheck::new(store))
     }
 
-    fn with(self, change: impl FnOnce(&mut KeyOptions)) -> Self {
-        self.change(|shared| change(&mut shared.checks.options))
+    fn with(self, change: impl FnOnce(&mut KeyCheck<St>)) -> Self {
+        self.change(|shared| change(&mut shared.checks))
+    }
+
+    fn with_options(self, change: impl FnOnce(&mut KeyOptions)) -> Self {
+        self.with(|check| change(&mut check.options))
     }
 
     /// Digests keys with `hasher` (set the pepper here).
     #[must_use]
-    pub fn with_hasher(self, hasher: KeyHasher) -> Self {
-        self.with(|o| o.hasher = hasher)
+    pub fn hasher(self, hasher: KeyHasher) -> Self {
+        self.with(|check| check.hasher = hasher)
     }
 
     /// Parses keys with `parser` (prefix table, checksum, lengths).
     #[must_use]
-    pub fn with_parser(self, parser: KeyParser) -> Self {
-        self.with(|o| o.parser = parser)
+    pub fn parser(self, parser: KeyParser) -> Self {
+        self.with(|check| check.parser = parser)
     }
 
     /// Also accepts a key in the query parameter `name`, for publishable keys
     /// only (beacons cannot set headers). A secret or restricted key there is
     /// refused as `malformed_api_key`: URLs end up in logs.
     #[must_use]
-    pub fn with_query_parameter(self, name: impl Into<String>) -> Self {
-        let name: String = name.into();
-        self.with(|o| o.query_parameter = Some(name.into()))
+    pub fn query_parameter(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with_options(|o| o.query_parameter = Some(name))
+    }
+
+    /// Reads a bare key from `header` instead of `X-API-Key`.
+    #[must_use]
+    pub fn credential_header(self, header: HeaderName) -> Self {
+        self.with_options(|o| o.credential_header = header)
+    }
+
+    /// Reads keys only from `sources`; a key sent elsewhere is not seen
+    /// (`missing_api_key`). `query` needs a [`query_parameter`](Self::query_parameter)
+    /// first: without one it is an error naming `credentials`.
+    pub fn credentials(
+        self,
+        sources: impl IntoIterator<Item = CredentialSource>,
+    ) -> Result<Self, ConfigError> {
+        let listed: Vec<_> = sources.into_iter().collect();
+        self.checks().options.check_sources(&listed)?;
+        Ok(self.with(|check| {
+            check.set_sources(listed.iter().copied().collect());
+            check.options.credentials = Some(listed);
+        }))
     }
 
     /// Removes the credential (headers and query parameter) before the
     /// request reaches the inner service.
     #[must_use]
     pub fn strip_credential(self, strip: bool) -> Self {
-        self.with(|o| o.strip_credential = strip)
+        self.with_options(|o| o.strip_credential = strip)
     }
 
     /// How long the store has to answer before the request fails with
     /// `upstream_failed`; `None` waits forever. Needs a Tokio runtime with
     /// its timer enabled when a lookup does not finish at once.
     #[must_use]
-    pub fn with_lookup_timeout(self, timeout: Option<Duration>) -> Self {
-        self.with(|o| o.lookup_timeout = timeout)
+    pub fn lookup_timeout(self, timeout: Option<Duration>) -> Self {
+        self.with_options(|o| o.lookup_timeout = timeout)
     }
 
     /// Answers revoked keys `401 revoked_api_key` instead of
@@ -227,259 +116,17 @@ impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
     /// from one that never existed).
     #[must_use]
     pub fn reveal_revoked(self, reveal: bool) -> Self {
-        self.with(|o| o.reveal_revoked = reveal)
+        self.with_options(|o| o.reveal_revoked = reveal)
     }
 
     /// Reads the time (for key expiry) from `clock`.
     #[must_use]
-    pub fn with_clock(self, clock: Clock) -> Self {
-        self.with(|o| o.clock = clock)
+    pub fn clock(self, clock: Clock) -> Self {
+        self.with(|check| check.clock = clock)
     }
 
     /// The store.
     pub fn store(&self) -> &St {
         self.checks().store()
     }
-}
-
-/// A CORS preflight carries no key: it passes untouched.
-fn is_preflight<B>(request: &Request<B>) -> bool {
-    request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-impl<St: KeyStore> Check for KeyCheck<St> {
-    type Pending = KeyLookup<St::Lookup>;
-
-    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Self::Pending> {
-        match self.authenticate(request) {
-            Answer::Ready(Err(error)) => Answer::Ready(Err(error.with_rule(Rule::Key))),
-            step => step,
-        }
-    }
-}
-
-impl<St: KeyStore> Wait<KeyCheck<St>> for KeyLookup<St::Lookup> {
-    fn poll_wait<B>(
-        &mut self,
-        check: &KeyCheck<St>,
-        cx: &mut Context<'_>,
-        request: &mut Request<B>,
-        _: &mut ResponseHeaders,
-    ) -> Poll<Result<(), ApiError>> {
-        check
-            .finish(self, cx, request)
-            .map_err(|error| error.with_rule(Rule::Key))
-    }
-}
-
-impl<St: KeyStore> KeyCheck<St> {
-    fn authenticate<B>(&self, request: &mut Request<B>) -> Step<KeyLookup<St::Lookup>> {
-        if context::is_public(request) || is_preflight(request) {
-            return Answer::Ready(Ok(()));
-        }
-        let access = match self.access.for_route(context::route(request)) {
-            Ok(access) => *access,
-            Err(error) => return Answer::Ready(Err(error)),
-        };
-        let presented = match self.options.present(request, access.sources) {
-            Ok(presented) => presented,
-            Err(None) if access.anonymous => {
-                request.extensions_mut().insert(Anonymous);
-                return Answer::Ready(Ok(()));
-            }
-            Err(None) => {
-                return Answer::Ready(Err(ApiError::new(
-                    ErrorCode::MISSING_API_KEY,
-                    self.options.places(access.sources).describe(),
-                )));
-            }
-            Err(Some(error)) => return Answer::Ready(Err(error)),
-        };
-        match self.store.lookup(&presented.digest) {
-            Answer::Ready(result) => Answer::Ready(
-                self.options
-                    .admit(result, presented.kind)
-                    .map(|record| self.options.admitted(request, record)),
-            ),
-            Answer::Pending(lookup) => Answer::Pending(KeyLookup {
-                waiting: Box::pin(Waiting {
-                    lookup,
-                    deadline: None,
-                    kind: presented.kind,
-                    started: std::time::Instant::now(),
-                }),
-            }),
-        }
-    }
-
-    fn finish<B>(
-        &self,
-        pending: &mut KeyLookup<St::Lookup>,
-        cx: &mut Context<'_>,
-        request: &mut Request<B>,
-    ) -> Poll<Result<(), ApiError>> {
-        let waiting = pending.waiting.as_mut().project();
-        let verdict = match waiting.lookup.poll(cx) {
-            Poll::Ready(result) => self.options.admit(result, *waiting.kind),
-            Poll::Pending => {
-                let Some(timeout) = self.options.lookup_timeout else {
-                    return Poll::Pending;
-                };
-                let sleep = waiting
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(sleep.as_mut().poll(cx));
-                #[cfg(feature = "metrics")]
-                crate::metrics::store_failure("key");
-                Err(self.options.timed_out())
-            }
-        };
-        #[cfg(feature = "metrics")]
-        crate::metrics::store_duration("key", waiting.started.elapsed());
-        #[cfg(not(feature = "metrics"))]
-        let _ = waiting.started;
-        Poll::Ready(verdict.map(|record| self.options.admitted(request, record)))
-    }
-}
-
-/// A key lookup in progress, for stores that must wait (boxed: only slow
-/// stores pay for it).
-pub struct KeyLookup<L> {
-    waiting: Pin<Box<Waiting<L>>>,
-}
-
-pin_project! {
-    struct Waiting<L> {
-        #[pin]
-        lookup: L,
-        deadline: Option<Pin<Box<Sleep>>>,
-        kind: KeyKind,
-        // When the lookup began (for the store-duration metric).
-        started: std::time::Instant,
-    }
-}
-
-impl<L> fmt::Debug for KeyLookup<L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyLookup")
-    }
-}
-
-/// What the checks before the store lookup found.
-pub(crate) struct Presented {
-    pub(crate) digest: KeyDigest,
-    pub(crate) kind: KeyKind,
-}
-
-impl KeyOptions {
-    /// Where keys are read on a route accepting `sources`.
-    pub(crate) fn places(&self, sources: Sources) -> Places<'_> {
-        Places {
-            sources,
-            header: &self.header,
-            query_parameter: self.query_parameter.as_deref(),
-        }
-    }
-
-    /// Finds, parses and digests the credential in the places of `sources`:
-    /// everything that needs no store. `Err(None)`: no credential there.
-    pub(crate) fn present<B>(
-        &self,
-        request: &Request<B>,
-        sources: Sources,
-    ) -> Result<Presented, Option<ApiError>> {
-        let credential =
-            credential::extract(request.headers(), request.uri(), &self.places(sources)).map_err(
-                |error| match error {
-                    CredentialError::Missing => None,
-                    CredentialError::Malformed(reason) => Some(malformed(reason)),
-                },
-            )?;
-        let parsed = self
-            .parser
-            .parse(credential.key)
-            .map_err(|error| Some(malformed(error)))?;
-        if credential.in_query && parsed.kind() != KeyKind::Publishable {
-            return Err(Some(malformed(
-                "only publishable keys may be sent in the query string",
-            )));
-        }
-        Ok(Presented {
-            digest: self.hasher.digest(credential.key),
-            kind: parsed.kind(),
-        })
-    }
-
-    /// Judges the store's answer for a key presented as `kind`.
-    pub(crate) fn admit(
-        &self,
-        result: LookupResult,
-        kind: KeyKind,
-    ) -> Result<Arc<KeyRecord>, ApiError> {
-        let record = match result {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(ApiError::from(ErrorCode::INVALID_API_KEY)),
-            Err(error) => {
-                #[cfg(feature = "metrics")]
-                crate::metrics::store_failure("key");
-                #[cfg(feature = "tracing")]
-                tracing::warn!(target: "tollgate", error = %error, "key store lookup failed");
-                let _ = error;
-                return Err(ApiError::from(ErrorCode::UPSTREAM_FAILED));
-            }
-        };
-        let rejection = if record.status() == KeyStatus::Revoked {
-            Some(if self.reveal_revoked {
-                ErrorCode::REVOKED_API_KEY
-            } else {
-                ErrorCode::INVALID_API_KEY
-            })
-        } else if record.status() == KeyStatus::Disabled {
-            Some(ErrorCode::KEY_DISABLED)
-        } else if record
-            .expires_at()
-            .is_some_and(|expiry| expiry <= self.clock.unix_now())
-        {
-            Some(ErrorCode::EXPIRED_API_KEY)
-        } else if record.kind() != kind {
-            Some(ErrorCode::KEY_KIND_MISMATCH)
-        } else {
-            None
-        };
-        match rejection {
-            Some(code) => Err(ApiError::from(code).with_subject(record.key_id(), record.project())),
-            None => Ok(record),
-        }
-    }
-
-    /// The rejection when the store did not answer in time.
-    pub(crate) fn timed_out(&self) -> ApiError {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "tollgate", timeout = ?self.lookup_timeout, "key store lookup timed out");
-        ApiError::from(ErrorCode::UPSTREAM_FAILED)
-    }
-
-    /// Hands the request on: the principal in, the credential out if asked.
-    pub(crate) fn admitted<B>(&self, request: &mut Request<B>, record: Arc<KeyRecord>) {
-        if self.strip_credential {
-            request.headers_mut().remove(AUTHORIZATION);
-            request.headers_mut().remove(&self.header);
-            if let Some(name) = &self.query_parameter
-                && let Some(uri) = credential::without_query_parameter(request.uri(), name)
-            {
-                *request.uri_mut() = uri;
-            }
-        }
-        request.extensions_mut().insert(Principal::new(record));
-    }
-}
-
-fn malformed(reason: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        ErrorCode::MALFORMED_API_KEY,
-        format!("The API key is malformed: {reason}."),
-    )
 }

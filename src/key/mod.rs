@@ -42,7 +42,7 @@
 //! store.insert(minted.digest(), KeyRecord::new("key_1", "acme", KeyKind::Secret));
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(KeyLayer::new(store).with_hasher(hasher))
+//!     .layer(KeyLayer::new(store).hasher(hasher))
 //!     .service_fn(|request: Request<()>| async move {
 //!         let principal = request.extensions().get::<Principal>().unwrap();
 //!         Ok::<_, Infallible>(Response::new(principal.project().to_owned()))
@@ -55,21 +55,25 @@
 //! ```
 
 mod cache;
+mod check;
+pub(crate) mod config;
 pub(crate) mod credential;
 mod digest;
-pub(crate) mod layer;
-mod parse;
-mod store;
+pub mod format;
+mod layer;
+mod memory;
+mod options;
+pub(crate) mod policy;
+pub mod store;
 
 pub use crate::context::kind::{KeyEnv, KeyKind, KeyKinds};
 pub use crate::context::principal::Principal;
 pub use crate::context::record::{KeyRecord, KeyStatus};
-pub use cache::{CachedKeyStore, CachedKeyStoreBuilder, CachedLookup};
+pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};
+pub use check::KeyCheck;
+pub use config::{Expiry, KeyConfig};
 pub use credential::CredentialSource;
 pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
-pub(crate) use layer::KeyOptions;
-pub use layer::{DEFAULT_LOOKUP_TIMEOUT, KeyCheck, KeyLayer, KeyLookup, KeyService};
-pub use parse::{
-    CHECKSUM_LEN, KeyParser, MAX_KEY_LEN, MINTED_SECRET_LEN, ParseError, ParsedKey, checksum,
-};
-pub use store::{InMemoryKeyStore, KeyStore, LookupResult};
+pub use layer::{KeyLayer, KeyService};
+pub use memory::InMemoryKeyStore;
+pub use options::{DEFAULT_LOOKUP_TIMEOUT, KeyOptions};

@@ -7,7 +7,7 @@
 //! (403, the refused origin in `details.origin`).
 //!
 //! The allow-list is the key record's own ([`KeyRecord::with_origins`]) or,
-//! when that is empty, the route's [`OriginPolicy`]. Patterns are exact
+//! when that is empty, the route's [`OriginRule`]. Patterns are exact
 //! origins, subdomain wildcards (`https://*.example.com`) and any-port
 //! (`http://localhost:*`); see [`OriginPattern`]. This is a browser-side
 //! protection: a script outside a browser can send any `Origin`, which is
@@ -26,11 +26,11 @@
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode};
 //! use tollgate::key::{KeyKind, KeyRecord, Principal};
-//! use tollgate::origin::{OriginLayer, OriginPolicy};
+//! use tollgate::origin::{OriginLayer, OriginRule};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let policy = OriginPolicy::new().allow(["https://app.example.com"]).unwrap();
+//! let policy = OriginRule::new().allow(["https://app.example.com"]).unwrap();
 //! let service = ServiceBuilder::new()
 //!     .layer(OriginLayer::new(policy))
 //!     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
@@ -44,7 +44,10 @@
 //! # });
 //! ```
 
-mod layer;
+mod check;
+pub(crate) mod policy;
+mod rule;
 
 pub use crate::context::origin::OriginPattern;
-pub use layer::{MissingOrigin, OriginCheck, OriginLayer, OriginPolicy, OriginService};
+pub use check::{OriginCheck, OriginLayer, OriginService};
+pub use rule::{MissingOrigin, OriginRule};

@@ -29,7 +29,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let layer = RateLimitLayer::new(RateLimit::new(Quota::per_second(1).burst(2)))
 //!     .unwrap()
-//!     .with_partition(Partition::Global);
+//!     .partition(Partition::Global);
 //! let mut service = ServiceBuilder::new()
 //!     .layer(layer)
 //!     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
@@ -45,23 +45,25 @@
 //! # });
 //! ```
 
+mod check;
 mod headers;
 mod layer;
 mod limit;
 mod memory;
+mod options;
 mod partition;
+pub(crate) mod policy;
 #[cfg(feature = "redis")]
 mod redis;
-pub(crate) mod store;
+pub mod store;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{FailureMode, RedisFuture, RedisOptions, RedisRateStore, RedisStats};
-pub use crate::context::gcra::QuotaState;
+pub use self::redis::{FailureMode, RedisOptions, RedisRateStore, RedisStats};
 pub use crate::context::quota::Quota;
+pub use check::RateLimitCheck;
 pub use headers::RateLimitHeaders;
-pub(crate) use layer::Options as RateOptions;
-pub use layer::{RateDecision, RateLimitCheck, RateLimitLayer, RateLimitService};
+pub use layer::{RateLimitLayer, RateLimitService};
 pub use limit::{MAX_STACKED_QUOTAS, RateLimit};
 pub use memory::{DEFAULT_MAX_BUCKETS, InMemoryRateStore};
-pub use partition::{IpNet, Partition, PartitionKey, PartitionValue, RequestView};
-pub use store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
+pub use options::RateLimitOptions;
+pub use partition::{IpNet, Partition, RequestView};

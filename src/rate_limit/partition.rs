@@ -36,6 +36,7 @@ type PartitionFn = dyn Fn(&RequestView<'_>) -> Option<String> + Send + Sync;
 /// `global`); a function can only be set in code.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Partition {
     /// One bucket per project (the default): all of a project's keys share it.
     #[default]
@@ -44,7 +45,7 @@ pub enum Partition {
     #[serde(rename = "key")]
     KeyId,
     /// One bucket per client IP address; see
-    /// [`RateLimitLayer::with_trusted_proxies`](super::RateLimitLayer::with_trusted_proxies).
+    /// [`RateLimitLayer::trusted_proxies`](super::RateLimitLayer::trusted_proxies).
     #[serde(rename = "ip")]
     ClientIp,
     /// One bucket for everyone.
@@ -205,7 +206,16 @@ impl fmt::Display for PartitionValue<'_> {
 }
 
 /// An IP network in CIDR notation: `10.0.0.0/8`, `2001:db8::/32`, or a
-/// single address.
+/// single address. In a configuration file, a string.
+///
+/// ```
+/// use tollgate::rate_limit::IpNet;
+///
+/// let net: IpNet = "10.0.0.0/8".parse().unwrap();
+/// assert!(net.contains("10.1.2.3".parse().unwrap()));
+/// assert_eq!(net.to_string(), "10.0.0.0/8");
+/// assert_eq!(IpNet::parse("10.0.0.0/33").unwrap_err().field(), "trusted_proxies");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpNet {
     address: IpAddr,
@@ -260,6 +270,38 @@ impl IpNet {
             }
             _ => false,
         }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text)
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = if self.address.is_ipv4() { 32 } else { 128 };
+        if self.prefix == whole {
+            write!(f, "{}", self.address)
+        } else {
+            write!(f, "{}/{}", self.address, self.prefix)
+        }
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(|error| serde::de::Error::custom(error.reason()))
     }
 }
 

@@ -436,7 +436,7 @@ fn micros(nanos: Nanos) -> String {
 }
 
 /// A decision waiting for Redis.
-pub type RedisFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send>>;
+type RedisFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send>>;
 
 impl RateStore for RedisRateStore {
     type Future = RedisFuture;

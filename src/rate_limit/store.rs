@@ -1,4 +1,6 @@
-//! The store trait, and what it is asked and answers.
+//! What a rate store implements: [`RateStore`], and what it is asked
+//! ([`Bucket`], [`RouteLimits`], [`QuotaSpec`]) and answers ([`Decision`],
+//! each quota's [`QuotaState`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,11 +10,12 @@ use std::sync::Arc;
 use http::{HeaderValue, StatusCode};
 
 use super::limit::{MAX_STACKED_QUOTAS, RateLimit};
-use super::partition::PartitionKey;
+pub use super::partition::{PartitionKey, PartitionValue};
 use crate::Answer;
 use crate::ConfigError;
 use crate::clock::Nanos;
-use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::gcra::Gcra;
+pub use crate::context::gcra::QuotaState;
 use crate::context::principal::Principal;
 use crate::context::quota::Quota;
 use crate::context::record::check_tier_name;

@@ -38,6 +38,11 @@
 //! # });
 //! ```
 
+mod check;
+pub(crate) mod policy;
 mod rule;
+mod syntax;
 
-pub use rule::{ScopeCheck, ScopeLayer, ScopeRule, ScopeService, covers, validate_scope};
+pub use check::{ScopeCheck, ScopeLayer, ScopeService};
+pub use rule::ScopeRule;
+pub use syntax::{covers, validate_scope};

@@ -1,112 +1,13 @@
-//! [`ScopeRule`] and the check applying it.
+//! [`ScopeRule`]: what one route demands of a key.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::Request;
 use serde_json::json;
 
-use crate::Answer;
+use super::syntax::{covers, has_param, is_safe_value, named_params, validate_scope};
 use crate::ConfigError;
-use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
 use crate::context::kind::{KeyKind, KeyKinds};
-use crate::context::per_route::PerRoute;
-use crate::context::{self, Caller};
 use crate::error::{ApiError, ErrorCode, Rule};
-
-/// Whether `granted` covers `required`: equal, `*`, or `prefix.*` with
-/// `required` strictly under `prefix.`.
-///
-/// ```
-/// use tollgate::scope::covers;
-///
-/// assert!(covers("people.*", "people.view_paygap"));
-/// assert!(covers("*", "admin"));
-/// assert!(!covers("people.*", "people"));
-/// assert!(!covers("read", "readwrite"));
-/// ```
-pub fn covers(granted: &str, required: &str) -> bool {
-    if granted == "*" || granted == required {
-        return true;
-    }
-    match granted.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with('.') => {
-            required.len() > prefix.len() && required.starts_with(prefix)
-        }
-        _ => false,
-    }
-}
-
-/// The path parameters a required scope names (`stores.{store_id}.write`
-/// names `store_id`).
-fn named_params(scope: &str) -> impl Iterator<Item = &str> {
-    scope
-        .split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
-}
-
-/// Whether the path `pattern` has the parameter `name` (`{name}` or
-/// `{*name}`).
-fn has_param(pattern: &str, name: &str) -> bool {
-    pattern.contains(&format!("{{{name}}}")) || pattern.contains(&format!("{{*{name}}}"))
-}
-
-/// A path parameter's value may stand in a scope only if it cannot change
-/// the scope's shape: no `.`, `*`, `:` or anything but `[A-Za-z0-9_-]`.
-fn is_safe_value(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-/// Checks the syntax of a scope a route requires: dot-separated, non-empty
-/// segments of `[a-z0-9_:-]`, at most 128 characters; a `{param}` may
-/// stand for a path parameter of the route.
-pub fn validate_scope(scope: &str) -> Result<(), ConfigError> {
-    let mut plain = String::with_capacity(scope.len());
-    let mut rest = scope;
-    while let Some(open) = rest.find('{') {
-        plain.push_str(&rest[..open]);
-        // A well-formed `{param}` stands for one safe value; anything else
-        // keeps its brace, which the check below refuses.
-        match rest[open + 1..].split_once('}') {
-            Some((name, after))
-                if !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-            {
-                plain.push('x');
-                rest = after;
-            }
-            _ => {
-                plain.push('{');
-                rest = &rest[open + 1..];
-            }
-        }
-    }
-    plain.push_str(rest);
-    let scope_shape = plain.as_str();
-    let valid = !scope_shape.is_empty()
-        && scope.len() <= 128
-        && scope_shape.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'-')
-                })
-        });
-    if valid {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            "scopes",
-            format!(
-                "`{scope}` is not a valid scope: use dot-separated segments of [a-z0-9_:-] (wildcards are for granted scopes only)"
-            ),
-        ))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -369,7 +270,7 @@ impl ScopeRule {
         (filled, project_ok)
     }
 
-    fn judge(
+    pub(super) fn judge(
         &self,
         kind: KeyKind,
         granted: &[String],
@@ -454,75 +355,9 @@ impl Default for ScopeRule {
     }
 }
 
-/// The scope check: refuses keys that lack a route's scopes or are of a
-/// kind it does not accept.
-#[derive(Clone, Debug)]
-pub struct ScopeCheck {
-    rules: PerRoute<ScopeRule>,
-}
-
-impl ScopeCheck {
-    /// A check with `rules` (one rule, or one per route).
-    pub fn new(rules: impl Into<PerRoute<ScopeRule>>) -> Self {
-        Self {
-            rules: rules.into(),
-        }
-    }
-
-    fn judge<B>(&self, request: &Request<B>) -> Result<(), ApiError> {
-        match context::caller(request)? {
-            Caller::Public => Ok(()),
-            Caller::Key(principal) => self.rules.for_route(context::route(request))?.judge(
-                principal.kind(),
-                principal.scopes(),
-                principal.project(),
-                request.uri().path(),
-            ),
-        }
-    }
-}
-
-impl Check for ScopeCheck {
-    type Pending = Infallible;
-
-    #[inline]
-    fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Infallible> {
-        Answer::Ready(self.judge(request))
-    }
-}
-
-/// Refuses keys that lack a route's scopes or are of a kind it does not
-/// accept; see the [module docs](super). A [`CheckLayer`] with the
-/// [`ScopeCheck`].
-pub type ScopeLayer = CheckLayer<ScopeCheck>;
-
-/// The service made by [`ScopeLayer`].
-pub type ScopeService<S> = CheckService<S, ScopeCheck>;
-
-impl CheckLayer<ScopeCheck> {
-    /// A scope layer with `rules` (one rule, or one per route).
-    pub fn new(rules: impl Into<PerRoute<ScopeRule>>) -> Self {
-        Self::from_check(ScopeCheck::new(rules))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards_cover_what_is_under_them_only() {
-        assert!(covers("people.*", "people.view_paygap"));
-        assert!(covers("people.*", "people.salaries.view"));
-        assert!(!covers("people.*", "people"));
-        assert!(!covers("people.*", "peoplex.view"));
-        assert!(!covers("people.*", "other.people.view"));
-        assert!(covers("*", "anything.at.all"));
-        assert!(!covers("read", "readwrite"));
-        assert!(!covers("read", "read.all"));
-        assert!(!covers("read*", "readwrite"));
-        assert!(covers("read", "read"));
-    }
 
     #[test]
     fn all_and_any() {

@@ -286,8 +286,8 @@ async fn a_layer_uses_the_renderer_it_is_given() {
     let service = ServiceBuilder::new()
         .layer(
             KeyLayer::new(keys.store.clone())
-                .with_hasher(keys.hasher.clone())
-                .with_renderer(renderer),
+                .hasher(keys.hasher.clone())
+                .renderer(renderer),
         )
         .service(Handler::default().service());
     let answer = send(service, empty(get("/").header("x-request-id", "r-1"))).await;

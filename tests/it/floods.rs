@@ -16,7 +16,8 @@ use tollgate::body_limit::LimitedBody;
 use tollgate::clock::FakeClock;
 use tollgate::error::{ApiError, ErrorCode};
 use tollgate::gate::{Gate, RoutePolicy};
-use tollgate::key::{CachedKeyStore, checksum};
+use tollgate::key::CachedKeyStore;
+use tollgate::key::format::checksum;
 use tollgate::rate_limit::{InMemoryRateStore, Partition, Quota, RateLimit, RateLimitLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -111,7 +112,7 @@ async fn a_million_one_off_partitions_never_exceed_the_cap() {
                 RateLimit::new(Quota::per_second(1).burst(5)),
             )
             .unwrap()
-            .with_partition(Partition::ClientIp),
+            .partition(Partition::ClientIp),
         )
         .service(handler.service());
 

@@ -309,12 +309,12 @@ async fn every_row_of_the_error_table() {
 #[derive(Clone)]
 struct DownStore;
 
-impl tollgate::key::KeyStore for DownStore {
-    type Lookup = std::future::Ready<tollgate::key::LookupResult>;
+impl tollgate::key::store::KeyStore for DownStore {
+    type Lookup = std::future::Ready<tollgate::key::store::LookupResult>;
     fn lookup(
         &self,
         _: &tollgate::key::KeyDigest,
-    ) -> tollgate::Answer<tollgate::key::LookupResult, Self::Lookup> {
+    ) -> tollgate::Answer<tollgate::key::store::LookupResult, Self::Lookup> {
         tollgate::Answer::Ready(Err(tollgate::error::StoreError::new(
             "the key database is down",
         )))

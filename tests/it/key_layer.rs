@@ -6,14 +6,13 @@ use std::time::Duration;
 use crate::common::*;
 use http::{HeaderValue, Method, StatusCode};
 use tollgate::clock::FakeClock;
-use tollgate::key::{
-    CachedKeyStore, KeyEnv, KeyKind, KeyLayer, KeyParser, KeyRecord, KeyStatus, checksum,
-};
+use tollgate::key::format::{KeyParser, checksum};
+use tollgate::key::{CachedKeyStore, KeyEnv, KeyKind, KeyLayer, KeyRecord, KeyStatus};
 use tollgate::route::{RouteLayer, Routes};
 use tower::ServiceBuilder;
 
 fn layer(keys: &Keys) -> KeyLayer<tollgate::key::InMemoryKeyStore> {
-    KeyLayer::new(keys.store.clone()).with_hasher(keys.hasher.clone())
+    KeyLayer::new(keys.store.clone()).hasher(keys.hasher.clone())
 }
 
 fn bearer(key: &str) -> String {
@@ -131,7 +130,7 @@ async fn a_10_kb_key_is_malformed_without_a_lookup() {
     let store = CountingStore::new(keys.store.clone());
     let huge = format!("sk_live_{}", "a".repeat(10 * 1024));
     let service = ServiceBuilder::new()
-        .layer(KeyLayer::new(store.clone()).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(store.clone()).hasher(keys.hasher.clone()))
         .service(Handler::default().service());
     let answer = send(service, empty(get("/").header("x-api-key", huge.as_str()))).await;
     assert_eq!(answer.code(), "malformed_api_key");
@@ -206,7 +205,7 @@ async fn bad_checksum_is_malformed_without_a_lookup() {
     typo[at] = if typo[at] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
     let service = ServiceBuilder::new()
-        .layer(KeyLayer::new(store.clone()).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(store.clone()).hasher(keys.hasher.clone()))
         .service(Handler::default().service());
     let answer = send(service, empty(get("/").header("x-api-key", typo))).await;
     assert_eq!(answer.code(), "malformed_api_key");
@@ -286,7 +285,7 @@ async fn expired_keys_are_refused_from_their_expiry_on() {
         KeyRecord::new("key_expiring", "demo", KeyKind::Secret).with_expiry(expiry),
     );
     let service = ServiceBuilder::new()
-        .layer(layer(&keys).with_clock(fake.clock()))
+        .layer(layer(&keys).clock(fake.clock()))
         .service(Handler::default().service());
     let request = || empty(get("/").header("x-api-key", expiring.key()));
 
@@ -326,7 +325,7 @@ async fn store_error_is_upstream_failed_and_hides_the_error_text() {
     let keys = Keys::new();
     let handler = Handler::default();
     let service = ServiceBuilder::new()
-        .layer(KeyLayer::new(FailingStore).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(FailingStore).hasher(keys.hasher.clone()))
         .service(handler.service());
     let answer = send(
         service,
@@ -347,8 +346,8 @@ async fn store_timeout_is_upstream_failed_at_the_timeout() {
     let service = ServiceBuilder::new()
         .layer(
             KeyLayer::new(HangingStore)
-                .with_hasher(keys.hasher.clone())
-                .with_lookup_timeout(Some(Duration::from_millis(250))),
+                .hasher(keys.hasher.clone())
+                .lookup_timeout(Some(Duration::from_millis(250))),
         )
         .service(handler.service());
     let started = tokio::time::Instant::now();
@@ -373,8 +372,8 @@ async fn a_slow_store_within_the_timeout_is_waited_for() {
     let service = ServiceBuilder::new()
         .layer(
             KeyLayer::new(slow)
-                .with_hasher(keys.hasher.clone())
-                .with_lookup_timeout(Some(Duration::from_millis(250))),
+                .hasher(keys.hasher.clone())
+                .lookup_timeout(Some(Duration::from_millis(250))),
         )
         .service(Handler::default().service());
     let answer = send(
@@ -391,7 +390,7 @@ async fn cached_store_answers_repeat_lookups_itself() {
     let counting = CountingStore::new(keys.store.clone());
     let cached = CachedKeyStore::new(counting.clone());
     let service = ServiceBuilder::new()
-        .layer(KeyLayer::new(cached).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(cached).hasher(keys.hasher.clone()))
         .service(Handler::default().service());
     let unknown = keys.hasher.mint(KeyKind::Secret, None).unwrap();
     for _ in 0..3 {
@@ -484,7 +483,7 @@ async fn query_parameter_accepts_publishable_keys_only() {
     let keys = Keys::new();
     let handler = Handler::default();
     let service = ServiceBuilder::new()
-        .layer(layer(&keys).with_query_parameter("api_key"))
+        .layer(layer(&keys).query_parameter("api_key"))
         .service(handler.service());
 
     let uri = format!("/v1/track?api_key={}&v=1", keys.publishable.key());
@@ -514,7 +513,7 @@ async fn credential_can_be_stripped_before_the_inner_service() {
     let service = ServiceBuilder::new()
         .layer(
             layer(&keys)
-                .with_query_parameter("api_key")
+                .query_parameter("api_key")
                 .strip_credential(true),
         )
         .service(Handler::default().service());
@@ -558,7 +557,7 @@ async fn keys_without_checksum_when_configured() {
     )
     .await;
     let service = ServiceBuilder::new()
-        .layer(layer(&keys).with_parser(KeyParser::new().require_checksum(false)))
+        .layer(layer(&keys).parser(KeyParser::new().require_checksum(false)))
         .service(Handler::default().service());
     let answer = send(service, empty(get("/").header("x-api-key", legacy))).await;
     assert_eq!(answer.status, StatusCode::OK);

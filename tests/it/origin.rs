@@ -6,7 +6,7 @@ use crate::common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
 use tollgate::key::{KeyKind, KeyKinds, KeyLayer, KeyRecord, MintedKey};
-use tollgate::origin::{MissingOrigin, OriginLayer, OriginPattern, OriginPolicy};
+use tollgate::origin::{MissingOrigin, OriginLayer, OriginPattern, OriginRule};
 use tollgate::route::{PerRoute, RouteLayer, Routes};
 use tower::ServiceBuilder;
 
@@ -47,7 +47,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn service(
         &self,
-        policies: impl Into<PerRoute<OriginPolicy>>,
+        policies: impl Into<PerRoute<OriginRule>>,
     ) -> impl tower::Service<
         TestRequest,
         Response = http::Response<
@@ -57,7 +57,7 @@ impl Fixture {
     > + Clone {
         ServiceBuilder::new()
             .layer(RouteLayer::new(self.routes.clone()))
-            .layer(KeyLayer::new(self.keys.store.clone()).with_hasher(self.keys.hasher.clone()))
+            .layer(KeyLayer::new(self.keys.store.clone()).hasher(self.keys.hasher.clone()))
             .layer(OriginLayer::new(policies))
             .service(self.handler.service())
     }
@@ -74,7 +74,7 @@ fn track(key: &str, origin: Option<&str>) -> TestRequest {
 #[tokio::test]
 async fn record_allow_list_admits_its_origins_and_refuses_near_misses() {
     let f = fixture();
-    let service = f.service(OriginPolicy::new());
+    let service = f.service(OriginRule::new());
     for origin in [
         "https://app.example.com",
         "https://APP.example.com:443",
@@ -108,7 +108,7 @@ async fn record_allow_list_admits_its_origins_and_refuses_near_misses() {
 #[tokio::test]
 async fn layer_list_applies_when_the_record_has_none() {
     let f = fixture();
-    let policy = OriginPolicy::new()
+    let policy = OriginRule::new()
         .allow(["https://site.example.net"])
         .unwrap();
     let service = f.service(policy);
@@ -140,7 +140,7 @@ async fn layer_list_applies_when_the_record_has_none() {
 #[tokio::test]
 async fn null_matches_only_when_listed() {
     let f = fixture();
-    let service = f.service(OriginPolicy::new().allow(["null"]).unwrap());
+    let service = f.service(OriginRule::new().allow(["null"]).unwrap());
     assert_eq!(
         send(
             service.clone(),
@@ -166,12 +166,12 @@ async fn missing_origin_modes() {
     let f = fixture();
     let key = f.listed.key();
 
-    let reject = f.service(OriginPolicy::new());
+    let reject = f.service(OriginRule::new());
     let answer = send(reject, track(key, None)).await;
     assert_eq!(answer.code(), "origin_not_allowed");
     assert_eq!(answer.body["error"]["details"]["origin"], Value::Null);
 
-    let allow = f.service(OriginPolicy::new().missing_origin(MissingOrigin::Allow));
+    let allow = f.service(OriginRule::new().missing_origin(MissingOrigin::Allow));
     assert_eq!(
         send(allow.clone(), track(key, None)).await.status,
         StatusCode::OK
@@ -184,7 +184,7 @@ async fn missing_origin_modes() {
         StatusCode::FORBIDDEN
     );
 
-    let referer = f.service(OriginPolicy::new().missing_origin(MissingOrigin::Referer));
+    let referer = f.service(OriginRule::new().missing_origin(MissingOrigin::Referer));
     let with_referer = |value: &str| {
         empty(
             http::Request::post("/v1/track")
@@ -216,7 +216,7 @@ async fn missing_origin_modes() {
 #[tokio::test]
 async fn only_configured_kinds_are_checked() {
     let f = fixture();
-    let service = f.service(OriginPolicy::new());
+    let service = f.service(OriginRule::new());
     // Secret and restricted keys are not browser keys: not checked by default.
     assert_eq!(
         send(
@@ -234,7 +234,7 @@ async fn only_configured_kinds_are_checked() {
         StatusCode::OK
     );
     let strict = f.service(
-        OriginPolicy::new().kinds(KeyKinds::only(KeyKind::Publishable).with(KeyKind::Restricted)),
+        OriginRule::new().kinds(KeyKinds::only(KeyKind::Publishable).with(KeyKind::Restricted)),
     );
     assert_eq!(
         send(strict.clone(), track(f.keys.restricted.key(), None))
@@ -251,10 +251,10 @@ async fn only_configured_kinds_are_checked() {
 #[tokio::test]
 async fn per_route_policies() {
     let f = fixture();
-    let policies = PerRoute::new(&f.routes, OriginPolicy::new())
+    let policies = PerRoute::new(&f.routes, OriginRule::new())
         .route(
             "POST /v1/widget",
-            OriginPolicy::new()
+            OriginRule::new()
                 .allow(["https://*.widgets.example"])
                 .unwrap()
                 .missing_origin(MissingOrigin::Allow),
@@ -297,7 +297,7 @@ async fn per_route_policies() {
 #[tokio::test]
 async fn public_routes_pass_and_a_missing_principal_is_refused() {
     let f = fixture();
-    let service = f.service(OriginPolicy::new());
+    let service = f.service(OriginRule::new());
     assert_eq!(
         send(service, empty(get("/health"))).await.status,
         StatusCode::OK
@@ -305,7 +305,7 @@ async fn public_routes_pass_and_a_missing_principal_is_refused() {
     // Placed without a KeyLayer before it, on a route that needs a key.
     let bare = ServiceBuilder::new()
         .layer(RouteLayer::new(f.routes.clone()))
-        .layer(OriginLayer::new(OriginPolicy::new()))
+        .layer(OriginLayer::new(OriginRule::new()))
         .service(f.handler.service());
     assert_eq!(
         send(bare.clone(), empty(http::Request::post("/v1/track")))
@@ -328,7 +328,7 @@ async fn grpc_rejection_is_permission_denied() {
             .header("origin", "https://evil.com")
             .header("content-type", "application/grpc"),
     );
-    let answer = send(f.service(OriginPolicy::new()), request).await;
+    let answer = send(f.service(OriginRule::new()), request).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["grpc-status"], "7");
     assert!(
@@ -341,7 +341,7 @@ async fn grpc_rejection_is_permission_denied() {
 
 #[test]
 fn bad_patterns_are_configuration_errors_naming_them() {
-    let error = OriginPolicy::new()
+    let error = OriginRule::new()
         .allow(["https://ok.example.com", "https://*.com"])
         .unwrap_err();
     assert!(error.to_string().contains("https://*.com"));
@@ -368,8 +368,8 @@ async fn cors_recipe_preflight_passes_and_rejections_are_readable() {
     let service = ServiceBuilder::new()
         .layer(cors)
         .layer(RouteLayer::new(f.routes.clone()))
-        .layer(KeyLayer::new(f.keys.store.clone()).with_hasher(f.keys.hasher.clone()))
-        .layer(OriginLayer::new(OriginPolicy::new()))
+        .layer(KeyLayer::new(f.keys.store.clone()).hasher(f.keys.hasher.clone()))
+        .layer(OriginLayer::new(OriginRule::new()))
         .service(f.handler.service());
 
     let preflight = empty(

@@ -365,7 +365,7 @@ fn the_config_reads_into_the_builders_types() {
     )
     .unwrap();
     assert_eq!(config.errors, ErrorFormat::Problem);
-    assert_eq!(config.partition, Partition::ClientIp);
+    assert_eq!(config.rate.partition, Partition::ClientIp);
     assert_eq!(config.trailing_slash, TrailingSlash::Keep);
     assert_eq!(config.defaults, RoutePolicy::new().body_limit(4096));
     assert_eq!(config.routes[0].route.as_deref(), Some("POST /v1/track"));

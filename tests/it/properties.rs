@@ -8,11 +8,11 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use tollgate::clock::FakeClock;
 use tollgate::gate::GateConfig;
-use tollgate::key::{KeyLayer, KeyParser, checksum};
+use tollgate::key::KeyLayer;
+use tollgate::key::format::{KeyParser, checksum};
 use tollgate::origin::OriginPattern;
-use tollgate::rate_limit::{
-    Bucket, InMemoryRateStore, PartitionKey, Quota, RateLimit, RouteLimits,
-};
+use tollgate::rate_limit::store::{Bucket, PartitionKey, RouteLimits};
+use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 use tollgate::route::Routes;
 use tower::ServiceBuilder;
 
@@ -71,7 +71,7 @@ proptest! {
         }
         let Ok(request) = request.body(http_body_util::Full::<bytes::Bytes>::default()) else { return Ok(()) };
         let service = ServiceBuilder::new()
-            .layer(KeyLayer::new(keys.store.clone()).with_hasher(keys.hasher.clone()).with_query_parameter("api_key"))
+            .layer(KeyLayer::new(keys.store.clone()).hasher(keys.hasher.clone()).query_parameter("api_key"))
             .service(Handler::default().service());
         let answer = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(send(service, request));
         // Random bytes are never a stored key: always a 401 with a standard code.

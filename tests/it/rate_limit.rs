@@ -91,7 +91,7 @@ impl Fixture {
     + 'static {
         let layer = RateLimitLayer::with_store(self.store.clone(), limits)
             .unwrap()
-            .with_clock(self.fake.clock());
+            .clock(self.fake.clock());
         ServiceBuilder::new()
             .layer(RouteLayer::new(routes()))
             .layer(configure(layer))
@@ -259,7 +259,7 @@ async fn partitions_by_key_ip_global_and_function() {
     let f = Fixture::new();
     let quota = || RateLimit::new(Quota::per_second(1).burst(1));
     // By key: two keys of one project have separate buckets.
-    let by_key = f.service_with(quota(), |layer| layer.with_partition(Partition::KeyId));
+    let by_key = f.service_with(quota(), |layer| layer.partition(Partition::KeyId));
     let mut first = track("acme");
     first
         .extensions_mut()
@@ -281,7 +281,7 @@ async fn partitions_by_key_ip_global_and_function() {
 
     // Global: everyone shares one bucket.
     let f = Fixture::new();
-    let global = f.service_with(quota(), |layer| layer.with_partition(Partition::Global));
+    let global = f.service_with(quota(), |layer| layer.partition(Partition::Global));
     assert_eq!(
         send(global.clone(), track("acme")).await.status,
         StatusCode::OK
@@ -294,7 +294,7 @@ async fn partitions_by_key_ip_global_and_function() {
     // A user function.
     let f = Fixture::new();
     let custom = f.service_with(quota(), |layer| {
-        layer.with_partition(Partition::custom(|view| {
+        layer.partition(Partition::custom(|view| {
             view.headers
                 .get("x-tenant")
                 .and_then(|v| v.to_str().ok())
@@ -336,7 +336,7 @@ fn from(peer: &str, forwarded: Option<&str>, path: &str) -> TestRequest {
 async fn public_routes_partition_by_client_ip_behind_trusted_proxies() {
     let f = Fixture::new();
     let service = f.service_with(RateLimit::new(Quota::per_second(1).burst(1)), |layer| {
-        layer.with_trusted_proxies(["10.0.0.0/8"]).unwrap()
+        layer.trusted_proxies(["10.0.0.0/8".parse().unwrap()])
     });
     // Direct clients: the peer address.
     assert_eq!(
@@ -527,7 +527,7 @@ async fn legacy_and_no_headers() {
     let f = Fixture::new();
     let start = f.fake.clock().unix_seconds();
     let legacy = f.service_with(RateLimit::new(Quota::per_second(1).burst(3)), |l| {
-        l.with_headers(RateLimitHeaders::Legacy)
+        l.rate_limit_headers(RateLimitHeaders::Legacy)
     });
     let answer = send(legacy.clone(), track("acme")).await;
     assert_eq!(answer.headers["x-ratelimit-limit"], "3");
@@ -540,7 +540,7 @@ async fn legacy_and_no_headers() {
 
     let f = Fixture::new();
     let both = f.service_with(RateLimit::new(Quota::per_second(1)), |l| {
-        l.with_headers(RateLimitHeaders::Both)
+        l.rate_limit_headers(RateLimitHeaders::Both)
     });
     let answer = send(both, track("acme")).await;
     assert!(
@@ -550,7 +550,7 @@ async fn legacy_and_no_headers() {
 
     let f = Fixture::new();
     let none = f.service_with(RateLimit::new(Quota::per_second(1).burst(1)), |l| {
-        l.with_headers(RateLimitHeaders::None)
+        l.rate_limit_headers(RateLimitHeaders::None)
     });
     let answer = send(none.clone(), track("acme")).await;
     assert!(
@@ -636,8 +636,8 @@ async fn headers_on_a_200_and_a_429_over_a_real_socket() {
     let store = InMemoryRateStore::new();
     let layer = RateLimitLayer::with_store(store, RateLimit::new(Quota::per_minute(2).burst(2)))
         .unwrap()
-        .with_partition(Partition::ClientIp)
-        .with_headers(RateLimitHeaders::Both);
+        .partition(Partition::ClientIp)
+        .rate_limit_headers(RateLimitHeaders::Both);
     let service = ServiceBuilder::new()
         .layer(layer)
         .service(tower::service_fn(|_: Request<Incoming>| async {

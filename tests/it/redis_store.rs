@@ -334,14 +334,14 @@ async fn stacked_quotas_consume_from_none_when_one_refuses() {
     assert!(ratelimit.starts_with("\"burst\";r=3;"), "{ratelimit}");
     assert!(ratelimit.contains("\"daily\";r=0;"), "{ratelimit}");
     // In Redis too: the burst bucket holds two requests' worth (2 s of debt).
-    let limits = tollgate::rate_limit::RouteLimits::new(&RateLimit::stacked([
+    let limits = tollgate::rate_limit::store::RouteLimits::new(&RateLimit::stacked([
         Quota::per_minute(60).burst(5).named("burst"),
         Quota::per_day(2).named("daily"),
     ]))
     .unwrap();
     let key = redis.key(
-        &tollgate::rate_limit::Bucket::new(
-            tollgate::rate_limit::PartitionKey::project("acme"),
+        &tollgate::rate_limit::store::Bucket::new(
+            tollgate::rate_limit::store::PartitionKey::project("acme"),
             tollgate::route::Route::DEFAULT_NAME,
         ),
         &limits.quotas()[0],

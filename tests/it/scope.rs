@@ -98,7 +98,7 @@ impl Fixture {
             .unwrap();
         ServiceBuilder::new()
             .layer(RouteLayer::new(self.routes.clone()))
-            .layer(KeyLayer::new(self.keys.store.clone()).with_hasher(self.keys.hasher.clone()))
+            .layer(KeyLayer::new(self.keys.store.clone()).hasher(self.keys.hasher.clone()))
             .layer(ScopeLayer::new(rules))
             .service(self.handler.service())
     }
@@ -234,7 +234,7 @@ async fn default_kind_code() {
     let rules = PerRoute::new(&routes, ScopeRule::new().kinds(KeyKind::Secret));
     let s = ServiceBuilder::new()
         .layer(RouteLayer::new(routes))
-        .layer(KeyLayer::new(f.keys.store.clone()).with_hasher(f.keys.hasher.clone()))
+        .layer(KeyLayer::new(f.keys.store.clone()).hasher(f.keys.hasher.clone()))
         .layer(ScopeLayer::new(rules))
         .service(f.handler.service());
     let answer = send(s, call("GET", "/v1/stats", f.keys.restricted.key())).await;
@@ -291,7 +291,7 @@ async fn public_routes_pass_and_grpc_gets_permission_denied() {
 async fn standalone_without_routes_uses_one_rule() {
     let f = fixture();
     let s = ServiceBuilder::new()
-        .layer(KeyLayer::new(f.keys.store.clone()).with_hasher(f.keys.hasher.clone()))
+        .layer(KeyLayer::new(f.keys.store.clone()).hasher(f.keys.hasher.clone()))
         .layer(ScopeLayer::new(ScopeRule::all_of(["admin"]).unwrap()))
         .service(f.handler.service());
     assert_eq!(

@@ -49,14 +49,14 @@ async fn secrets_never_leak() {
 
     let cached = CachedKeyStore::new(keys.store.clone());
     let layer = KeyLayer::new(cached.clone())
-        .with_hasher(keys.hasher.clone())
-        .with_query_parameter("api_key");
+        .hasher(keys.hasher.clone())
+        .query_parameter("api_key");
     let handler = Handler::default();
     let service = ServiceBuilder::new()
         .layer(layer.clone())
         .service(handler.service());
     let failing = ServiceBuilder::new()
-        .layer(KeyLayer::new(FailingStore).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(FailingStore).hasher(keys.hasher.clone()))
         .service(handler.service());
 
     let mut seen = String::new();

@@ -22,7 +22,7 @@ async fn key_layer_over_a_real_socket() {
         .unwrap();
     let service = ServiceBuilder::new()
         .layer(RouteLayer::new(routes))
-        .layer(KeyLayer::new(keys.store.clone()).with_hasher(keys.hasher.clone()))
+        .layer(KeyLayer::new(keys.store.clone()).hasher(keys.hasher.clone()))
         .service(tower::service_fn(|request: Request<Incoming>| async move {
             let project = request
                 .extensions()

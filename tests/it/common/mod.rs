@@ -14,9 +14,9 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tollgate::error::StoreError;
+use tollgate::key::store::{KeyStore, LookupResult};
 use tollgate::key::{
-    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyRecord, KeyStore, LookupResult,
-    MintedKey, Principal,
+    InMemoryKeyStore, KeyDigest, KeyEnv, KeyHasher, KeyKind, KeyRecord, MintedKey, Principal,
 };
 use tower::ServiceExt;
 

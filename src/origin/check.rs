@@ -1,135 +1,29 @@
-//! [`OriginLayer`]: browser keys only from allowed origins.
+//! [`OriginCheck`] and [`OriginLayer`]: browser keys only from allowed origins.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 
 use http::Request;
 use http::header::{ORIGIN, REFERER};
 use serde_json::json;
 
-use std::convert::Infallible;
-
+use super::rule::{MissingOrigin, OriginRule};
 use crate::Answer;
-use crate::ConfigError;
 use crate::check::{Check, CheckLayer, CheckService, ResponseHeaders, Step};
-use crate::context::kind::{KeyKind, KeyKinds};
 use crate::context::origin::{OriginPattern, RequestOrigin};
 use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
 use crate::error::{ApiError, ErrorCode, Rule};
 
-/// What to do with a request whose key is subject to origin checks but which
-/// carries no `Origin` header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MissingOrigin {
-    /// Refuse it with `origin_not_allowed` (the default): browsers send
-    /// `Origin` on every cross-origin request, so its absence means the key
-    /// is used outside a browser.
-    #[default]
-    Reject,
-    /// Let it through.
-    Allow,
-    /// Judge the origin of the `Referer` header instead; refuse when that
-    /// is missing too.
-    Referer,
-}
-
-/// The origin rules of one route: the allow-list used when a key's record
-/// has none, the missing-origin mode, and the key kinds checked.
-///
-/// ```
-/// use tollgate::origin::{MissingOrigin, OriginPolicy};
-///
-/// let policy = OriginPolicy::new()
-///     .allow(["https://app.example.com", "https://*.example.org", "http://localhost:*"])
-///     .unwrap()
-///     .missing_origin(MissingOrigin::Referer);
-/// # let _ = policy;
-/// ```
-#[derive(Clone, Debug)]
-pub struct OriginPolicy {
-    allowed: Arc<[OriginPattern]>,
-    missing: MissingOrigin,
-    kinds: KeyKinds,
-    code: ErrorCode,
-}
-
-impl OriginPolicy {
-    /// Checks publishable keys; allows no origin unless the key's record
-    /// lists some; refuses requests without `Origin`.
-    pub fn new() -> Self {
-        Self {
-            allowed: Arc::from([]),
-            missing: MissingOrigin::Reject,
-            kinds: KeyKinds::only(KeyKind::Publishable),
-            code: ErrorCode::ORIGIN_NOT_ALLOWED,
-        }
-    }
-
-    /// Refuses with `code` instead of `origin_not_allowed`.
-    #[must_use]
-    pub fn code(mut self, code: ErrorCode) -> Self {
-        self.code = code;
-        self
-    }
-
-    /// Sets the allow-list used for keys whose record lists no origins.
-    /// Each pattern is checked now; a bad one is an error naming it.
-    pub fn allow<I, S>(self, patterns: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let patterns = patterns
-            .into_iter()
-            .map(|pattern| OriginPattern::parse(pattern.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.with_patterns(patterns))
-    }
-
-    /// Sets the allow-list from parsed patterns.
-    #[must_use]
-    pub fn with_patterns(mut self, patterns: Vec<OriginPattern>) -> Self {
-        self.allowed = patterns.into();
-        self
-    }
-
-    /// Sets what happens without an `Origin` header.
-    #[must_use]
-    pub fn missing_origin(mut self, missing: MissingOrigin) -> Self {
-        self.missing = missing;
-        self
-    }
-
-    /// Sets the key kinds whose origin is checked (publishable by default).
-    #[must_use]
-    pub fn kinds(mut self, kinds: impl Into<KeyKinds>) -> Self {
-        self.kinds = kinds.into();
-        self
-    }
-
-    /// The allow-list.
-    pub fn patterns(&self) -> &[OriginPattern] {
-        &self.allowed
-    }
-}
-
-impl Default for OriginPolicy {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The origin check: refuses keys of the checked kinds (publishable by
 /// default) used from an origin outside their allow-list.
 #[derive(Clone, Debug)]
 pub struct OriginCheck {
-    policies: PerRoute<OriginPolicy>,
+    policies: PerRoute<OriginRule>,
 }
 
 impl OriginCheck {
     /// A check with `policies` (one policy, or one per route).
-    pub fn new(policies: impl Into<PerRoute<OriginPolicy>>) -> Self {
+    pub fn new(policies: impl Into<PerRoute<OriginRule>>) -> Self {
         Self {
             policies: policies.into(),
         }
@@ -206,7 +100,7 @@ pub type OriginService<S> = CheckService<S, OriginCheck>;
 
 impl CheckLayer<OriginCheck> {
     /// An origin layer with `policies` (one policy, or one per route).
-    pub fn new(policies: impl Into<PerRoute<OriginPolicy>>) -> Self {
+    pub fn new(policies: impl Into<PerRoute<OriginRule>>) -> Self {
         Self::from_check(OriginCheck::new(policies))
     }
 }

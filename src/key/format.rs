@@ -1,4 +1,5 @@
-//! The key format: `{kind}_{env}_{secret}`, its prefixes and its checksum.
+//! The key format: `{kind}_{env}_{secret}`, its prefixes and its checksum,
+//! and [`KeyParser`], which checks it without touching a store.
 
 use std::fmt;
 
@@ -87,9 +88,9 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// // The checksum of `sk_live_` followed by 32 random characters is appended
 /// // to them to make the key.
 /// let body = "sk_live_0123456789abcdefghijABCDEFGHIJ";
-/// let checksum = tollgate::key::checksum(body);
+/// let checksum = tollgate::key::format::checksum(body);
 /// assert_eq!(checksum.len(), 6);
-/// assert_eq!(tollgate::key::checksum(body), checksum);
+/// assert_eq!(tollgate::key::format::checksum(body), checksum);
 /// ```
 pub fn checksum(body: &str) -> String {
     let digits = checksum_digits(body.as_bytes());
@@ -169,7 +170,8 @@ pub(crate) fn base62_char(random: u8) -> Option<u8> {
 /// required, and length limits.
 ///
 /// ```
-/// use tollgate::key::{KeyKind, KeyParser, ParseError};
+/// use tollgate::key::KeyKind;
+/// use tollgate::key::format::{KeyParser, ParseError};
 ///
 /// let parser = KeyParser::new().with_prefix("phc", KeyKind::Publishable).unwrap().require_checksum(false);
 /// let key = parser.parse("phc_test_abcdefghijklmnopqrstuv").unwrap();
