@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serializer};
+use serde_json::{Map, Value};
 
 /// The names of the fields `T` reads from a table, as its derived
 /// `Deserialize` declares them.
@@ -60,6 +61,32 @@ pub(crate) fn names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     let _ = T::deserialize(Listen(&mut fields));
     fields
+}
+
+/// Refuses a key of `table` that no part reads.
+pub(crate) fn refuse_unknown(table: &Map<String, Value>, known: &[&[&str]]) -> Result<(), String> {
+    let known: Vec<&str> = known
+        .iter()
+        .flat_map(|names| names.iter().copied())
+        .collect();
+    match table.keys().find(|name| !known.contains(&name.as_str())) {
+        None => Ok(()),
+        Some(name) => {
+            let expected: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
+            Err(format!(
+                "unknown field `{name}`, expected one of {}",
+                expected.join(", ")
+            ))
+        }
+    }
+}
+
+/// Reads `T` from `table`, whose other keys belong to other parts.
+pub(crate) fn part<T: serde::de::DeserializeOwned>(
+    table: &Map<String, Value>,
+) -> Result<T, String> {
+    T::deserialize(Value::Object(table.clone()))
+        .map_err(|error| failing_field::<T>(table).unwrap_or_else(|| error.to_string()))
 }
 
 /// The first field of `table` that `T` refuses on its own, with the

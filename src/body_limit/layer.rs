@@ -28,12 +28,12 @@ impl CheckLayer<(), BodyLimits> {
     #[must_use]
     pub fn body_limit_code(self, codes: impl Into<PerRoute<ErrorCode>>) -> Self {
         let codes = codes.into();
-        self.change(|shared| shared.cap.set_codes(codes))
+        self.change(|shared| shared.limit.set_codes(codes))
     }
 
     /// Drains the bodies of refused requests within `drain`.
     #[must_use]
     pub fn drain(self, drain: DrainLimits) -> Self {
-        self.change(|shared| shared.cap.set_drain(drain))
+        self.change(|shared| shared.limit.set_drain(drain))
     }
 }

@@ -11,7 +11,7 @@ use http::{Request, Response, Version};
 use serde_json::json;
 
 use super::body::LimitedBody;
-use crate::check::cap::{BodyCap, Capped, Overflow};
+use crate::check::body_limit::{BodyLimit, Limited, Overflow};
 use crate::check::drain::{Drain, close};
 use crate::context::per_route::PerRoute;
 use crate::context::route::Route;
@@ -26,11 +26,11 @@ pub struct BodyLimits {
     codes: PerRoute<ErrorCode>,
     drain: DrainLimits,
     /// Each route's caps for keys of some tiers, if any route has some.
-    tiers: Option<PerRoute<TierCaps>>,
+    tiers: Option<PerRoute<TierLimits>>,
 }
 
 /// A route's caps for keys of some tiers: (tier, bytes).
-pub(crate) type TierCaps = Box<[(Box<str>, u64)]>;
+pub(crate) type TierLimits = Box<[(Box<str>, u64)]>;
 
 /// How much of a refused HTTP/1.1 request's body is read and discarded so
 /// that its connection can serve the next request, and for how long. In a
@@ -70,7 +70,7 @@ impl BodyLimits {
 
     /// Caps the bodies of keys of some tiers otherwise, route by route.
     #[must_use]
-    pub(crate) fn with_tiers(mut self, tiers: PerRoute<TierCaps>) -> Self {
+    pub(crate) fn with_tiers(mut self, tiers: PerRoute<TierLimits>) -> Self {
         self.tiers = Some(tiers);
         self
     }
@@ -106,7 +106,7 @@ impl BodyLimits {
     }
 
     /// The cap of `request`'s route (0 for a route of another table).
-    fn cap_of<B>(&self, request: &Request<B>) -> u64 {
+    fn limit_or_zero<B>(&self, request: &Request<B>) -> u64 {
         self.limit_of(request).unwrap_or(0)
     }
 
@@ -155,21 +155,21 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-impl<B> BodyCap<B> for BodyLimits
+impl<B> BodyLimit<B> for BodyLimits
 where
     B: http_body::Body + Send + 'static,
 {
     type Body = LimitedBody<B>;
 
-    fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<LimitedBody<B>, B> {
+    fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<LimitedBody<B>, B> {
         let limit = match self.limit_of(&request) {
             Ok(limit) => limit,
-            Err(error) => return Capped::Refused { error, request },
+            Err(error) => return Limited::Refused { error, request },
         };
         let watch = match declared_length(&request) {
             Some(length) if length > limit => {
                 let code = self.code(crate::context::route(&request));
-                return Capped::Refused {
+                return Limited::Refused {
                     error: too_large(code, limit),
                     request,
                 };
@@ -186,7 +186,7 @@ where
                 .is_none_or(|upper| upper > limit),
         };
         if !watch {
-            return Capped::Pass {
+            return Limited::Pass {
                 request: request.map(|body| LimitedBody::new(body, limit, None)),
                 overflow: None,
             };
@@ -200,7 +200,7 @@ where
             self.code(crate::context::route(&request)),
             too_large,
         ));
-        Capped::Pass {
+        Limited::Pass {
             request: request.map(|body| LimitedBody::new(body, limit, Some(tripped))),
             overflow: Some(overflow),
         }
@@ -208,8 +208,7 @@ where
 
     #[allow(clippy::result_large_err)]
     fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
-        let cap = self.cap_of(&request);
-        let limit = limit.min(cap);
+        let limit = limit.min(self.limit_or_zero(&request));
         if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
             return Err(request);
         }
@@ -225,15 +224,14 @@ where
         &self,
         request: Request<B>,
         response: &mut Response<Bytes>,
-        over_cap: bool,
+        over_limit: bool,
     ) -> Option<Drain> {
         // HTTP/2 streams end on their own; HTTP/1.0 connections close anyway.
         if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
             return None;
         }
-        let cap = self.cap_of(&request);
-        let limit = self.drain.bytes.min(cap);
-        let drainable = !over_cap
+        let limit = self.drain.bytes.min(self.limit_or_zero(&request));
+        let drainable = !over_limit
             && limit > 0
             && declared_length(&request).is_none_or(|length| length <= limit);
         if !drainable {

@@ -44,6 +44,6 @@ pub(crate) mod policy;
 
 pub use body::{BodyTooLarge, LimitedBody};
 pub use layer::{BodyLimitLayer, BodyLimitService};
-pub(crate) use limits::TierCaps;
+pub(crate) use limits::TierLimits;
 pub use limits::{BodyLimits, DrainLimits};
 pub use policy::DEFAULT_BODY_LIMIT;

@@ -35,7 +35,7 @@ impl BodyLimitPolicy {
     }
 
     /// The cap in bytes ([`DEFAULT_BODY_LIMIT`] unless set).
-    pub(crate) fn cap(&self) -> u64 {
+    pub(crate) fn limit(&self) -> u64 {
         self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT)
     }
 

@@ -9,24 +9,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::ResponseBody;
-use super::cap::{BodyCap, Capped, Overflow};
+use super::body_limit::{BodyLimit, Limited, Overflow};
 use super::drain::{Drain, close};
-use super::observe::Observe;
 #[cfg(feature = "tracing")]
 use super::observe::Outcome;
+use super::observe::Report;
+use super::rerender::{Collecting, Echo};
 use super::service::Shared;
-use super::{Check, ResponseHeaders, Wait};
-use crate::context::principal::Principal;
-use crate::context::route::Route;
 #[cfg(feature = "tracing")]
-use crate::context::shadow::Shadowed;
+use super::trace;
+use super::trace::Trace;
+use super::{Check, ResponseHeaders, Wait};
 use crate::error::ApiError;
-use crate::render::{ErrorRenderer, RefusedBody, RenderedByDefault};
 
 pin_project! {
     /// The response future of [`CheckService`](super::CheckService).
@@ -36,21 +35,9 @@ pin_project! {
     {
         #[pin]
         state: State<F, S, C, L, B>,
-        observe: Option<Observe>,
+        report: Option<Report>,
         trace: Trace,
     }
-}
-
-/// The request's span (entered while the future is polled) and whether a
-/// shadowed check would have refused it: boxed, and only when a subscriber
-/// wants the span, so that the future stays small otherwise.
-pub(crate) type Trace = Option<Box<Traced>>;
-
-pub(crate) struct Traced {
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
-    #[cfg(feature = "tracing")]
-    shadow: bool,
 }
 
 pin_project! {
@@ -79,35 +66,6 @@ pin_project! {
     }
 }
 
-/// A refused request whose body is being read before its rejection is
-/// rendered.
-pub(crate) struct Collecting {
-    error: ApiError,
-    snapshot: Request<()>,
-    version: Version,
-    headers: ResponseHeaders,
-    drain: Drain,
-    renderer: ErrorRenderer,
-}
-
-impl Collecting {
-    /// The rejection, once the body was read (`reusable`: to its end).
-    fn render(mut self, reusable: bool) -> Response<Bytes> {
-        // The body goes to the renderer only when it was read whole.
-        if let Some(body) = self.drain.take_kept().filter(|_| reusable) {
-            self.snapshot
-                .extensions_mut()
-                .insert(RefusedBody(Bytes::from(body)));
-        }
-        let mut response = self.renderer.respond(self.error, &self.snapshot);
-        self.headers.apply(response.headers_mut());
-        if !reusable && self.version == Version::HTTP_11 {
-            close(&mut response);
-        }
-        response
-    }
-}
-
 /// A request whose checks are still deciding.
 struct Waiting<S, C: Check, L, B> {
     pending: C::Pending,
@@ -118,53 +76,6 @@ struct Waiting<S, C: Check, L, B> {
     started: Option<std::time::Instant>,
 }
 
-/// What rendering an error your service returns takes: the gate's renderer
-/// and the request's id, method, route and caller (kept as cheap clones).
-pub(crate) struct Echo<C, L> {
-    shared: Arc<Shared<C, L>>,
-    method: Method,
-    request_id: Option<HeaderValue>,
-    route: Option<Route>,
-    principal: Option<Principal>,
-}
-
-impl<C, L> Echo<C, L> {
-    fn of<B>(shared: &Arc<Shared<C, L>>, request: &Request<B>) -> Self {
-        Self {
-            shared: Arc::clone(shared),
-            method: request.method().clone(),
-            request_id: request
-                .headers()
-                .get(shared.renderer.request_id_header())
-                .cloned(),
-            route: crate::context::route(request).cloned(),
-            principal: crate::context::principal(request).cloned(),
-        }
-    }
-
-    /// `response` again in the gate's shape, codes and request id, if it
-    /// is an [`ApiError`] your service rendered in the default shape (axum's
-    /// `IntoResponse` for `ApiError`, the `Principal` extractor's rejection).
-    fn rerender<T>(&self, response: &mut Response<T>) -> Option<Response<Bytes>> {
-        response.extensions_mut().remove::<RenderedByDefault>()?;
-        let error = response.extensions_mut().remove::<ApiError>()?;
-        let mut request = Request::new(());
-        *request.method_mut() = self.method.clone();
-        if let Some(id) = &self.request_id {
-            request
-                .headers_mut()
-                .insert(self.shared.renderer.request_id_header().clone(), id.clone());
-        }
-        if let Some(route) = &self.route {
-            request.extensions_mut().insert(route.clone());
-        }
-        if let Some(principal) = &self.principal {
-            request.extensions_mut().insert(principal.clone());
-        }
-        Some(self.shared.renderer.respond(error, &request))
-    }
-}
-
 impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
     /// The checks decided at once: call `service`, or answer the rejection.
     pub(crate) fn decided(
@@ -173,69 +84,18 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
         headers: ResponseHeaders,
         service: &mut S,
         shared: &Arc<Shared<C, L>>,
-        observe: Option<Observe>,
+        report: Option<Report>,
         trace: Trace,
     ) -> Self
     where
         S: Service<Request<L::Body>, Future = F>,
-        L: BodyCap<B>,
+        L: BodyLimit<B>,
     {
         Self {
             state: State::next(verdict, request, headers, service, shared),
-            observe,
+            report,
             trace,
         }
-    }
-
-    /// A span for one request through the gate (`debug` level, like
-    /// tower-http's `TraceLayer`), if a subscriber wants it: its route and
-    /// outcome are recorded when known.
-    #[cfg(feature = "tracing")]
-    pub(crate) fn trace() -> Trace {
-        // Without any subscriber nobody can see it: not even made.
-        if !tracing::dispatcher::has_been_set() {
-            return None;
-        }
-        let span = tracing::debug_span!(
-            target: "tollgate",
-            "tollgate",
-            route = tracing::field::Empty,
-            outcome = tracing::field::Empty
-        );
-        (!span.is_disabled()).then(|| {
-            Box::new(Traced {
-                span,
-                shadow: false,
-            })
-        })
-    }
-
-    /// The request's span, to enter while its checks run.
-    #[cfg(feature = "tracing")]
-    pub(crate) fn span_of(trace: &Trace) -> Option<tracing::Span> {
-        trace.as_ref().map(|traced| traced.span.clone())
-    }
-
-    /// Records the route of `request`, whose checks have decided, and
-    /// whether a shadowed check would have refused it.
-    #[cfg(feature = "tracing")]
-    pub(crate) fn trace_decided<R>(trace: &mut Trace, request: &Request<R>) {
-        if let Some(traced) = trace.as_mut() {
-            traced.shadow = Self::trace_decision(&traced.span, request);
-        }
-    }
-
-    /// Records `request`'s route in `span` once its checks have decided;
-    /// whether a shadowed check would have refused it.
-    #[cfg(feature = "tracing")]
-    pub(crate) fn trace_decision<R>(span: &tracing::Span, request: &Request<R>) -> bool {
-        if span.is_disabled() {
-            return false;
-        }
-        if let Some(route) = crate::context::route(request) {
-            span.record("route", route.name());
-        }
-        request.extensions().get::<Shadowed>().is_some()
     }
 
     pub(crate) fn waiting(
@@ -258,7 +118,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
                     started,
                 })),
             },
-            observe: None,
+            report: None,
             trace,
         }
     }
@@ -274,15 +134,15 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
     ) -> Self
     where
         S: Service<Request<L::Body>, Future = F>,
-        L: BodyCap<B>,
+        L: BodyLimit<B>,
     {
-        let rejected = |error, request: Request<B>, headers: ResponseHeaders, over_cap: bool| {
+        let rejected = |error, request: Request<B>, headers: ResponseHeaders, over_limit: bool| {
             // A shape that echoes something of the body reads it first.
             let request = match shared.renderer.body_read_limit(&request) {
-                Some(limit) if !over_cap => {
+                Some(limit) if !over_limit => {
                     let snapshot = shared.renderer.snapshot(&request);
                     let version = request.version();
-                    match shared.cap.collect(request, limit) {
+                    match shared.limit.collect(request, limit) {
                         Ok(drain) => {
                             return State::Collecting {
                                 collecting: Some(Box::new(Collecting {
@@ -302,7 +162,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
             };
             let mut response = shared.renderer.respond(error, &request);
             headers.apply(response.headers_mut());
-            let drain = shared.cap.refused(request, &mut response, over_cap);
+            let drain = shared.limit.refused(request, &mut response, over_limit);
             State::Rejected {
                 response: Some(Box::new(response)),
                 drain,
@@ -311,8 +171,8 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         if let Err(error) = verdict {
             return rejected(error, request, headers, false);
         }
-        match shared.cap.cap(request, &shared.renderer) {
-            Capped::Pass { request, overflow } => {
+        match shared.limit.limit(request, &shared.renderer) {
+            Limited::Pass { request, overflow } => {
                 let echo = Echo::of(shared, &request);
                 State::Inner {
                     future: service.call(request),
@@ -321,7 +181,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
                     echo,
                 }
             }
-            Capped::Refused { error, request } => rejected(error, request, headers, true),
+            Limited::Refused { error, request } => rejected(error, request, headers, true),
         }
     }
 }
@@ -333,7 +193,7 @@ where
     F: Future<Output = Result<Response<ResBody>, E>>,
     S: Service<Request<L::Body>, Response = Response<ResBody>, Error = E, Future = F>,
     C: Check,
-    L: BodyCap<B>,
+    L: BodyLimit<B>,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, E>;
 
@@ -367,10 +227,10 @@ where
                         started,
                         ..
                     } = *waiting.take().expect(POLLED_AFTER_COMPLETION);
-                    *this.observe = Observe::of(&shared.observer, &request, started);
+                    *this.report = Report::of(&shared.observer, &request, started);
                     #[cfg(feature = "tracing")]
                     if let Some(traced) = this.trace.as_mut() {
-                        traced.shadow = Self::trace_decision(&traced.span, &request);
+                        traced.shadow = trace::decision(&traced.span, &request);
                     }
                     let next = State::next(verdict, request, headers, &mut service, &shared);
                     this.state.set(next);
@@ -428,8 +288,8 @@ where
                 let outcome = Outcome::of(&response, traced.shadow);
                 traced.span.record("outcome", outcome.as_str());
             }
-            if let Some(observe) = this.observe.take() {
-                observe.report(&response);
+            if let Some(report) = this.report.take() {
+                report.send(&response);
             }
             return Poll::Ready(Ok(response));
         }

@@ -64,12 +64,14 @@
 //! ```
 
 mod body;
-pub(crate) mod cap;
+pub(crate) mod body_limit;
 pub(crate) mod drain;
 mod future;
 mod headers;
 pub(crate) mod observe;
+mod rerender;
 pub(crate) mod service;
+mod trace;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll, ready};
@@ -82,7 +84,7 @@ pub use headers::ResponseHeaders;
 pub use service::{CheckLayer, CheckService};
 
 use crate::Answer;
-use crate::context::shadow::{Anonymous, Shadows};
+use crate::context::shadow::{Anonymous, RouteShadow};
 pub use crate::context::shadow::{Shadow, Shadowed};
 use crate::error::{ApiError, Rule};
 
@@ -258,8 +260,8 @@ impl<A: Check, C: Check> Then<A, C> {
 pub(crate) fn absorb<B>(request: &mut Request<B>, error: ApiError) -> Result<(), ApiError> {
     let covered = request
         .extensions()
-        .get::<Shadows>()
-        .is_some_and(|Shadows(shadow)| shadow.covers(error.rule()));
+        .get::<RouteShadow>()
+        .is_some_and(|RouteShadow(shadow)| shadow.covers(error.rule()));
     if !covered {
         return Err(error);
     }

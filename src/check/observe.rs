@@ -132,13 +132,13 @@ pub(crate) trait Observer: Send + Sync + 'static {
     /// Whether a report needs the caller.
     fn needs_principal(&self) -> bool;
 
-    /// Reports `event`, on `route`.
+    /// Telemetry `event`, on `route`.
     fn observe(&self, route: Option<&Route>, event: &GateEvent<'_>);
 }
 
 /// One request's report, made once its checks have decided and sent once
 /// its response is ready.
-pub(crate) struct Observe {
+pub(crate) struct Report {
     observer: Arc<dyn Observer>,
     route: Option<Route>,
     principal: Option<Principal>,
@@ -146,7 +146,7 @@ pub(crate) struct Observe {
     elapsed: Duration,
 }
 
-impl Observe {
+impl Report {
     /// When the checks of `request` have decided (it reached the gate at
     /// `started`): what there is to report, if anything listens.
     pub(crate) fn of<B>(
@@ -170,7 +170,7 @@ impl Observe {
         })
     }
 
-    pub(crate) fn report<B>(self, response: &Response<B>) {
+    pub(crate) fn send<B>(self, response: &Response<B>) {
         let route = self.route.as_ref();
         let event = GateEvent {
             route: route.map_or(Route::DEFAULT_NAME, Route::name),

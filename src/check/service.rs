@@ -10,9 +10,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::ResponseBody;
-use super::cap::{BodyCap, Uncapped};
+use super::body_limit::{BodyLimit, Unlimited};
 use super::future::ResponseFuture;
-use super::observe::{Observe, Observer};
+use super::observe::{Observer, Report};
+#[cfg(feature = "tracing")]
+use super::trace;
 use super::{Check, ResponseHeaders};
 use crate::Answer;
 use crate::render::ErrorRenderer;
@@ -22,7 +24,7 @@ use crate::render::ErrorRenderer;
 /// the inner service; see the [module docs](super).
 ///
 /// Cheap to clone: everything sits behind one `Arc`.
-pub struct CheckLayer<C, L = Uncapped> {
+pub struct CheckLayer<C, L = Unlimited> {
     pub(crate) shared: Arc<Shared<C, L>>,
     /// Where a live gate's current settings are read, request by request
     /// (see [`LiveGate`](crate::gate::LiveGate)); `shared` is then the
@@ -37,31 +39,31 @@ pub(crate) type Live<C, L> = Arc<arc_swap::ArcSwap<Shared<C, L>>>;
 #[derive(Clone)]
 pub(crate) struct Shared<C, L> {
     pub(crate) checks: C,
-    pub(crate) cap: L,
+    pub(crate) limit: L,
     pub(crate) renderer: ErrorRenderer,
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
-impl<C: Check> CheckLayer<C, Uncapped> {
+impl<C: Check> CheckLayer<C, Unlimited> {
     /// A layer running `checks`, rendering rejections with the default
     /// renderer. (The crate's own layers have their own `new`:
     /// `KeyLayer::new(store)`, `ScopeLayer::new(rules)`…)
     pub fn from_check(checks: C) -> Self {
-        Self::from_parts(checks, Uncapped, ErrorRenderer::default(), None)
+        Self::from_parts(checks, Unlimited, ErrorRenderer::default(), None)
     }
 }
 
 impl<C, L> CheckLayer<C, L> {
     pub(crate) fn from_parts(
         checks: C,
-        cap: L,
+        limit: L,
         renderer: ErrorRenderer,
         observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 checks,
-                cap,
+                limit,
                 renderer,
                 observer,
             }),
@@ -105,7 +107,7 @@ impl<C: fmt::Debug, L: fmt::Debug> fmt::Debug for CheckLayer<C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckLayer")
             .field("checks", &self.shared.checks)
-            .field("cap", &self.shared.cap)
+            .field("limit", &self.shared.limit)
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +126,7 @@ impl<S, C, L> Layer<S> for CheckLayer<C, L> {
 
 /// The service made by a [`CheckLayer`]: the checks, then the inner service
 /// or the rejection.
-pub struct CheckService<S, C, L = Uncapped> {
+pub struct CheckService<S, C, L = Unlimited> {
     inner: S,
     shared: Arc<Shared<C, L>>,
     live: Option<Live<C, L>>,
@@ -167,7 +169,7 @@ impl<S: fmt::Debug, C: fmt::Debug, L: fmt::Debug> fmt::Debug for CheckService<S,
         f.debug_struct("CheckService")
             .field("inner", &self.inner)
             .field("checks", &self.shared.checks)
-            .field("cap", &self.shared.cap)
+            .field("limit", &self.shared.limit)
             .finish()
     }
 }
@@ -176,7 +178,7 @@ impl<S, C, L, ReqBody, ResBody> Service<Request<ReqBody>> for CheckService<S, C,
 where
     S: Service<Request<L::Body>, Response = Response<ResBody>> + Clone,
     C: Check,
-    L: BodyCap<ReqBody>,
+    L: BodyLimit<ReqBody>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -202,26 +204,26 @@ where
             .filter(|observer| observer.needs_time())
             .map(|_| Instant::now());
         #[cfg(feature = "tracing")]
-        let mut trace = ResponseFuture::<S::Future, S, C, L, ReqBody>::trace();
+        let mut trace = trace::start();
         #[cfg(not(feature = "tracing"))]
         let trace = None;
         #[cfg(feature = "tracing")]
-        let span = ResponseFuture::<S::Future, S, C, L, ReqBody>::span_of(&trace);
+        let span = trace::span_of(&trace);
         #[cfg(feature = "tracing")]
         let _entered = span.as_ref().map(tracing::Span::enter);
         let mut headers = ResponseHeaders::new();
         match shared.checks.check(&mut request, &mut headers) {
             Answer::Ready(verdict) => {
-                let observe = Observe::of(&shared.observer, &request, started);
+                let report = Report::of(&shared.observer, &request, started);
                 #[cfg(feature = "tracing")]
-                ResponseFuture::<S::Future, S, C, L, ReqBody>::trace_decided(&mut trace, &request);
+                trace::decided(&mut trace, &request);
                 ResponseFuture::decided(
                     verdict,
                     request,
                     headers,
                     &mut self.inner,
                     shared,
-                    observe,
+                    report,
                     trace,
                 )
             }

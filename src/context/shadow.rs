@@ -164,7 +164,7 @@ pub(crate) struct Anonymous;
 /// What the route check puts in the extensions of a request on a route
 /// that shadows something.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Shadows(pub(crate) Shadow);
+pub(crate) struct RouteShadow(pub(crate) Shadow);
 
 /// The rejection a shadowed check would have answered (the first, when
 /// several would have), in the extensions of the request that went on to

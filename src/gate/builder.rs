@@ -1,36 +1,31 @@
 //! [`GateBuilder`]: a [`GateConfig`] being set up in code, and what only
-//! code can give (stores, a clock, a hook, a check of your own); `build`
-//! compiles each check's settings into its rule.
+//! code can give (stores, a clock, a hook, a check of your own).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 
-use super::config::{GateConfig, RouteConfig};
-use super::observe::{Hook, Reports};
-use super::{Gate, GateEvent, RoutePolicy};
+use super::config::GateConfig;
+use super::observe::Hook;
+use super::route_config::RouteConfig;
+use super::{GateEvent, RoutePolicy};
 use crate::ConfigError;
-use crate::body_limit::{BodyLimits, DrainLimits, TierCaps};
-use crate::check::{Check, CheckLayer};
+use crate::body_limit::DrainLimits;
+use crate::check::Check;
 use crate::clock::Clock;
-use crate::error::{CodeMap, Rule};
+use crate::error::CodeMap;
 use crate::key::format::KeyParser;
 use crate::key::store::KeyStore;
-use crate::key::{CredentialSource, KeyCheck, KeyHasher, KeyKind, KeyKinds};
-use crate::origin::OriginCheck;
-use crate::rate_limit::policy::check_shared_quotas;
+use crate::key::{CredentialSource, KeyHasher, KeyKind, KeyKinds};
 use crate::rate_limit::store::RateStore;
-use crate::rate_limit::{
-    InMemoryRateStore, IpNet, Partition, Quota, RateLimit, RateLimitCheck, RateLimitHeaders,
-};
+use crate::rate_limit::{InMemoryRateStore, IpNet, Partition, Quota, RateLimitHeaders};
 use crate::render::ErrorRenderer;
-use crate::route::{PerRoute, Route, RouteCheck, Routes, TrailingSlash};
-use crate::scope::ScopeCheck;
+use crate::route::TrailingSlash;
 
 /// The rate store a builder will use: one given, or the default in-memory
 /// store, made at `build` on the builder's clock.
-enum RateStoreSlot<Rs> {
+pub(super) enum RateStoreSlot<Rs> {
     Given(Rs),
     Default(fn(Clock) -> Rs),
 }
@@ -44,20 +39,20 @@ enum RateStoreSlot<Rs> {
 /// decision hook, a check of your own — it holds beside.
 #[must_use]
 pub struct GateBuilder<St, Rs, C = ()> {
-    key_store: St,
-    rate_store: RateStoreSlot<Rs>,
-    check: C,
-    config: GateConfig,
-    hasher: Option<KeyHasher>,
-    parser: Option<KeyParser>,
-    renderer: Option<ErrorRenderer>,
-    clock: Clock,
+    pub(super) key_store: St,
+    pub(super) rate_store: RateStoreSlot<Rs>,
+    pub(super) check: C,
+    pub(super) config: GateConfig,
+    pub(super) hasher: Option<KeyHasher>,
+    pub(super) parser: Option<KeyParser>,
+    pub(super) renderer: Option<ErrorRenderer>,
+    pub(super) clock: Clock,
     #[cfg(feature = "metrics")]
-    metrics: crate::metrics::MetricsOptions,
-    hook: Option<Hook>,
+    pub(super) metrics: crate::metrics::MetricsOptions,
+    pub(super) hook: Option<Hook>,
     /// The first mistake found by a setter that cannot fail, reported by
     /// `build`.
-    error: Option<ConfigError>,
+    pub(super) error: Option<ConfigError>,
 }
 
 impl<St: KeyStore> GateBuilder<St, InMemoryRateStore> {
@@ -317,224 +312,4 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         self.hook = Some(Arc::new(hook));
         self
     }
-
-    /// Checks every setting and builds the gate. The error names the route
-    /// and field at fault.
-    pub fn build(self) -> Result<Gate<St, Rs, C>, ConfigError> {
-        if let Some(error) = self.error {
-            return Err(error);
-        }
-        let config = &self.config;
-        let shared = shared_quotas(config)?;
-        let routes = route_table(config)?;
-        let defaults = &config.defaults;
-        let origin_kinds: KeyKinds = match &config.origin_kinds {
-            Some(kinds) => kinds.iter().copied().collect(),
-            None => KeyKinds::only(KeyKind::Publishable),
-        };
-        if let Some(listed) = &config.key.credentials {
-            config.key.check_sources(listed)?;
-        }
-
-        // Each check's rule for one route, from the route's settings over
-        // the defaults (`effective`), `name` naming the route in mistakes.
-        let in_default = |error: ConfigError| error.in_route(Route::DEFAULT_NAME);
-        let rate_limit = |policy: &RoutePolicy| {
-            let tiers = policy
-                .tiers
-                .iter()
-                .flatten()
-                .map(|(name, tier)| (name.as_str(), &tier.rate));
-            let shadowed = policy
-                .shadow
-                .is_some_and(|shadow| shadow.covers(Some(Rule::RateLimit)));
-            policy.rate.limit(&shared, tiers, shadowed)
-        };
-        let mut origins = PerRoute::new(
-            &routes,
-            defaults.origin.rule(origin_kinds).map_err(in_default)?,
-        );
-        let mut scopes = PerRoute::new(&routes, defaults.scope.rule(None).map_err(in_default)?);
-        let mut limits: PerRoute<RateLimit> =
-            PerRoute::new(&routes, rate_limit(defaults).map_err(in_default)?);
-        let mut caps = PerRoute::new(&routes, defaults.body.cap());
-        let mut tiered_caps = PerRoute::new(&routes, tier_caps(defaults));
-        let mut cap_codes = PerRoute::new(&routes, defaults.body.code().map_err(in_default)?);
-        let mut shadows = PerRoute::new(&routes, defaults.shadow.unwrap_or_default());
-        let mut accesses = PerRoute::new(
-            &routes,
-            defaults.key.access(&config.key).map_err(in_default)?,
-        );
-        let mut any_shadow = defaults.shadow.is_some_and(|shadow| !shadow.is_none());
-        let mut any_tier_caps = !tiered_caps.get(None).is_none_or(|caps| caps.is_empty());
-        let mut rule_codes: Vec<&str> = defaults.codes().collect();
-        let declared: Vec<(&Route, RoutePolicy)> = config
-            .routes
-            .iter()
-            .filter_map(|entry| {
-                routes
-                    .get(entry.route.as_deref()?)
-                    .map(|route| (route, entry))
-            })
-            .map(|(route, entry)| (route, entry.policy.or(defaults)))
-            .collect();
-        for (route, effective) in &declared {
-            let name = route.name();
-            let in_route = |error: ConfigError| error.in_route(name);
-            let path = name.split_whitespace().nth(1);
-            origins.set(name, effective.origin.rule(origin_kinds).map_err(in_route)?)?;
-            scopes.set(name, effective.scope.rule(path).map_err(in_route)?)?;
-            limits.set(name, rate_limit(effective).map_err(in_route)?)?;
-            caps.set(name, effective.body.cap())?;
-            cap_codes.set(name, effective.body.code().map_err(in_route)?)?;
-            let tiered = tier_caps(effective);
-            any_tier_caps |= !tiered.is_empty();
-            tiered_caps.set(name, tiered)?;
-            let shadow = effective.shadow.unwrap_or_default();
-            any_shadow |= !shadow.is_none();
-            shadows.set(name, shadow)?;
-            accesses.set(name, effective.key.access(&config.key).map_err(in_route)?)?;
-            rule_codes.extend(effective.codes());
-        }
-        config.codes.check_known(rule_codes.iter().copied())?;
-
-        let hasher = match self.hasher {
-            Some(hasher) => hasher,
-            None => config.hasher()?,
-        };
-        let parser = self.parser.unwrap_or_else(|| config.parser());
-        let renderer = renderer(self.renderer, config, &routes)?;
-        let rate_store = match self.rate_store {
-            RateStoreSlot::Given(store) => store,
-            RateStoreSlot::Default(make) => make(self.clock.clone()),
-        };
-        let mut body_limits = BodyLimits::new(caps);
-        body_limits.set_codes(cap_codes);
-        body_limits.set_drain(config.drain);
-        if any_tier_caps {
-            body_limits = body_limits.with_tiers(tiered_caps);
-        }
-        let mut route_check = RouteCheck::new(routes.clone());
-        if any_shadow {
-            route_check = route_check.with_shadows(shadows);
-        }
-        let key_check = KeyCheck::with_parts(
-            Arc::new(self.key_store),
-            config.key.clone(),
-            parser,
-            hasher,
-            self.clock.clone(),
-        )
-        .with_access(accesses);
-        #[allow(unused_mut)]
-        let mut rate_check = RateLimitCheck::with_parts(
-            Arc::new(rate_store),
-            limits,
-            config.rate.clone(),
-            self.clock,
-        )?;
-        #[cfg(feature = "metrics")]
-        {
-            rate_check.near_limit = self.metrics.near_limit_share();
-        }
-        let checks = route_check
-            .then(key_check)
-            .then(OriginCheck::new(origins))
-            .then(ScopeCheck::new(scopes))
-            .then(self.check)
-            .then(rate_check);
-        let observer = Reports::of(
-            self.hook,
-            #[cfg(feature = "metrics")]
-            Some(crate::metrics::RequestMetrics::new(
-                &self.metrics,
-                routes.len(),
-            )),
-        );
-        Ok(Gate {
-            layer: CheckLayer::from_parts(checks, body_limits, renderer, observer),
-        })
-    }
-}
-
-/// The declared shared quotas, each named by its key in `[shared_quotas]`,
-/// checked.
-fn shared_quotas(config: &GateConfig) -> Result<Vec<Quota>, ConfigError> {
-    let mut shared = Vec::with_capacity(config.shared_quotas.len());
-    for (name, quota) in &config.shared_quotas {
-        if quota.name().is_some_and(|given| given != name) {
-            return Err(ConfigError::new(
-                format!("shared_quotas.{name}.name"),
-                "a shared quota is named by its key in `[shared_quotas]`",
-            ));
-        }
-        shared.push(quota.clone().named(name.as_str()));
-    }
-    check_shared_quotas(&shared)?;
-    Ok(shared)
-}
-
-/// The route table: every declared route, public as its policy (or the
-/// defaults) says.
-fn route_table(config: &GateConfig) -> Result<Routes, ConfigError> {
-    let defaults = &config.defaults;
-    let mut table = Routes::builder()
-        .trailing_slash(config.trailing_slash)
-        .default_public(defaults.public.unwrap_or(false));
-    for (index, entry) in config.routes.iter().enumerate() {
-        let Some(pattern) = &entry.route else {
-            return Err(ConfigError::new(
-                format!("routes[{index}].route"),
-                "every route needs `route = \"METHOD /path\"`",
-            ));
-        };
-        let public = entry.policy.public.or(defaults.public).unwrap_or(false);
-        table = table.declare(pattern.as_str(), public);
-    }
-    table.build()
-}
-
-/// The gate's renderer: `given`, else the configuration's `errors`, with
-/// its request-id header, code map and each route's own shape.
-fn renderer(
-    given: Option<ErrorRenderer>,
-    config: &GateConfig,
-    routes: &Routes,
-) -> Result<ErrorRenderer, ConfigError> {
-    let mut renderer = given.unwrap_or_else(|| config.errors.renderer());
-    if let Some(header) = &config.request_id_header {
-        let header = HeaderName::try_from(header.as_str()).map_err(|_| {
-            ConfigError::new(
-                "request_id_header",
-                format!("`{header}` is not a header name"),
-            )
-        })?;
-        renderer = renderer.with_request_id_header(header);
-    }
-    if !config.codes.is_empty() {
-        renderer = renderer.with_codes(config.codes.clone());
-    }
-    if let Some(format) = &config.defaults.errors {
-        renderer.set_shape(format.shape());
-    }
-    for entry in &config.routes {
-        let route = entry
-            .route
-            .as_deref()
-            .and_then(|pattern| routes.get(pattern));
-        if let (Some(format), Some(route)) = (&entry.policy.errors, route) {
-            renderer.set_route_shape(route.name(), format.shape());
-        }
-    }
-    Ok(renderer)
-}
-
-/// The body caps `policy` gives keys of some tiers.
-fn tier_caps(policy: &RoutePolicy) -> TierCaps {
-    policy
-        .tiers
-        .iter()
-        .flatten()
-        .filter_map(|(tier, settings)| Some((Box::from(tier.as_str()), settings.body.body_limit?)))
-        .collect()
 }

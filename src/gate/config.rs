@@ -8,6 +8,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::route_config::RouteConfig;
 use super::{Gate, GateBuilder, RoutePolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
@@ -168,13 +169,6 @@ impl Default for GateFields {
     }
 }
 
-/// Reads `T` from `table`, whose other keys belong to other parts; a
-/// mistake names its field.
-fn part<T: serde::de::DeserializeOwned>(table: &Map<String, Value>) -> Result<T, String> {
-    T::deserialize(Value::Object(table.clone()))
-        .map_err(|error| fields::failing_field::<T>(table).unwrap_or_else(|| error.to_string()))
-}
-
 impl<'de> Deserialize<'de> for GateConfig {
     /// Reads the gate's own settings and each check's from the one table; a
     /// key none of them knows is an error naming it.
@@ -187,23 +181,17 @@ impl<'de> Deserialize<'de> for GateConfig {
             fields::names::<DrainLimits>(),
         ]
         .concat();
-        if let Some(name) = table.keys().find(|name| !known.contains(&name.as_str())) {
-            let expected: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
-            return Err(D::Error::custom(format!(
-                "unknown field `{name}`, expected one of {}",
-                expected.join(", ")
-            )));
-        }
-        let own: GateFields = part(&table).map_err(D::Error::custom)?;
+        fields::refuse_unknown(&table, &[&known]).map_err(D::Error::custom)?;
+        let own: GateFields = fields::part(&table).map_err(D::Error::custom)?;
         Ok(Self {
             pepper: own.pepper,
             pepper_env: own.pepper_env,
             require_checksum: own.require_checksum,
-            key: part(&table).map_err(D::Error::custom)?,
-            rate: part(&table).map_err(D::Error::custom)?,
+            key: fields::part(&table).map_err(D::Error::custom)?,
+            rate: fields::part(&table).map_err(D::Error::custom)?,
             origin_kinds: own.origin_kinds,
             trailing_slash: own.trailing_slash,
-            drain: part(&table).map_err(D::Error::custom)?,
+            drain: fields::part(&table).map_err(D::Error::custom)?,
             errors: own.errors,
             codes: own.codes,
             request_id_header: own.request_id_header,
@@ -243,82 +231,6 @@ impl fmt::Debug for GateConfig {
         #[cfg(feature = "redis")]
         out.field("redis", &self.redis);
         out.finish()
-    }
-}
-
-/// One `[[routes]]` entry: `route = "METHOD /path"` and the route's
-/// [`RoutePolicy`], whose fields sit beside it:
-///
-/// ```toml
-/// [[routes]]
-/// route = "POST /v1/track"
-/// scopes = ["ingest"]
-/// quotas = [{ rate = 50, per = "second", burst = 200 }]
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct RouteConfig {
-    /// `METHOD /path/{param}` (required: its absence is reported when the
-    /// gate is built, as `routes[N].route`).
-    pub route: Option<String>,
-    /// The route's policy.
-    pub policy: RoutePolicy,
-}
-
-impl RouteConfig {
-    /// A route entry.
-    pub fn new(route: impl Into<String>, policy: RoutePolicy) -> Self {
-        Self {
-            route: Some(route.into()),
-            policy,
-        }
-    }
-}
-
-impl Serialize for RouteConfig {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Entry<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            route: &'a Option<String>,
-            #[serde(flatten)]
-            policy: &'a RoutePolicy,
-        }
-        Entry {
-            route: &self.route,
-            policy: &self.policy,
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for RouteConfig {
-    /// The entry is read as a table, `route` taken out, and the rest read as
-    /// a [`RoutePolicy`] (unknown fields refused), so a mistake is reported
-    /// with the route it is in.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let route = match table.remove("route") {
-            Some(serde_json::Value::String(route)) => Some(route),
-            Some(_) => {
-                return Err(D::Error::custom(
-                    "`route` must be a string like \"POST /v1/track\"",
-                ));
-            }
-            None => None,
-        };
-        let route_name = route.as_deref().unwrap_or("?");
-        let policy = RoutePolicy::deserialize(serde_json::Value::Object(table.clone())).map_err(
-            |error| {
-                D::Error::custom(format!(
-                    "route `{route_name}`: {}",
-                    fields::failing_field::<RoutePolicy>(&table)
-                        .unwrap_or_else(|| error.to_string())
-                ))
-            },
-        )?;
-        Ok(Self { route, policy })
     }
 }
 

@@ -52,11 +52,14 @@
 //! # });
 //! ```
 
+mod build;
 mod builder;
 mod config;
 mod live;
 mod observe;
 mod policy;
+mod route_config;
+mod tier;
 
 use std::fmt;
 
@@ -64,9 +67,11 @@ use http::HeaderName;
 
 pub use crate::check::observe::{GateEvent, Outcome};
 pub use builder::GateBuilder;
-pub use config::{GateConfig, RouteConfig};
+pub use config::GateConfig;
 pub use live::LiveGate;
-pub use policy::{RoutePolicy, TierPolicy};
+pub use policy::RoutePolicy;
+pub use route_config::RouteConfig;
+pub use tier::TierPolicy;
 
 use crate::body_limit::BodyLimits;
 use crate::check::{CheckLayer, CheckService, Then};

@@ -10,7 +10,7 @@ pub(crate) type Hook = Arc<dyn Fn(&GateEvent<'_>) + Send + Sync>;
 
 /// The gate's observer: its decision hook and its metrics, shared by every
 /// clone of its service.
-pub(crate) struct Reports {
+pub(crate) struct Telemetry {
     hook: Option<Hook>,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::RequestMetrics>,
@@ -18,7 +18,7 @@ pub(crate) struct Reports {
     needs_principal: bool,
 }
 
-impl Reports {
+impl Telemetry {
     /// The gate's observer, if it has anything to report to.
     pub(crate) fn of(
         hook: Option<Hook>,
@@ -46,7 +46,7 @@ impl Reports {
     }
 }
 
-impl Observer for Reports {
+impl Observer for Telemetry {
     fn needs_time(&self) -> bool {
         // Only the hook shows the time the gate took.
         self.hook.is_some()

@@ -8,6 +8,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::tier::TierPolicy;
 use crate::body_limit::policy::BodyLimitPolicy;
 use crate::check::Shadow;
 use crate::fields;
@@ -88,35 +89,12 @@ struct GateFields {
     tiers: Option<BTreeMap<String, TierPolicy>>,
 }
 
-/// Refuses a key of `table` that no part reads.
-fn refuse_unknown(table: &Map<String, Value>, known: &[&[&str]]) -> Result<(), String> {
-    let known: Vec<&str> = known
-        .iter()
-        .flat_map(|names| names.iter().copied())
-        .collect();
-    match table.keys().find(|name| !known.contains(&name.as_str())) {
-        None => Ok(()),
-        Some(name) => {
-            let expected: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
-            Err(format!(
-                "unknown field `{name}`, expected one of {}",
-                expected.join(", ")
-            ))
-        }
-    }
-}
-
-/// Reads `T` from `table`, whose other keys belong to other parts.
-fn part<T: serde::de::DeserializeOwned>(table: &Map<String, Value>) -> Result<T, String> {
-    T::deserialize(Value::Object(table.clone())).map_err(|error| error.to_string())
-}
-
 impl<'de> Deserialize<'de> for RoutePolicy {
     /// Reads each check's settings from the one table; a key none of them
     /// knows is an error naming it.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let table = Map::<String, Value>::deserialize(deserializer)?;
-        refuse_unknown(
+        fields::refuse_unknown(
             &table,
             &[
                 fields::names::<GateFields>(),
@@ -128,71 +106,18 @@ impl<'de> Deserialize<'de> for RoutePolicy {
             ],
         )
         .map_err(D::Error::custom)?;
-        let own: GateFields = part(&table).map_err(D::Error::custom)?;
+        let own: GateFields = fields::part(&table).map_err(D::Error::custom)?;
         Ok(Self {
             public: own.public,
             errors: own.errors,
             shadow: own.shadow,
             tiers: own.tiers,
-            key: part(&table).map_err(D::Error::custom)?,
-            origin: part(&table).map_err(D::Error::custom)?,
-            scope: part(&table).map_err(D::Error::custom)?,
-            rate: part(&table).map_err(D::Error::custom)?,
-            body: part(&table).map_err(D::Error::custom)?,
+            key: fields::part(&table).map_err(D::Error::custom)?,
+            origin: fields::part(&table).map_err(D::Error::custom)?,
+            scope: fields::part(&table).map_err(D::Error::custom)?,
+            rate: fields::part(&table).map_err(D::Error::custom)?,
+            body: fields::part(&table).map_err(D::Error::custom)?,
         })
-    }
-}
-
-/// What a route gives keys of one tier instead of its own quotas and body
-/// cap (see [`RoutePolicy::tier`]). What it leaves unset is the route's.
-///
-/// In a configuration file, a route's (or the defaults')
-/// `tiers = { pro = { quotas = [...], body_limit = 1048576 } }`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TierPolicy {
-    #[serde(flatten)]
-    pub(crate) rate: RateLimitPolicy,
-    #[serde(flatten)]
-    pub(crate) body: BodyLimitPolicy,
-}
-
-impl<'de> Deserialize<'de> for TierPolicy {
-    /// A tier's quotas and body cap; another key is an error naming it.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let table = Map::<String, Value>::deserialize(deserializer)?;
-        refuse_unknown(&table, &[&["quotas", "body_limit"]]).map_err(D::Error::custom)?;
-        Ok(Self {
-            rate: part(&table).map_err(D::Error::custom)?,
-            body: part(&table).map_err(D::Error::custom)?,
-        })
-    }
-}
-
-impl TierPolicy {
-    /// Nothing set: the route's quotas and cap.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// One quota for the tier.
-    #[must_use]
-    pub fn quota(mut self, quota: Quota) -> Self {
-        self.rate.quotas = Some(vec![quota]);
-        self
-    }
-
-    /// Stacked quotas for the tier.
-    #[must_use]
-    pub fn quotas(mut self, quotas: impl IntoIterator<Item = Quota>) -> Self {
-        self.rate.quotas = Some(quotas.into_iter().collect());
-        self
-    }
-
-    /// The tier's body cap in bytes.
-    #[must_use]
-    pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body.body_limit = Some(bytes);
-        self
     }
 }
 
@@ -376,7 +301,7 @@ impl RoutePolicy {
         self
     }
 
-    /// Shadows these checks on this route (see
+    /// RouteShadow these checks on this route (see
     /// [`Shadow`]): a rejection they would
     /// answer is recorded — the decision hook, metrics with outcome
     /// `shadow`, a `debug` log — and the request passes. `Shadow::ALL`

@@ -6,7 +6,8 @@ use std::hash::{Hash, Hasher};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::format::{CHECKSUM_LEN, MINTED_SECRET_LEN, base62_char, checksum};
+use super::checksum::{base62_char, checksum};
+use super::format::{CHECKSUM_LEN, MINTED_SECRET_LEN};
 use crate::ConfigError;
 use crate::context::kind::{KeyEnv, KeyKind};
 

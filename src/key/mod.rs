@@ -56,6 +56,7 @@
 
 mod cache;
 mod check;
+mod checksum;
 pub(crate) mod config;
 pub(crate) mod credential;
 mod digest;

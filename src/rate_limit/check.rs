@@ -10,11 +10,12 @@ use http::Request;
 use pin_project_lite::pin_project;
 use serde_json::json;
 
+use super::client_ip::client_ip;
 use super::headers::{RateHeaders, retry_after_seconds};
 use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
 use super::options::RateLimitOptions;
-use super::partition::{Partition, PartitionKey, RequestView, client_ip};
+use super::partition::{Partition, PartitionKey, RequestView};
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::Answer;
 use crate::ConfigError;

@@ -2,10 +2,11 @@
 //! setters.
 
 use super::check::RateLimitCheck;
+use super::client_ip::IpNet;
 use super::headers::RateLimitHeaders;
 use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
-use super::partition::{IpNet, Partition};
+use super::partition::Partition;
 use super::store::RateStore;
 use crate::ConfigError;
 use crate::check::{CheckLayer, CheckService};

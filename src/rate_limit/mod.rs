@@ -46,6 +46,7 @@
 //! ```
 
 mod check;
+mod client_ip;
 mod headers;
 mod layer;
 mod limit;
@@ -61,9 +62,10 @@ pub mod store;
 pub use self::redis::{FailureMode, RedisOptions, RedisRateStore, RedisStats};
 pub use crate::context::quota::Quota;
 pub use check::RateLimitCheck;
+pub use client_ip::IpNet;
 pub use headers::RateLimitHeaders;
 pub use layer::{RateLimitLayer, RateLimitService};
 pub use limit::{MAX_STACKED_QUOTAS, RateLimit};
 pub use memory::{DEFAULT_MAX_BUCKETS, InMemoryRateStore};
 pub use options::RateLimitOptions;
-pub use partition::{IpNet, Partition, RequestView};
+pub use partition::{Partition, RequestView};

@@ -11,7 +11,7 @@ use crate::Answer;
 use crate::check::{Check, ResponseHeaders, Step};
 use crate::context::per_route::PerRoute;
 use crate::context::routes::Routes;
-use crate::context::shadow::{Shadow, Shadows};
+use crate::context::shadow::{RouteShadow, Shadow};
 
 /// Matches each request against [`Routes`] and inserts the matched [`Route`](super::Route)
 /// (or the default route) into its extensions; see [`Routes::tag`]. Never
@@ -115,7 +115,7 @@ impl RouteCheck {
         }
     }
 
-    /// Shadows these checks of each route (see [`Shadow`]).
+    /// RouteShadow these checks of each route (see [`Shadow`]).
     #[must_use]
     pub fn with_shadows(mut self, shadows: PerRoute<Shadow>) -> Self {
         self.shadows = Some(shadows);
@@ -138,7 +138,7 @@ impl Check for RouteCheck {
             && let Some(shadow) = shadows.get(crate::context::route(request))
             && !shadow.is_none()
         {
-            request.extensions_mut().insert(Shadows(*shadow));
+            request.extensions_mut().insert(RouteShadow(*shadow));
         }
         Answer::Ready(Ok(()))
     }

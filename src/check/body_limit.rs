@@ -1,5 +1,5 @@
-//! [`BodyCap`]: what the pipeline does with a body once the checks admitted
-//! the request — nothing ([`Uncapped`]) or a cap (the
+//! [`BodyLimit`]: what the pipeline does with a body once the checks admitted
+//! the request — nothing ([`Unlimited`]) or a cap (the
 //! [`BodyLimitLayer`](crate::body_limit::BodyLimitLayer)'s) — and how it
 //! watches a body of unknown size ([`Overflow`]).
 //!
@@ -18,24 +18,24 @@ use crate::render::ErrorRenderer;
 
 /// The last step of the pipeline, after the checks: it may wrap the body
 /// (`B`) the inner service receives, or refuse the request outright.
-pub trait BodyCap<B>: Send + Sync + 'static {
+pub trait BodyLimit<B>: Send + Sync + 'static {
     /// The body the inner service receives.
     type Body;
 
     /// The request to hand on, or the rejection with the request back.
-    fn cap(&self, request: Request<B>, renderer: &ErrorRenderer) -> Capped<Self::Body, B>;
+    fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<Self::Body, B>;
 
     /// What to do with the body of a refused `request` whose rejection is
-    /// `response` (`over_cap`: refused by this cap): drain it (the returned
+    /// `response` (`over_limit`: refused by this cap): drain it (the returned
     /// [`Drain`]), or — when it cannot be drained — mark `response`
     /// `Connection: close`. Without a cap, nothing.
     fn refused(
         &self,
         request: Request<B>,
         response: &mut Response<Bytes>,
-        over_cap: bool,
+        over_limit: bool,
     ) -> Option<Drain> {
-        let _ = (request, response, over_cap);
+        let _ = (request, response, over_limit);
         None
     }
 
@@ -51,9 +51,9 @@ pub trait BodyCap<B>: Send + Sync + 'static {
     }
 }
 
-/// What a [`BodyCap`] made of a request.
+/// What a [`BodyLimit`] made of a request.
 #[derive(Debug)]
-pub enum Capped<T, B> {
+pub enum Limited<T, B> {
     /// Hand it on.
     Pass {
         /// The request, its body capped.
@@ -71,16 +71,16 @@ pub enum Capped<T, B> {
     },
 }
 
-/// No cap: the inner service gets the body as it came.
+/// No limit: the inner service gets the body as it came.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Uncapped;
+pub struct Unlimited;
 
-impl<B> BodyCap<B> for Uncapped {
+impl<B> BodyLimit<B> for Unlimited {
     type Body = B;
 
     #[inline]
-    fn cap(&self, request: Request<B>, _: &ErrorRenderer) -> Capped<B, B> {
-        Capped::Pass {
+    fn limit(&self, request: Request<B>, _: &ErrorRenderer) -> Limited<B, B> {
+        Limited::Pass {
             request,
             overflow: None,
         }

@@ -1,27 +1,22 @@
-//! What a rate store implements: [`RateStore`], and what it is asked
-//! ([`Bucket`], [`RouteLimits`], [`QuotaSpec`]) and answers ([`Decision`],
-//! each quota's [`QuotaState`]).
+//! [`RouteLimits`]: a route's rate limit checked and ready, its quotas
+//! ([`QuotaSpec`]), and what their headers say the same way every time.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode};
 
-use super::limit::{MAX_STACKED_QUOTAS, RateLimit};
-pub use super::partition::{PartitionKey, PartitionValue};
-use crate::Answer;
+use super::Bucket;
 use crate::ConfigError;
 use crate::clock::Nanos;
 use crate::context::gcra::Gcra;
-pub use crate::context::gcra::QuotaState;
 use crate::context::principal::Principal;
 use crate::context::quota::Quota;
 use crate::context::record::check_tier_name;
 use crate::context::route::Route;
-use crate::error::{Category, ErrorCode, StoreError};
+use crate::error::{Category, ErrorCode};
 use crate::hash::combine;
+use crate::rate_limit::limit::{MAX_STACKED_QUOTAS, RateLimit};
 
 /// The policy name of the `index`th quota of `route`, named `name` or not:
 /// what headers, errors and a key's quota overrides call it.
@@ -71,7 +66,7 @@ impl QuotaSpec {
     }
 
     /// Whether its bucket is shared by every route listing it (see
-    /// [`Quota::shared`](super::Quota::shared)); its name then names the
+    /// [`Quota::shared`](crate::rate_limit::Quota::shared)); its name then names the
     /// bucket.
     pub fn is_shared(&self) -> bool {
         self.shared.is_some()
@@ -214,8 +209,8 @@ impl RouteLimits {
         let cached = route.and_then(|route| {
             Some(CachedHeaders {
                 route_hash: route.hash(),
-                policy: super::headers::policy(&quotas, route.name())?,
-                labels: super::headers::labels(&quotas, route.name()),
+                policy: crate::rate_limit::headers::policy(&quotas, route.name())?,
+                labels: crate::rate_limit::headers::labels(&quotas, route.name()),
             })
         });
         Ok(Self {
@@ -301,173 +296,4 @@ impl RouteLimits {
             .filter(|cached| cached.route_hash == route_hash)
             .map(|cached| (&cached.policy, &*cached.labels))
     }
-}
-
-/// Which bucket a request draws from: its partition on its route.
-#[derive(Clone, Debug)]
-pub struct Bucket<'a> {
-    partition: PartitionKey<'a>,
-    route: &'a str,
-    route_hash: u64,
-}
-
-impl<'a> Bucket<'a> {
-    /// The bucket of `partition` on the route named `route`.
-    pub fn new(partition: PartitionKey<'a>, route: &'a str) -> Self {
-        Self {
-            partition,
-            route,
-            route_hash: crate::hash::keyed(crate::hash::ROUTE, route.as_bytes()),
-        }
-    }
-
-    /// The bucket of `partition` for a request that reached the layer without
-    /// a route (it counts as the default route; the hash is made once).
-    pub(crate) fn unrouted(partition: PartitionKey<'a>) -> Self {
-        static DEFAULT_ROUTE_HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        Self {
-            partition,
-            route: Route::DEFAULT_NAME,
-            route_hash: *DEFAULT_ROUTE_HASH.get_or_init(|| {
-                crate::hash::keyed(crate::hash::ROUTE, Route::DEFAULT_NAME.as_bytes())
-            }),
-        }
-    }
-
-    /// The bucket of `partition` on `route` (whose hash was made once, when
-    /// the route table was built).
-    pub fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {
-        Self {
-            partition,
-            route: route.name(),
-            route_hash: route.hash(),
-        }
-    }
-
-    /// The partition.
-    pub fn partition(&self) -> &PartitionKey<'a> {
-        &self.partition
-    }
-
-    /// The route's name.
-    pub fn route(&self) -> &'a str {
-        self.route
-    }
-
-    /// The route's keyed hash (process-local).
-    pub fn route_hash(&self) -> u64 {
-        self.route_hash
-    }
-}
-
-/// A store's answer: allowed or not, and each quota's state for headers.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    allowed: bool,
-    over_capacity: bool,
-    retry_after: Nanos,
-    denied_by: u8,
-    len: u8,
-    states: [QuotaState; MAX_STACKED_QUOTAS],
-}
-
-impl Decision {
-    fn with_states(states: &[QuotaState]) -> ([QuotaState; MAX_STACKED_QUOTAS], u8) {
-        let mut all = [QuotaState::default(); MAX_STACKED_QUOTAS];
-        let len = states.len().min(MAX_STACKED_QUOTAS);
-        all[..len].copy_from_slice(&states[..len]);
-        (all, len as u8)
-    }
-
-    /// Admitted; `states` are the quotas' states after it, in route order.
-    pub fn allowed(states: &[QuotaState]) -> Self {
-        let (states, len) = Self::with_states(states);
-        Self {
-            allowed: true,
-            over_capacity: false,
-            retry_after: 0,
-            denied_by: 0,
-            len,
-            states,
-        }
-    }
-
-    /// Refused by quota `denied_by`, which allows it again in `retry_after`
-    /// nanoseconds; nothing was consumed.
-    pub fn denied(retry_after: Nanos, denied_by: usize, states: &[QuotaState]) -> Self {
-        let (states, len) = Self::with_states(states);
-        Self {
-            allowed: false,
-            over_capacity: false,
-            retry_after,
-            denied_by: denied_by.min(MAX_STACKED_QUOTAS - 1) as u8,
-            len,
-            states,
-        }
-    }
-
-    /// Refused because the store holds as many buckets as it may.
-    pub(crate) fn over_capacity(retry_after: Nanos) -> Self {
-        Self {
-            over_capacity: true,
-            ..Self::denied(retry_after, 0, &[])
-        }
-    }
-
-    /// Whether the request is admitted.
-    pub fn is_allowed(&self) -> bool {
-        self.allowed
-    }
-
-    /// Whether it was refused because the store was full.
-    pub fn is_over_capacity(&self) -> bool {
-        self.over_capacity
-    }
-
-    /// Nanoseconds until a refused request would be admitted.
-    pub fn retry_after(&self) -> Nanos {
-        self.retry_after
-    }
-
-    /// The index of the quota that refused.
-    pub fn denied_by(&self) -> usize {
-        usize::from(self.denied_by)
-    }
-
-    /// Each quota's state.
-    pub fn states(&self) -> &[QuotaState] {
-        &self.states[..usize::from(self.len)]
-    }
-}
-
-impl fmt::Debug for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decision")
-            .field("allowed", &self.allowed)
-            .field("over_capacity", &self.over_capacity)
-            .field("retry_after", &self.retry_after)
-            .field("denied_by", &self.denied_by)
-            .field("states", &self.states())
-            .finish()
-    }
-}
-
-/// Where buckets live: in memory ([`InMemoryRateStore`](super::InMemoryRateStore))
-/// or in a store shared by several instances.
-///
-/// A store answering at once returns [`Answer::Ready`]: the layer then
-/// calls the inner service straight away, with no extra future state and no
-/// allocation.
-pub trait RateStore: Send + Sync + 'static {
-    /// The decision in progress, for stores that must wait.
-    type Future: Future<Output = Result<Decision, StoreError>> + Send + 'static;
-
-    /// Decides a request drawing from `bucket` on a route with `limits`: all of the
-    /// route's quotas must allow it, and one that is refused consumes from
-    /// none.
-    fn decide(
-        &self,
-        bucket: &Bucket<'_>,
-        limits: &RouteLimits,
-    ) -> Answer<Result<Decision, StoreError>, Self::Future>;
 }

@@ -8,196 +8,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Serialize};
+
+mod options;
+mod script;
+
+pub use options::{FailureMode, RedisOptions};
+use script::{SCRIPT, micros, read_reply};
 
 use super::limit::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::Answer;
-use crate::ConfigError;
 use crate::clock::{Clock, Nanos};
-use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::gcra::QuotaState;
 use crate::error::StoreError;
 use crate::hash::{BuildPrehashed, combine};
-
-/// GCRA over every quota of a route, in one atomic step.
-///
-/// `KEYS`: one per quota. `ARGV[1]`: the request's cost; then, per quota,
-/// its emission interval and tolerance in microseconds (decimal). Times come
-/// from Redis's own clock (`TIME`), so instances with skewed clocks agree.
-/// A request one quota refuses consumes from none. Each admitted bucket's
-/// key expires when the bucket would be full again.
-///
-/// Returns `{allowed, denied_by, retry_after_us, debt_us...}`, where a
-/// quota's debt is how far its TAT is ahead of now (after the request, when
-/// admitted).
-const SCRIPT: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local cost = tonumber(ARGV[1])
-local tats = {}
-local debts = {}
-local denied_by = -1
-local retry = 0
-for i = 1, #KEYS do
-  local emission = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local new_tat = tat + emission * cost
-  local allowed_at = new_tat - tolerance
-  if allowed_at > now and denied_by < 0 then
-    denied_by = i - 1
-    retry = allowed_at - now
-  end
-  tats[i] = new_tat
-  debts[i] = tat - now
-end
-if denied_by >= 0 then
-  local out = {0, denied_by, math.ceil(retry)}
-  for i = 1, #KEYS do out[3 + i] = math.ceil(debts[i]) end
-  return out
-end
-local out = {1, 0, 0}
-for i = 1, #KEYS do
-  local debt = tats[i] - now
-  redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.max(1, math.ceil(debt / 1000)))
-  out[3 + i] = math.ceil(debt)
-end
-return out
-";
-
-/// What a [`RedisRateStore`] does when Redis does not answer in time or
-/// fails.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// Admit the request (without rate-limit headers), log a warning and
-    /// count it ([`RedisStats::failures`]). Availability over limits: an
-    /// outage of Redis is not an outage of the API.
-    #[default]
-    Open,
-    /// Refuse the request with `upstream_failed` (502). Limits over
-    /// availability: nothing is admitted that was not counted.
-    Closed,
-}
-
-/// How to reach Redis and what to do when it fails. Deserialises from the
-/// `[redis]` table of a gateway config:
-///
-/// ```toml
-/// [redis]
-/// url = "redis://10.0.0.5:6379"
-/// prefix = "tollgate:"      # every key starts with it
-/// timeout_ms = 50            # per decision, connecting included
-/// on_failure = "open"        # or "closed"
-/// denial_cache = 100000      # buckets remembered as refused; 0: off
-/// ```
-///
-/// `Debug` hides the password of a URL that has one.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisOptions {
-    url: String,
-    prefix: String,
-    timeout_ms: u64,
-    on_failure: FailureMode,
-    denial_cache: usize,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379".into(),
-            prefix: "tollgate:".into(),
-            timeout_ms: 50,
-            on_failure: FailureMode::Open,
-            denial_cache: 100_000,
-        }
-    }
-}
-
-impl RedisOptions {
-    /// Redis at `url` (`redis://host:port/db`), with the defaults: prefix
-    /// `tollgate:`, a 50 ms timeout, fail open, a denial cache of 100 000
-    /// buckets.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            ..Self::default()
-        }
-    }
-
-    /// Starts every key with `prefix` (default `tollgate:`), so that several
-    /// gateways, or other users of the same Redis, never share keys.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The longest a decision may wait for Redis, connecting included
-    /// (default 50 ms). Past it, the request is decided by the
-    /// [`FailureMode`].
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self
-    }
-
-    /// What to do when Redis fails (default [`FailureMode::Open`]).
-    #[must_use]
-    pub fn on_failure(mut self, mode: FailureMode) -> Self {
-        self.on_failure = mode;
-        self
-    }
-
-    /// Remembers up to `capacity` refused buckets (default 100 000; 0 turns
-    /// the cache off): until the refusal's `Retry-After` has passed, later
-    /// requests for them are refused here, without asking Redis.
-    #[must_use]
-    pub fn denial_cache(mut self, capacity: usize) -> Self {
-        self.denial_cache = capacity;
-        self
-    }
-
-    fn check(&self) -> Result<redis::Client, ConfigError> {
-        let fail = |field: &str, reason: String| Err(ConfigError::new(field, reason));
-        if self.timeout_ms == 0 {
-            return fail(
-                "redis.timeout_ms",
-                "the timeout must be at least 1 ms".into(),
-            );
-        }
-        redis::Client::open(self.url.as_str())
-            .or_else(|error| fail("redis.url", format!("not a Redis URL: {error}")))
-    }
-}
-
-impl fmt::Debug for RedisOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisOptions")
-            .field("url", &redact_password(&self.url))
-            .field("prefix", &self.prefix)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("on_failure", &self.on_failure)
-            .field("denial_cache", &self.denial_cache)
-            .finish()
-    }
-}
-
-/// `url` with the password of `scheme://user:password@host` replaced.
-fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}").into()
-        }
-        None => url.into(),
-    }
-}
 
 /// Counters of a [`RedisRateStore`], since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -400,41 +224,6 @@ impl Shared {
     }
 }
 
-/// Reads the script's answer into a decision and each quota's debt.
-fn read_reply(
-    reply: &[i64],
-    quotas: &[Gcra],
-) -> Result<(Decision, [Nanos; MAX_STACKED_QUOTAS]), StoreError> {
-    let [allowed, denied_by, retry_us, debts_us @ ..] = reply else {
-        return Err(StoreError::new("the Redis script answered a short reply"));
-    };
-    if debts_us.len() != quotas.len() {
-        return Err(StoreError::new(
-            "the Redis script answered for other quotas",
-        ));
-    }
-    let nanos = |micros: i64| u64::try_from(micros).unwrap_or(0).saturating_mul(1_000);
-    let mut debts = [0; MAX_STACKED_QUOTAS];
-    let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
-    for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
-        debts[index] = nanos(*debt);
-        states[index] = quota.state(debts[index], 0);
-    }
-    let states = &states[..quotas.len()];
-    let decision = if *allowed == 1 {
-        Decision::allowed(states)
-    } else {
-        let denied_by = usize::try_from(*denied_by).unwrap_or(0);
-        Decision::denied(nanos(*retry_us).max(1), denied_by, states)
-    };
-    Ok((decision, debts))
-}
-
-/// Microseconds, as the script reads them.
-fn micros(nanos: Nanos) -> String {
-    format!("{}.{:03}", nanos / 1_000, nanos % 1_000)
-}
-
 /// A decision waiting for Redis.
 type RedisFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send>>;
 
@@ -518,41 +307,5 @@ impl fmt::Debug for RedisRateStore {
             .field("on_failure", &self.shared.on_failure)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn micros_keep_fractions() {
-        assert_eq!(micros(20_000_000), "20000.000");
-        assert_eq!(micros(1_500), "1.500");
-        assert_eq!(micros(7), "0.007");
-    }
-
-    #[test]
-    fn debug_hides_the_password() {
-        let options = RedisOptions::new("redis://app:s3cr3t-pw@10.0.0.5:6379/2");
-        let shown = format!("{options:?}");
-        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
-        assert!(
-            shown.contains("redis://app:<redacted>@10.0.0.5:6379/2"),
-            "{shown}"
-        );
-        let plain = format!("{:?}", RedisOptions::new("redis://10.0.0.5"));
-        assert!(plain.contains("redis://10.0.0.5"), "{plain}");
-    }
-
-    #[test]
-    fn bad_options_are_config_errors() {
-        let error = RedisOptions::new("http://nope").check().unwrap_err();
-        assert_eq!(error.field(), "redis.url");
-        let error = RedisOptions::default()
-            .timeout(Duration::ZERO)
-            .check()
-            .unwrap_err();
-        assert_eq!(error.field(), "redis.timeout_ms");
     }
 }

@@ -1,0 +1,92 @@
+//! What the pipeline renders after the request itself was handed on or
+//! read: a handler's error in the gate's shape ([`Echo`]), and a rejection
+//! that echoes something of the refused body ([`Collecting`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, Version};
+
+use super::ResponseHeaders;
+use super::drain::{Drain, close};
+use super::service::Shared;
+use crate::context::principal::Principal;
+use crate::context::route::Route;
+use crate::error::ApiError;
+use crate::render::{ErrorRenderer, RefusedBody, RenderedByDefault};
+
+/// A refused request whose body is being read before its rejection is
+/// rendered.
+pub(crate) struct Collecting {
+    pub(super) error: ApiError,
+    pub(super) snapshot: Request<()>,
+    pub(super) version: Version,
+    pub(super) headers: ResponseHeaders,
+    pub(super) drain: Drain,
+    pub(super) renderer: ErrorRenderer,
+}
+
+impl Collecting {
+    /// The rejection, once the body was read (`reusable`: to its end).
+    pub(super) fn render(mut self, reusable: bool) -> Response<Bytes> {
+        // The body goes to the renderer only when it was read whole.
+        if let Some(body) = self.drain.take_kept().filter(|_| reusable) {
+            self.snapshot
+                .extensions_mut()
+                .insert(RefusedBody(Bytes::from(body)));
+        }
+        let mut response = self.renderer.respond(self.error, &self.snapshot);
+        self.headers.apply(response.headers_mut());
+        if !reusable && self.version == Version::HTTP_11 {
+            close(&mut response);
+        }
+        response
+    }
+}
+
+/// What rendering an error your service returns takes: the gate's renderer
+/// and the request's id, method, route and caller (kept as cheap clones).
+pub(crate) struct Echo<C, L> {
+    shared: Arc<Shared<C, L>>,
+    method: Method,
+    request_id: Option<HeaderValue>,
+    route: Option<Route>,
+    principal: Option<Principal>,
+}
+
+impl<C, L> Echo<C, L> {
+    pub(super) fn of<B>(shared: &Arc<Shared<C, L>>, request: &Request<B>) -> Self {
+        Self {
+            shared: Arc::clone(shared),
+            method: request.method().clone(),
+            request_id: request
+                .headers()
+                .get(shared.renderer.request_id_header())
+                .cloned(),
+            route: crate::context::route(request).cloned(),
+            principal: crate::context::principal(request).cloned(),
+        }
+    }
+
+    /// `response` again in the gate's shape, codes and request id, if it
+    /// is an [`ApiError`] your service rendered in the default shape (axum's
+    /// `IntoResponse` for `ApiError`, the `Principal` extractor's rejection).
+    pub(super) fn rerender<T>(&self, response: &mut Response<T>) -> Option<Response<Bytes>> {
+        response.extensions_mut().remove::<RenderedByDefault>()?;
+        let error = response.extensions_mut().remove::<ApiError>()?;
+        let mut request = Request::new(());
+        *request.method_mut() = self.method.clone();
+        if let Some(id) = &self.request_id {
+            request
+                .headers_mut()
+                .insert(self.shared.renderer.request_id_header().clone(), id.clone());
+        }
+        if let Some(route) = &self.route {
+            request.extensions_mut().insert(route.clone());
+        }
+        if let Some(principal) = &self.principal {
+            request.extensions_mut().insert(principal.clone());
+        }
+        Some(self.shared.renderer.respond(error, &request))
+    }
+}

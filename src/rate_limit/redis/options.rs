@@ -1,0 +1,172 @@
+//! [`RedisOptions`]: how to reach Redis, and [`FailureMode`]: what to do
+//! when it fails.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
+
+/// What a [`RedisRateStore`] does when Redis does not answer in time or
+/// fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum FailureMode {
+    /// Admit the request (without rate-limit headers), log a warning and
+    /// count it ([`RedisStats::failures`]). Availability over limits: an
+    /// outage of Redis is not an outage of the API.
+    #[default]
+    Open,
+    /// Refuse the request with `upstream_failed` (502). Limits over
+    /// availability: nothing is admitted that was not counted.
+    Closed,
+}
+
+/// How to reach Redis and what to do when it fails. Deserialises from the
+/// `[redis]` table of a gateway config:
+///
+/// ```toml
+/// [redis]
+/// url = "redis://10.0.0.5:6379"
+/// prefix = "tollgate:"      # every key starts with it
+/// timeout_ms = 50            # per decision, connecting included
+/// on_failure = "open"        # or "closed"
+/// denial_cache = 100000      # buckets remembered as refused; 0: off
+/// ```
+///
+/// `Debug` hides the password of a URL that has one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisOptions {
+    pub(super) url: String,
+    pub(super) prefix: String,
+    pub(super) timeout_ms: u64,
+    pub(super) on_failure: FailureMode,
+    pub(super) denial_cache: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "tollgate:".into(),
+            timeout_ms: 50,
+            on_failure: FailureMode::Open,
+            denial_cache: 100_000,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Redis at `url` (`redis://host:port/db`), with the defaults: prefix
+    /// `tollgate:`, a 50 ms timeout, fail open, a denial cache of 100 000
+    /// buckets.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Starts every key with `prefix` (default `tollgate:`), so that several
+    /// gateways, or other users of the same Redis, never share keys.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest a decision may wait for Redis, connecting included
+    /// (default 50 ms). Past it, the request is decided by the
+    /// [`FailureMode`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// What to do when Redis fails (default [`FailureMode::Open`]).
+    #[must_use]
+    pub fn on_failure(mut self, mode: FailureMode) -> Self {
+        self.on_failure = mode;
+        self
+    }
+
+    /// Remembers up to `capacity` refused buckets (default 100 000; 0 turns
+    /// the cache off): until the refusal's `Retry-After` has passed, later
+    /// requests for them are refused here, without asking Redis.
+    #[must_use]
+    pub fn denial_cache(mut self, capacity: usize) -> Self {
+        self.denial_cache = capacity;
+        self
+    }
+
+    pub(super) fn check(&self) -> Result<redis::Client, ConfigError> {
+        let fail = |field: &str, reason: String| Err(ConfigError::new(field, reason));
+        if self.timeout_ms == 0 {
+            return fail(
+                "redis.timeout_ms",
+                "the timeout must be at least 1 ms".into(),
+            );
+        }
+        redis::Client::open(self.url.as_str())
+            .or_else(|error| fail("redis.url", format!("not a Redis URL: {error}")))
+    }
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact_password(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("on_failure", &self.on_failure)
+            .field("denial_cache", &self.denial_cache)
+            .finish()
+    }
+}
+
+/// `url` with the password of `scheme://user:password@host` replaced.
+fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:<redacted>@{host}").into()
+        }
+        None => url.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let options = RedisOptions::new("redis://app:s3cr3t-pw@10.0.0.5:6379/2");
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            shown.contains("redis://app:<redacted>@10.0.0.5:6379/2"),
+            "{shown}"
+        );
+        let plain = format!("{:?}", RedisOptions::new("redis://10.0.0.5"));
+        assert!(plain.contains("redis://10.0.0.5"), "{plain}");
+    }
+
+    #[test]
+    fn bad_options_are_config_errors() {
+        let error = RedisOptions::new("http://nope").check().unwrap_err();
+        assert_eq!(error.field(), "redis.url");
+        let error = RedisOptions::default()
+            .timeout(Duration::ZERO)
+            .check()
+            .unwrap_err();
+        assert_eq!(error.field(), "redis.timeout_ms");
+    }
+}

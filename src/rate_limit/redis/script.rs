@@ -1,0 +1,102 @@
+//! The Lua script that decides for every quota of a route in one round
+//! trip, and how its answer is read.
+
+use crate::clock::Nanos;
+use crate::context::gcra::{Gcra, QuotaState};
+use crate::error::StoreError;
+use crate::rate_limit::MAX_STACKED_QUOTAS;
+use crate::rate_limit::store::Decision;
+
+/// GCRA over every quota of a route, in one atomic step.
+///
+/// `KEYS`: one per quota. `ARGV[1]`: the request's cost; then, per quota,
+/// its emission interval and tolerance in microseconds (decimal). Times come
+/// from Redis's own clock (`TIME`), so instances with skewed clocks agree.
+/// A request one quota refuses consumes from none. Each admitted bucket's
+/// key expires when the bucket would be full again.
+///
+/// Returns `{allowed, denied_by, retry_after_us, debt_us...}`, where a
+/// quota's debt is how far its TAT is ahead of now (after the request, when
+/// admitted).
+pub(super) const SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local cost = tonumber(ARGV[1])
+local tats = {}
+local debts = {}
+local denied_by = -1
+local retry = 0
+for i = 1, #KEYS do
+  local emission = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local new_tat = tat + emission * cost
+  local allowed_at = new_tat - tolerance
+  if allowed_at > now and denied_by < 0 then
+    denied_by = i - 1
+    retry = allowed_at - now
+  end
+  tats[i] = new_tat
+  debts[i] = tat - now
+end
+if denied_by >= 0 then
+  local out = {0, denied_by, math.ceil(retry)}
+  for i = 1, #KEYS do out[3 + i] = math.ceil(debts[i]) end
+  return out
+end
+local out = {1, 0, 0}
+for i = 1, #KEYS do
+  local debt = tats[i] - now
+  redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.max(1, math.ceil(debt / 1000)))
+  out[3 + i] = math.ceil(debt)
+end
+return out
+";
+
+/// Reads the script's answer into a decision and each quota's debt.
+pub(super) fn read_reply(
+    reply: &[i64],
+    quotas: &[Gcra],
+) -> Result<(Decision, [Nanos; MAX_STACKED_QUOTAS]), StoreError> {
+    let [allowed, denied_by, retry_us, debts_us @ ..] = reply else {
+        return Err(StoreError::new("the Redis script answered a short reply"));
+    };
+    if debts_us.len() != quotas.len() {
+        return Err(StoreError::new(
+            "the Redis script answered for other quotas",
+        ));
+    }
+    let nanos = |micros: i64| u64::try_from(micros).unwrap_or(0).saturating_mul(1_000);
+    let mut debts = [0; MAX_STACKED_QUOTAS];
+    let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+    for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
+        debts[index] = nanos(*debt);
+        states[index] = quota.state(debts[index], 0);
+    }
+    let states = &states[..quotas.len()];
+    let decision = if *allowed == 1 {
+        Decision::allowed(states)
+    } else {
+        let denied_by = usize::try_from(*denied_by).unwrap_or(0);
+        Decision::denied(nanos(*retry_us).max(1), denied_by, states)
+    };
+    Ok((decision, debts))
+}
+
+/// Microseconds, as the script reads them.
+pub(super) fn micros(nanos: Nanos) -> String {
+    format!("{}.{:03}", nanos / 1_000, nanos % 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_keep_fractions() {
+        assert_eq!(micros(20_000_000), "20000.000");
+        assert_eq!(micros(1_500), "1.500");
+        assert_eq!(micros(7), "0.007");
+    }
+}

@@ -1,0 +1,188 @@
+//! What a rate store implements: [`RateStore`], and what it is asked
+//! ([`Bucket`], [`RouteLimits`], [`QuotaSpec`]) and answers ([`Decision`],
+//! each quota's [`QuotaState`]).
+
+use std::fmt;
+use std::future::Future;
+
+mod limits;
+
+pub(crate) use limits::policy_label;
+pub use limits::{QuotaSpec, RouteLimits};
+
+use super::limit::MAX_STACKED_QUOTAS;
+pub use super::partition::{PartitionKey, PartitionValue};
+use crate::Answer;
+use crate::clock::Nanos;
+pub use crate::context::gcra::QuotaState;
+use crate::context::route::Route;
+use crate::error::StoreError;
+
+/// Which bucket a request draws from: its partition on its route.
+#[derive(Clone, Debug)]
+pub struct Bucket<'a> {
+    partition: PartitionKey<'a>,
+    route: &'a str,
+    route_hash: u64,
+}
+
+impl<'a> Bucket<'a> {
+    /// The bucket of `partition` on the route named `route`.
+    pub fn new(partition: PartitionKey<'a>, route: &'a str) -> Self {
+        Self {
+            partition,
+            route,
+            route_hash: crate::hash::keyed(crate::hash::ROUTE, route.as_bytes()),
+        }
+    }
+
+    /// The bucket of `partition` for a request that reached the layer without
+    /// a route (it counts as the default route; the hash is made once).
+    pub(crate) fn unrouted(partition: PartitionKey<'a>) -> Self {
+        static DEFAULT_ROUTE_HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        Self {
+            partition,
+            route: Route::DEFAULT_NAME,
+            route_hash: *DEFAULT_ROUTE_HASH.get_or_init(|| {
+                crate::hash::keyed(crate::hash::ROUTE, Route::DEFAULT_NAME.as_bytes())
+            }),
+        }
+    }
+
+    /// The bucket of `partition` on `route` (whose hash was made once, when
+    /// the route table was built).
+    pub fn on_route(partition: PartitionKey<'a>, route: &'a Route) -> Self {
+        Self {
+            partition,
+            route: route.name(),
+            route_hash: route.hash(),
+        }
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> &PartitionKey<'a> {
+        &self.partition
+    }
+
+    /// The route's name.
+    pub fn route(&self) -> &'a str {
+        self.route
+    }
+
+    /// The route's keyed hash (process-local).
+    pub fn route_hash(&self) -> u64 {
+        self.route_hash
+    }
+}
+
+/// A store's answer: allowed or not, and each quota's state for headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    allowed: bool,
+    over_capacity: bool,
+    retry_after: Nanos,
+    denied_by: u8,
+    len: u8,
+    states: [QuotaState; MAX_STACKED_QUOTAS],
+}
+
+impl Decision {
+    fn with_states(states: &[QuotaState]) -> ([QuotaState; MAX_STACKED_QUOTAS], u8) {
+        let mut all = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let len = states.len().min(MAX_STACKED_QUOTAS);
+        all[..len].copy_from_slice(&states[..len]);
+        (all, len as u8)
+    }
+
+    /// Admitted; `states` are the quotas' states after it, in route order.
+    pub fn allowed(states: &[QuotaState]) -> Self {
+        let (states, len) = Self::with_states(states);
+        Self {
+            allowed: true,
+            over_capacity: false,
+            retry_after: 0,
+            denied_by: 0,
+            len,
+            states,
+        }
+    }
+
+    /// Refused by quota `denied_by`, which allows it again in `retry_after`
+    /// nanoseconds; nothing was consumed.
+    pub fn denied(retry_after: Nanos, denied_by: usize, states: &[QuotaState]) -> Self {
+        let (states, len) = Self::with_states(states);
+        Self {
+            allowed: false,
+            over_capacity: false,
+            retry_after,
+            denied_by: denied_by.min(MAX_STACKED_QUOTAS - 1) as u8,
+            len,
+            states,
+        }
+    }
+
+    /// Refused because the store holds as many buckets as it may.
+    pub(crate) fn over_capacity(retry_after: Nanos) -> Self {
+        Self {
+            over_capacity: true,
+            ..Self::denied(retry_after, 0, &[])
+        }
+    }
+
+    /// Whether the request is admitted.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Whether it was refused because the store was full.
+    pub fn is_over_capacity(&self) -> bool {
+        self.over_capacity
+    }
+
+    /// Nanoseconds until a refused request would be admitted.
+    pub fn retry_after(&self) -> Nanos {
+        self.retry_after
+    }
+
+    /// The index of the quota that refused.
+    pub fn denied_by(&self) -> usize {
+        usize::from(self.denied_by)
+    }
+
+    /// Each quota's state.
+    pub fn states(&self) -> &[QuotaState] {
+        &self.states[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("allowed", &self.allowed)
+            .field("over_capacity", &self.over_capacity)
+            .field("retry_after", &self.retry_after)
+            .field("denied_by", &self.denied_by)
+            .field("states", &self.states())
+            .finish()
+    }
+}
+
+/// Where buckets live: in memory ([`InMemoryRateStore`](super::InMemoryRateStore))
+/// or in a store shared by several instances.
+///
+/// A store answering at once returns [`Answer::Ready`]: the layer then
+/// calls the inner service straight away, with no extra future state and no
+/// allocation.
+pub trait RateStore: Send + Sync + 'static {
+    /// The decision in progress, for stores that must wait.
+    type Future: Future<Output = Result<Decision, StoreError>> + Send + 'static;
+
+    /// Decides a request drawing from `bucket` on a route with `limits`: all of the
+    /// route's quotas must allow it, and one that is refused consumes from
+    /// none.
+    fn decide(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future>;
+}
