@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate::Answer;
+use tollgate::rate_limit::redis::{RedisOptions, RedisRateStore};
 use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
-use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit, RedisOptions, RedisRateStore};
+use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 
 struct Args {
     seconds: u64,

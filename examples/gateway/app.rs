@@ -1,5 +1,5 @@
 //! The demo gateway's service: CORS, the gate from a config, the handlers.
-//! Shared by `main.rs` and the integration test `tests/gateway.rs`.
+//! Shared by `main.rs` and the integration test `tests/it/gateway.rs`.
 
 use std::convert::Infallible;
 use std::time::Duration;

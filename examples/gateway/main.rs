@@ -24,7 +24,7 @@
 //! on SIGINT or SIGTERM stops accepting, lets requests in flight finish
 //! within `--shutdown-timeout` seconds (default 10) and exits 0.
 
-// Shared with `examples/loadtest.rs` and `tests/gateway.rs`, which use more of it.
+// Shared with `examples/loadtest.rs` and `tests/it/gateway.rs`, which use more of it.
 #[allow(dead_code)]
 mod app;
 

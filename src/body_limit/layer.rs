@@ -13,7 +13,7 @@ use crate::render::ErrorRenderer;
 pub type BodyLimitLayer = CheckLayer<(), BodyLimits>;
 
 /// The service made by [`BodyLimitLayer`]: its inner service receives a
-/// [`LimitedBody`].
+/// [`LimitedBody`](super::LimitedBody).
 pub type BodyLimitService<S> = CheckService<S, (), BodyLimits>;
 
 impl CheckLayer<(), BodyLimits> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What a key may be used for, told by its prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyKind {
     /// `pk_`: publishable, safe to embed in browsers and apps.
     Publishable,
@@ -132,6 +133,7 @@ impl fmt::Debug for KeyKinds {
 /// The environment segment of a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyEnv {
     /// `live`: production.
     Live,

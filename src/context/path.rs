@@ -10,6 +10,7 @@ use http::uri::PathAndQuery;
 /// What a trailing slash means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TrailingSlash {
     /// `/v1/track/` is `/v1/track` (the default, as tower-http's
     /// `NormalizePathLayer` and most frameworks see it).

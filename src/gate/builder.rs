@@ -30,7 +30,7 @@ pub(super) enum RateStoreSlot<Rs> {
     Default(fn(Clock) -> Rs),
 }
 
-/// Configures a [`Gate`]; see the [module docs](super).
+/// Configures a [`Gate`](super::Gate); see the [module docs](super).
 ///
 /// It holds a [`GateConfig`]: each setter changes one of its settings (the
 /// same a configuration file sets under the same name), and

@@ -122,7 +122,7 @@ pub struct GateConfig {
     /// in this process's memory.
     #[cfg(feature = "redis")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis: Option<crate::rate_limit::RedisOptions>,
+    pub redis: Option<crate::rate_limit::redis::RedisOptions>,
 }
 
 /// The settings of a configuration that belong to the gate itself rather
@@ -144,7 +144,7 @@ struct GateFields {
     keys: Vec<KeyConfig>,
     routes: Vec<RouteConfig>,
     #[cfg(feature = "redis")]
-    redis: Option<crate::rate_limit::RedisOptions>,
+    redis: Option<crate::rate_limit::redis::RedisOptions>,
 }
 
 impl Default for GateFields {
@@ -365,10 +365,10 @@ impl GateConfig {
 
     /// Builds the gate this configuration describes, buckets in memory.
     ///
-    /// A configuration with a `[redis]` table is refused here, rather than
-    /// silently limiting each instance on its own: build it with
-    /// `config.builder()?.rate_store(store)` and the store from
-    /// [`GateConfig::redis_store`].
+    /// With the `redis` feature, a configuration with a `[redis]` table is
+    /// refused here, rather than silently limiting each instance on its
+    /// own: build it with `config.builder()?.rate_store(store)` and the
+    /// store from `GateConfig::redis_store`.
     pub fn build(&self) -> Result<Gate<InMemoryKeyStore, InMemoryRateStore>, ConfigError> {
         #[cfg(feature = "redis")]
         if self.redis.is_some() {
@@ -382,13 +382,13 @@ impl GateConfig {
     }
 
     /// Connects to the Redis of the `[redis]` table, if there is one (see
-    /// [`RedisRateStore::connect`](crate::rate_limit::RedisRateStore::connect)).
+    /// [`RedisRateStore::connect`](crate::rate_limit::redis::RedisRateStore::connect)).
     #[cfg(feature = "redis")]
     pub async fn redis_store(
         &self,
-    ) -> Result<Option<crate::rate_limit::RedisRateStore>, crate::error::StoreError> {
+    ) -> Result<Option<crate::rate_limit::redis::RedisRateStore>, crate::error::StoreError> {
         match &self.redis {
-            Some(options) => crate::rate_limit::RedisRateStore::connect(options.clone())
+            Some(options) => crate::rate_limit::redis::RedisRateStore::connect(options.clone())
                 .await
                 .map(Some),
             None => Ok(None),

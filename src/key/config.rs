@@ -95,6 +95,7 @@ fn active() -> KeyStatus {
 /// An expiry date.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Expiry {
     /// Seconds since the Unix epoch.
     Unix(u64),

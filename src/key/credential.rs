@@ -13,6 +13,7 @@ pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// `credentials = ["bearer", "header", "query"]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CredentialSource {
     /// `Authorization: Bearer <key>`.
     Bearer,

@@ -11,7 +11,7 @@ use super::format::{CHECKSUM_LEN, MINTED_SECRET_LEN};
 use crate::ConfigError;
 use crate::context::kind::{KeyEnv, KeyKind};
 
-/// The digest of an API key: what a [`KeyStore`](super::KeyStore) is keyed by.
+/// The digest of an API key: what a [`KeyStore`](super::store::KeyStore) is keyed by.
 ///
 /// Compared in constant time. Its `Debug` never shows the bytes; use
 /// [`to_hex`](KeyDigest::to_hex) deliberately to store it.
@@ -151,7 +151,7 @@ impl KeyHasher {
         self.mint_with_prefix(kind.default_prefix(), env)
     }
 
-    /// Mints a key with a custom `prefix` (see [`KeyParser::with_prefix`](super::KeyParser::with_prefix)).
+    /// Mints a key with a custom `prefix` (see [`KeyParser::with_prefix`](super::format::KeyParser::with_prefix)).
     pub fn mint_with_prefix(
         &self,
         prefix: &str,

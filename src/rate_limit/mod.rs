@@ -11,7 +11,7 @@
 //! The algorithm is GCRA: one `AtomicU64` per bucket, updated with a
 //! compare-exchange loop, no lock held across a decision. Buckets live in an
 //! [`InMemoryRateStore`] by default, which evicts buckets that are full again
-//! and caps how many are live; a [`RateStore`] shared by several instances
+//! and caps how many are live; a [`RateStore`](store::RateStore) shared by several instances
 //! can replace it without touching the layer.
 //!
 //! A refusal is `rate_limited` (429) with `Retry-After` in whole seconds,
@@ -55,11 +55,9 @@ mod options;
 mod partition;
 pub(crate) mod policy;
 #[cfg(feature = "redis")]
-mod redis;
+pub mod redis;
 pub mod store;
 
-#[cfg(feature = "redis")]
-pub use self::redis::{FailureMode, RedisOptions, RedisRateStore, RedisStats};
 pub use crate::context::quota::Quota;
 pub use check::RateLimitCheck;
 pub use client_ip::IpNet;

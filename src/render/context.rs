@@ -76,7 +76,7 @@ impl<'a> RenderContext<'a> {
     }
 
     /// The start of the refused request's body, for a shape that asked the
-    /// gate to read it ([`RenderError::body_read_limit`], as [`JsonRpc`](super::JsonRpc)
+    /// gate to read it ([`RenderError::body_read_limit`](super::RenderError::body_read_limit), as [`JsonRpc`](super::JsonRpc)
     /// does to echo the request's `id`): the bytes read, when the whole body
     /// was read within the limit; `None` otherwise.
     pub fn body(&self) -> Option<&'a [u8]> {

@@ -45,4 +45,4 @@ mod syntax;
 
 pub use check::{ScopeCheck, ScopeLayer, ScopeService};
 pub use rule::ScopeRule;
-pub use syntax::{covers, validate_scope};
+pub use syntax::covers;

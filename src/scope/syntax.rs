@@ -54,7 +54,7 @@ pub(super) fn is_safe_value(value: &str) -> bool {
 /// Checks the syntax of a scope a route requires: dot-separated, non-empty
 /// segments of `[a-z0-9_:-]`, at most 128 characters; a `{param}` may
 /// stand for a path parameter of the route.
-pub fn validate_scope(scope: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_scope(scope: &str) -> Result<(), ConfigError> {
     let mut plain = String::with_capacity(scope.len());
     let mut rest = scope;
     while let Some(open) = rest.find('{') {

@@ -10,6 +10,7 @@ mod contract;
 mod demo_server;
 mod error_rendering;
 mod floods;
+mod floors;
 mod gate_config;
 mod gateway;
 mod keep_alive;

@@ -56,9 +56,9 @@ fn readme_redis_config_parses() {
         .and_then(|rest| rest.split("```").next())
         .expect("a TOML example");
     let config = tollgate::gate::GateConfig::from_toml(toml).unwrap();
-    let expected = tollgate::rate_limit::RedisOptions::new("redis://10.0.0.5:6379")
+    let expected = tollgate::rate_limit::redis::RedisOptions::new("redis://10.0.0.5:6379")
         .timeout(std::time::Duration::from_millis(50))
-        .on_failure(tollgate::rate_limit::FailureMode::Open)
+        .on_failure(tollgate::rate_limit::redis::FailureMode::Open)
         .denial_cache(100_000)
         .prefix("tollgate:");
     assert_eq!(config.redis, Some(expected));

@@ -4,7 +4,7 @@
 //! cache, and Redis dying and coming back in both failure modes.
 //!
 //! Needs `redis-server` on the PATH (`.ci/run` installs it) and the `redis`
-//! feature: `cargo test --features redis --test redis`.
+//! feature: `cargo test --features redis --test it redis_store`.
 
 use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
@@ -19,9 +19,8 @@ use tollgate::body_limit::LimitedBody;
 use tollgate::clock::FakeClock;
 use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
 use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord, Principal};
-use tollgate::rate_limit::{
-    FailureMode, Quota, RateLimit, RateLimitLayer, RedisOptions, RedisRateStore,
-};
+use tollgate::rate_limit::redis::{FailureMode, RedisOptions, RedisRateStore};
+use tollgate::rate_limit::{Quota, RateLimit, RateLimitLayer};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 

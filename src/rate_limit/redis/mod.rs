@@ -1,4 +1,6 @@
-//! [`RedisRateStore`]: buckets shared by several instances, in Redis.
+//! [`RedisRateStore`] (feature `redis`): buckets shared by several
+//! instances, in Redis, reached as [`RedisOptions`] say, failing as its
+//! [`FailureMode`] says.
 
 use std::fmt;
 use std::future::Future;

@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 
-/// What a [`RedisRateStore`] does when Redis does not answer in time or
+/// What a [`RedisRateStore`](super::RedisRateStore) does when Redis does not answer in time or
 /// fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum FailureMode {
     /// Admit the request (without rate-limit headers), log a warning and
-    /// count it ([`RedisStats::failures`]). Availability over limits: an
+    /// count it ([`RedisStats::failures`](super::RedisStats::failures)). Availability over limits: an
     /// outage of Redis is not an outage of the API.
     #[default]
     Open,
