@@ -27,10 +27,16 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// Checks every setting and builds the gate. The error names the route
     /// and field at fault.
     pub fn build(self) -> Result<Gate<St, Rs, C>, ConfigError> {
-        if let Some(error) = self.error {
+        let Self {
+            key_store,
+            rate_store,
+            check,
+            setup,
+        } = self;
+        if let Some(error) = setup.error {
             return Err(error);
         }
-        let config = &self.config;
+        let config = &setup.config;
         let shared = shared_quotas(config)?;
         let routes = route_table(config)?;
         let defaults = &config.defaults;
@@ -106,15 +112,15 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         }
         config.codes.check_known(rule_codes.iter().copied())?;
 
-        let hasher = match self.hasher {
+        let hasher = match setup.hasher {
             Some(hasher) => hasher,
             None => config.hasher()?,
         };
-        let parser = self.parser.unwrap_or_else(|| config.parser());
-        let renderer = renderer(self.renderer, config, &routes)?;
-        let rate_store = match self.rate_store {
+        let parser = setup.parser.unwrap_or_else(|| config.parser());
+        let renderer = renderer(setup.renderer, config, &routes)?;
+        let rate_store = match rate_store {
             RateStoreSlot::Given(store) => store,
-            RateStoreSlot::Default(make) => make(self.clock.clone()),
+            RateStoreSlot::Default(make) => make(setup.clock.clone()),
         };
         let mut body_limits = BodyLimits::new(body_bytes);
         body_limits.set_codes(body_codes);
@@ -127,11 +133,11 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             route_check = route_check.with_shadows(shadows);
         }
         let key_check = KeyCheck::with_parts(
-            Arc::new(self.key_store),
+            Arc::new(key_store),
             config.key.clone(),
             parser,
             hasher,
-            self.clock.clone(),
+            setup.clock.clone(),
         )
         .with_access(accesses);
         #[allow(unused_mut)]
@@ -139,23 +145,23 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             Arc::new(rate_store),
             limits,
             config.rate.clone(),
-            self.clock,
+            setup.clock,
         )?;
         #[cfg(feature = "metrics")]
         {
-            rate_check.near_limit = self.metrics.near_limit_share();
+            rate_check.near_limit = setup.metrics.near_limit_share();
         }
         let checks = route_check
             .then(key_check)
             .then(OriginCheck::new(origins))
             .then(ScopeCheck::new(scopes))
-            .then(self.check)
+            .then(check)
             .then(rate_check);
         let observer = Telemetry::of(
-            self.hook,
+            setup.hook,
             #[cfg(feature = "metrics")]
             Some(crate::metrics::RequestMetrics::new(
-                &self.metrics,
+                &setup.metrics,
                 routes.len(),
             )),
         );

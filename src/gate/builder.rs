@@ -42,6 +42,11 @@ pub struct GateBuilder<St, Rs, C = ()> {
     pub(super) key_store: St,
     pub(super) rate_store: RateStoreSlot<Rs>,
     pub(super) check: C,
+    pub(super) setup: Setup,
+}
+
+/// What a builder holds but its stores and your check.
+pub(super) struct Setup {
     pub(super) config: GateConfig,
     pub(super) hasher: Option<KeyHasher>,
     pub(super) parser: Option<KeyParser>,
@@ -61,15 +66,17 @@ impl<St: KeyStore> GateBuilder<St, InMemoryRateStore> {
             key_store,
             rate_store: RateStoreSlot::Default(InMemoryRateStore::with_clock),
             check: (),
-            config: GateConfig::default(),
-            hasher: None,
-            parser: None,
-            renderer: None,
-            clock: Clock::system(),
-            #[cfg(feature = "metrics")]
-            metrics: crate::metrics::MetricsOptions::default(),
-            hook: None,
-            error: None,
+            setup: Setup {
+                config: GateConfig::default(),
+                hasher: None,
+                parser: None,
+                renderer: None,
+                clock: Clock::system(),
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::MetricsOptions::default(),
+                hook: None,
+                error: None,
+            },
         }
     }
 }
@@ -82,15 +89,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             key_store: self.key_store,
             rate_store: RateStoreSlot::Given(store),
             check: self.check,
-            config: self.config,
-            hasher: self.hasher,
-            parser: self.parser,
-            renderer: self.renderer,
-            clock: self.clock,
-            #[cfg(feature = "metrics")]
-            metrics: self.metrics,
-            hook: self.hook,
-            error: self.error,
+            setup: self.setup,
         }
     }
 
@@ -100,15 +99,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             key_store: store,
             rate_store: self.rate_store,
             check: self.check,
-            config: self.config,
-            hasher: self.hasher,
-            parser: self.parser,
-            renderer: self.renderer,
-            clock: self.clock,
-            #[cfg(feature = "metrics")]
-            metrics: self.metrics,
-            hook: self.hook,
-            error: self.error,
+            setup: self.setup,
         }
     }
 
@@ -120,41 +111,33 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             key_store: self.key_store,
             rate_store: self.rate_store,
             check,
-            config: self.config,
-            hasher: self.hasher,
-            parser: self.parser,
-            renderer: self.renderer,
-            clock: self.clock,
-            #[cfg(feature = "metrics")]
-            metrics: self.metrics,
-            hook: self.hook,
-            error: self.error,
+            setup: self.setup,
         }
     }
 
     /// Starts from every setting of `config` (its keys aside: they are the
     /// key store's business).
     pub(crate) fn with_config(mut self, config: GateConfig) -> Self {
-        self.config = config;
+        self.setup.config = config;
         self
     }
 
     fn with(mut self, change: impl FnOnce(&mut GateConfig)) -> Self {
-        change(&mut self.config);
+        change(&mut self.setup.config);
         self
     }
 
     /// Digests keys with `hasher` (the pepper), instead of the one the
     /// configuration's `pepper` or `pepper_env` makes.
     pub fn hasher(mut self, hasher: KeyHasher) -> Self {
-        self.hasher = Some(hasher);
+        self.setup.hasher = Some(hasher);
         self
     }
 
     /// Parses keys with `parser` (prefixes, checksum), instead of the
     /// default one (with the configuration's `require_checksum`).
     pub fn parser(mut self, parser: KeyParser) -> Self {
-        self.parser = Some(parser);
+        self.setup.parser = Some(parser);
         self
     }
 
@@ -209,7 +192,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// [`request_id_header`](Self::request_id_header) (or a configuration
     /// file's), the code map and each route's own shape still apply.
     pub fn renderer(mut self, renderer: ErrorRenderer) -> Self {
-        self.renderer = Some(renderer);
+        self.setup.renderer = Some(renderer);
         self
     }
 
@@ -222,7 +205,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// and the buckets of the default in-memory rate store. (A rate store
     /// you give keeps its own clock.)
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.setup.clock = clock;
         self
     }
 
@@ -284,10 +267,10 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         match quota.name() {
             Some(name) => {
                 let name = name.to_owned();
-                self.config.shared_quotas.insert(name, quota);
+                self.setup.config.shared_quotas.insert(name, quota);
             }
             None => {
-                self.error.get_or_insert(ConfigError::new(
+                self.setup.error.get_or_insert(ConfigError::new(
                     "shared_quotas",
                     format!("{quota:?} needs a name: routes list it by its name"),
                 ));
@@ -301,7 +284,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// whatever recorder is installed, with or without this call.
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, options: crate::metrics::MetricsOptions) -> Self {
-        self.metrics = options;
+        self.setup.metrics = options;
         self
     }
 
@@ -309,7 +292,7 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     /// rejected with its code) — for example to count rejections per code and
     /// route.
     pub fn on_decision(mut self, hook: impl Fn(&GateEvent<'_>) + Send + Sync + 'static) -> Self {
-        self.hook = Some(Arc::new(hook));
+        self.setup.hook = Some(Arc::new(hook));
         self
     }
 }
