@@ -16,13 +16,17 @@
 //!   have their own quota and body cap on the route.
 //! - `peer_stack`: tower-http's `RequestBodyLimitLayer` and `tower_governor`
 //!   keyed by the bearer token: no key check at all.
-//! - `peer_stack_keyed`: what a user who does check keys would assemble:
-//!   tower-http's `ValidateRequestHeaderLayer::custom` taking the bearer
-//!   token, hashing it with SHA-256 and looking the digest up in a `HashMap`
-//!   of the same 10 000 keys (inserting the caller's project into the
-//!   extensions), then `tower_governor` keyed by the token; tower-http's
-//!   `RequestBodyLimitLayer` around both (as in `peer_stack`: its own
-//!   response body type is one the layers inside could not answer with).
+//! - `peer_stack_keyed_headers`: what a user who does check keys would
+//!   assemble: tower-http's `ValidateRequestHeaderLayer::custom` taking the
+//!   bearer token, hashing it with SHA-256 and looking the digest up in a
+//!   `HashMap` of the same 10 000 keys (inserting the caller's project into
+//!   the extensions), then `tower_governor` keyed by the token with its
+//!   rate-limit headers (`use_headers()`: the gate sends its own on every
+//!   response); tower-http's `RequestBodyLimitLayer` around both.
+//! - `peer_stack_keyed`: the same without rate-limit headers, for reference.
+//!
+//! The stacks are built in `benches/support/stacks.rs`, which
+//! `examples/hot_path.rs` (instruction and allocation counts) shares.
 //!
 //! With `--features metrics`, the gate reports to the no-op recorder, or
 //! with `BENCH_RECORDER=prometheus` to an installed Prometheus recorder.
@@ -33,233 +37,21 @@
 //! Group `rejection`: what each kind of refusal costs through the full gate
 //! (401 missing key, 401 unknown key, 403 scope, 429, 413).
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::{Future, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::Full;
-use sha2::{Digest, Sha256};
-use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
-use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord};
-use tollgate::rate_limit::Quota;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_governor::GovernorLayer;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tollgate::key::{KeyEnv, KeyHasher, KeyKind};
+use tower::{Layer, ServiceExt};
 
-const KEYS: usize = 10_000;
-const PROJECTS: usize = 1_000;
+#[macro_use]
+#[path = "support/stacks.rs"]
+mod stacks;
 
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("every stack here answers at once"),
-    }
-}
+use stacks::{KEYS, poll_once, track};
 
-type Reply = Response<axum::body::Body>;
-
-/// The same trivial handler for every stack, whatever the request body: a
-/// JSON `{}` with its content type. Its body is axum's, which tower_governor
-/// can make its refusals of.
-fn handler<B>() -> impl Service<
-    Request<B>,
-    Response = Reply,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Reply, Infallible>>,
-> + Clone {
-    tower::service_fn(|_: Request<B>| {
-        let mut response = Response::new(axum::body::Body::from(Bytes::from_static(b"{}")));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        ready(Ok(response))
-    })
-}
-
-struct Fixture {
-    gate: Gate<InMemoryKeyStore>,
-    /// The same gate speaking another API's contract: codes renamed, a
-    /// template envelope, bearer tokens only, each rule with its own code.
-    contract: Gate<InMemoryKeyStore>,
-    /// The same gate with tiers: every key in one of two tiers, each with
-    /// its own quota and body cap on the benched route.
-    tiered: Gate<InMemoryKeyStore>,
-    keys: Vec<String>,
-    /// SHA-256 of each key → its project, for the keyed peer.
-    digests: HashMap<[u8; 32], Caller>,
-}
-
-/// What the keyed peer knows of a caller.
-#[derive(Clone, Copy)]
-struct Caller {
-    #[allow(dead_code)]
-    project: u32,
-}
-
-fn fixture() -> Fixture {
-    let hasher = KeyHasher::with_pepper(b"bench pepper");
-    let store = InMemoryKeyStore::new();
-    let tiered_store = InMemoryKeyStore::new();
-    let mut keys = Vec::with_capacity(KEYS);
-    let mut digests = HashMap::with_capacity(KEYS);
-    for i in 0..KEYS {
-        let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Live)).unwrap();
-        store.insert(
-            minted.digest(),
-            KeyRecord::new(
-                format!("key_{i}"),
-                format!("project_{}", i % PROJECTS),
-                KeyKind::Secret,
-            ),
-        );
-        tiered_store.insert(
-            minted.digest(),
-            KeyRecord::new(
-                format!("key_{i}"),
-                format!("project_{}", i % PROJECTS),
-                KeyKind::Secret,
-            )
-            .with_tier(if i % 2 == 0 { "pro" } else { "free" })
-            .unwrap(),
-        );
-        let digest: [u8; 32] = Sha256::digest(minted.key().as_bytes()).into();
-        digests.insert(
-            digest,
-            Caller {
-                project: (i % PROJECTS) as u32,
-            },
-        );
-        keys.push(minted.into_key());
-    }
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in (1..keys.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        keys.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    let gate = routes(Gate::builder(store.clone()).hasher(hasher.clone()), false)
-        .build()
-        .unwrap();
-    let tiered = routes(Gate::builder(tiered_store).hasher(hasher.clone()), true)
-        .build()
-        .unwrap();
-    let template = tollgate::render::Template::new(serde_json::json!({
-        "error": { "type": "{category}", "code": "{code}", "message": "{message}", "request_id": "{request_id}" }
-    }))
-    .unwrap()
-    .category("auth", "authentication_error");
-    let contract = routes(
-        Gate::builder(store)
-            .hasher(hasher)
-            .credentials([tollgate::key::CredentialSource::Bearer])
-            .renderer(tollgate::render::ErrorRenderer::new(template))
-            .codes(
-                tollgate::error::CodeMap::new()
-                    .rename("missing_api_key", "missing_bearer_token")
-                    .unwrap(),
-            )
-            .defaults(
-                RoutePolicy::new()
-                    .scope_code("scope_required")
-                    .body_limit_code("too_large"),
-            ),
-        false,
-    )
-    .build()
-    .unwrap();
-    Fixture {
-        gate,
-        contract,
-        tiered,
-        keys,
-        digests,
-    }
-}
-
-/// The benches' routes on `builder` (with settings for two tiers on the
-/// benched route, or none).
-fn routes(
-    builder: tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore>,
-    tiers: bool,
-) -> tollgate::gate::GateBuilder<InMemoryKeyStore, tollgate::rate_limit::InMemoryRateStore> {
-    let mut track = RoutePolicy::new()
-        .require_all(["ingest"])
-        .quota(Quota::per_second(1_000_000_000).burst(1_000_000_000))
-        .body_limit(8192);
-    if tiers {
-        let quota = |rate| Quota::per_second(rate).burst(rate);
-        track = track
-            .tier(
-                "free",
-                TierPolicy::new().quota(quota(500_000_000)).body_limit(4096),
-            )
-            .tier(
-                "pro",
-                TierPolicy::new()
-                    .quota(quota(900_000_000))
-                    .body_limit(16384),
-            );
-    }
-    builder
-        .route(
-            "GET /health",
-            RoutePolicy::public().quota(Quota::per_second(1_000_000_000).burst(1_000_000_000)),
-        )
-        .route("POST /v1/track", track)
-        .route(
-            "POST /v1/tight",
-            RoutePolicy::new().quota(Quota::per_day(1).burst(1)),
-        )
-        .route(
-            "GET /v1/admin",
-            RoutePolicy::new().require_all(["superuser"]),
-        )
-}
-
-fn track(key: &str) -> Request<Full<Bytes>> {
-    Request::post("/v1/track")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-length", "2")
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap()
-}
-
-/// The peer stack's key: the bearer token, as is.
-#[derive(Clone)]
-struct BearerToken;
-
-impl KeyExtractor for BearerToken {
-    type Key = String;
-
-    fn extract<T>(&self, request: &Request<T>) -> Result<Self::Key, tower_governor::GovernorError> {
-        request
-            .headers()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::to_owned)
-            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
-    }
-}
-
-// The keyed peer's validator answers `Result<(), Response<_>>`: that is
-// tower-http's signature.
-#[allow(clippy::result_large_err)]
 /// With the `metrics` feature and `BENCH_RECORDER=prometheus`, the gate
 /// reports to an installed Prometheus recorder; with the feature alone, to
 /// the facade's no-op recorder.
@@ -274,175 +66,78 @@ fn install_recorder() {
     }
 }
 
-// The keyed peer answers its rejection as tower-http's validation layer
-// wants it: a whole `Response` in the `Err`.
-#[allow(clippy::result_large_err)]
+/// One case of the `stack` group: `service` on a request made by `make`
+/// from the next key, answered 200.
+macro_rules! case {
+    ($group:expr, $name:expr, $service:expr, $keys:expr, $make:expr) => {{
+        let service = $service;
+        let keys = &$keys;
+        let mut i = 0;
+        $group.bench_function($name, |b| {
+            b.iter_batched(
+                || {
+                    i = (i + 1) % KEYS;
+                    $make(&keys[i])
+                },
+                |request| {
+                    let response = poll_once(service.clone().oneshot(request)).unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }};
+}
+
 fn bench_stack(c: &mut Criterion) {
     install_recorder();
-    let f = fixture();
+    let f = stacks::fixture();
     let mut group = c.benchmark_group("stack");
-
-    let bare = handler::<Full<Bytes>>();
-    let mut i = 0;
-    group.bench_function("bare", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| poll_once(bare.clone().oneshot(request)).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-
-    let gated = f.gate.layer().layer(handler());
-    let mut i = 0;
-    group.bench_function("tollgate_gate", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(gated.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    let contract = f.contract.layer().layer(handler());
-    let mut i = 0;
-    group.bench_function("tollgate_gate_contract", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(contract.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    let tiered = f.tiered.layer().layer(handler());
-    let mut i = 0;
-    group.bench_function("tollgate_gate_tiers", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(tiered.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    let config = GovernorConfigBuilder::default()
-        .per_nanosecond(1)
-        .burst_size(1_000_000_000)
-        .key_extractor(BearerToken)
-        .finish()
-        .unwrap();
-    let peer = ServiceBuilder::new()
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
-        .layer(GovernorLayer::<_, _, axum::body::Body>::new(config))
-        .service(handler());
-    let mut i = 0;
-    group.bench_function("peer_stack", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(peer.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    let digests = Arc::new(f.digests.clone());
-    let config = GovernorConfigBuilder::default()
-        .per_nanosecond(1)
-        .burst_size(1_000_000_000)
-        .key_extractor(BearerToken)
-        .finish()
-        .unwrap();
-    // The body limit outermost, as in `peer_stack`: its response body type
-    // is its own, which the layers inside could not answer with.
-    let peer_keyed = ServiceBuilder::new()
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
-        .layer(ValidateRequestHeaderLayer::custom(
-            move |request: &mut Request<tower_http::body::Limited<Full<Bytes>>>| {
-                let caller = request
-                    .headers()
-                    .get("authorization")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.strip_prefix("Bearer "))
-                    .and_then(|token| {
-                        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-                        digests.get(&digest).copied()
-                    });
-                match caller {
-                    Some(caller) => {
-                        request.extensions_mut().insert(caller);
-                        Ok(())
-                    }
-                    None => {
-                        let mut response = Response::new(axum::body::Body::empty());
-                        *response.status_mut() = StatusCode::UNAUTHORIZED;
-                        Err(response)
-                    }
-                }
-            },
-        ))
-        .layer(GovernorLayer::<_, _, axum::body::Body>::new(config))
-        .service(handler());
-    let mut i = 0;
-    group.bench_function("peer_stack_keyed", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(peer_keyed.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
+    case!(
+        group,
+        "bare",
+        stacks::handler::<Full<Bytes>>(),
+        f.keys,
+        track
+    );
+    let gated = f.gate.layer().layer(stacks::handler());
+    case!(group, "tollgate_gate", gated.clone(), f.keys, track);
+    case!(
+        group,
+        "tollgate_gate_contract",
+        f.contract.layer().layer(stacks::handler()),
+        f.keys,
+        track
+    );
+    case!(
+        group,
+        "tollgate_gate_tiers",
+        f.tiered.layer().layer(stacks::handler()),
+        f.keys,
+        track
+    );
+    let peer = peer_stack!();
+    case!(group, "peer_stack", peer.clone(), f.keys, track);
+    let peer_keyed_headers = peer_stack_keyed!(f.digests, use_headers);
+    case!(
+        group,
+        "peer_stack_keyed_headers",
+        peer_keyed_headers.clone(),
+        f.keys,
+        track
+    );
+    let peer_keyed = peer_stack_keyed!(f.digests);
+    case!(group, "peer_stack_keyed", peer_keyed.clone(), f.keys, track);
     // The layers without a key to check: a public route (no key, no
     // origin or scope check; rate limit by client address; body cap).
-    let mut i = 0;
-    group.bench_function("tollgate_gate_public_route", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                Request::get("/health")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap()
-            },
-            |request| {
-                let response = poll_once(gated.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    case!(
+        group,
+        "tollgate_gate_public_route",
+        gated.clone(),
+        f.keys,
+        |_: &String| stacks::health()
+    );
     group.finish();
 
     // Servers (hyper-util's `TowerToHyperService`, axum) clone the whole
@@ -452,7 +147,7 @@ fn bench_stack(c: &mut Criterion) {
     let mut group = c.benchmark_group("clone");
     clone_bench(&mut group, "tollgate_gate", &gated);
     clone_bench(&mut group, "peer_stack", &peer);
-    clone_bench(&mut group, "peer_stack_keyed", &peer_keyed);
+    clone_bench(&mut group, "peer_stack_keyed_headers", &peer_keyed_headers);
     group.finish();
 
     let mut group = c.benchmark_group("rejection");

@@ -1,56 +1,121 @@
-//! The gate's hot path, for instruction counts: `valgrind --tool=callgrind`
-//! counts are repeatable where wall time on a shared machine is not.
+//! The gate's hot path, and what a user would assemble instead, for
+//! instruction and allocation counts: `valgrind --tool=callgrind` counts
+//! are repeatable where wall time on a shared machine is not, and a
+//! counting allocator says how many allocations each request costs.
 //!
 //! ```sh
 //! cargo build --release --example hot_path
-//! valgrind --tool=callgrind --callgrind-out-file=gate.out target/release/examples/hot_path gate 20000
+//! target/release/examples/hot_path gate 20000            # allocations per request
+//! valgrind --tool=callgrind --toggle-collect='*one_request*' --callgrind-out-file=gate.out target/release/examples/hot_path gate 5000
 //! callgrind_annotate gate.out | head -40
 //! ```
 //!
-//! Cases: `bare` (the handler alone), `gate` (a secret key on a scoped,
-//! rate-limited route, as `stack/tollgate_gate`), `tiers` (the same with
-//! every key in one of two tiers, each with its own quota and body cap on
-//! the route, as `stack/tollgate_gate_tiers`), `public` (a public route,
-//! as `stack/tollgate_gate_public_route`). Built with `--features metrics`,
-//! the gate reports to the no-op recorder, or with `BENCH_RECORDER=prometheus`
-//! to a Prometheus one. Each runs the given number of
-//! requests after as many for warm-up; subtract `bare` (and a run of 0) to
-//! get the cost per request.
+//! Cases (the stacks of `benches/stack.rs`, built by the same
+//! `benches/support/stacks.rs`): `bare` (the handler alone), `gate` (a
+//! secret key on a scoped, rate-limited route, as `stack/tollgate_gate`),
+//! `tiers`, `contract`, `public` (a public route), `peer`,
+//! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
+//! headers), `peer_keyed` (without them), and the gate's refusals
+//! `reject_missing`, `reject_unknown`, `reject_scope`, `reject_429`,
+//! `reject_413`. Each runs the given number of requests after as many for
+//! warm-up, then prints the allocations (and bytes) per request of the
+//! service call and the drop of its response — the request is built
+//! outside the count. Built with
+//! `--features metrics`, the gate reports to the no-op recorder, or with
+//! `BENCH_RECORDER=prometheus` to a Prometheus one. Under callgrind with
+//! `--toggle-collect='*one_request*'` only the service calls are counted:
+//! divide the total by twice the count (warm-up included).
 
-use std::convert::Infallible;
-use std::future::{Future, ready};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::Full;
-use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
-use tollgate::key::{InMemoryKeyStore, KeyEnv, KeyHasher, KeyKind, KeyRecord};
-use tollgate::rate_limit::Quota;
-use tower::{Layer, Service, ServiceExt};
+use tollgate::key::{KeyEnv, KeyHasher, KeyKind};
+use tower::{Layer, ServiceExt};
 
-fn poll_once<F: Future>(future: F) -> F::Output {
-    match pin!(future)
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("every case answers at once"),
+#[macro_use]
+#[path = "../benches/support/stacks.rs"]
+mod stacks;
+
+use stacks::{poll_once, track};
+
+/// Counts the allocations made while [`COUNTING`] is on.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
-fn handler<B>() -> impl Service<
-    Request<B>,
-    Response = Reply,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Reply, Infallible>>,
-> + Clone {
-    tower::service_fn(|_: Request<B>| {
-        ready(Ok(Response::new(Full::new(Bytes::from_static(b"{}")))))
-    })
+/// Runs `count` requests made by `make` through `service` after as many for
+/// warm-up, each answered `status`, and prints the allocations per request.
+macro_rules! run {
+    ($service:expr, $make:expr, $count:expr, $status:expr) => {{
+        let service = $service;
+        for round in 0..2 {
+            if round == 1 {
+                ALLOCATIONS.store(0, Ordering::Relaxed);
+                BYTES.store(0, Ordering::Relaxed);
+            }
+            for i in 0..$count {
+                let request = $make(i);
+                COUNTING.store(round == 1, Ordering::Relaxed);
+                let status = one_request(&service, request);
+                COUNTING.store(false, Ordering::Relaxed);
+                assert_eq!(status, $status);
+            }
+        }
+        let count = $count.max(1) as f64;
+        println!(
+            "{:.2} allocations, {:.0} bytes per request",
+            ALLOCATIONS.load(Ordering::Relaxed) as f64 / count,
+            BYTES.load(Ordering::Relaxed) as f64 / count
+        );
+    }};
+}
+
+/// One request through `service`, its response dropped: what callgrind's
+/// `--toggle-collect=*one_request*` counts alone.
+#[inline(never)]
+fn one_request<S, B>(service: &S, request: Request<Full<Bytes>>) -> StatusCode
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let response = poll_once(service.clone().oneshot(request)).unwrap();
+    let status = response.status();
+    drop(response);
+    status
 }
 
 fn main() {
@@ -66,72 +131,89 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "gate".into());
     let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
-
-    let hasher = KeyHasher::with_pepper(b"bench pepper");
-    let store = InMemoryKeyStore::new();
-    let keys: Vec<String> = (0..10_000)
-        .map(|i| {
-            let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Live)).unwrap();
-            let mut record = KeyRecord::new(
-                format!("key_{i}"),
-                format!("project_{}", i % 1000),
-                KeyKind::Secret,
-            );
-            if case == "tiers" {
-                record = record
-                    .with_tier(if i % 2 == 0 { "pro" } else { "free" })
-                    .unwrap();
-            }
-            store.insert(minted.digest(), record);
-            minted.into_key()
-        })
-        .collect();
-    let high = Quota::per_second(1_000_000_000).burst(1_000_000_000);
-    let mut track = RoutePolicy::new()
-        .require_all(["ingest"])
-        .quota(high.clone())
-        .body_limit(8192);
-    if case == "tiers" {
-        let quota = |rate| Quota::per_second(rate).burst(rate);
-        track = track
-            .tier(
-                "free",
-                TierPolicy::new().quota(quota(500_000_000)).body_limit(4096),
-            )
-            .tier(
-                "pro",
-                TierPolicy::new()
-                    .quota(quota(900_000_000))
-                    .body_limit(16384),
-            );
-    }
-    let gate = Gate::builder(store)
-        .hasher(hasher)
-        .route("GET /health", RoutePolicy::public().quota(high))
-        .route("POST /v1/track", track)
-        .build()
-        .unwrap();
-    let gated = gate.layer().layer(handler());
-    let bare = handler::<Full<Bytes>>();
-    let request = |i: usize| -> Request<Full<Bytes>> {
-        match case.as_str() {
-            "public" => Request::get("/health").body(Full::default()).unwrap(),
-            _ => Request::post("/v1/track")
-                .header("authorization", format!("Bearer {}", keys[i % keys.len()]))
-                .header("content-length", "2")
-                .body(Full::new(Bytes::from_static(b"{}")))
-                .unwrap(),
-        }
+    let f = stacks::fixture();
+    let keys = &f.keys;
+    let key = |i: usize| track(&keys[i % keys.len()]);
+    let gated = f.gate.layer().layer(stacks::handler());
+    let unknown = KeyHasher::new()
+        .mint(KeyKind::Secret, Some(KeyEnv::Live))
+        .unwrap()
+        .into_key();
+    let with_key = |method: &str, path: &str, i: usize| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", keys[i % keys.len()]))
+            .body(Full::<Bytes>::default())
+            .unwrap()
     };
-    for i in 0..2 * count {
-        let status = match case.as_str() {
-            "bare" => poll_once(bare.clone().oneshot(request(i)))
-                .unwrap()
-                .status(),
-            _ => poll_once(gated.clone().oneshot(request(i)))
-                .unwrap()
-                .status(),
-        };
-        assert_eq!(status, StatusCode::OK);
+    match case.as_str() {
+        "bare" => run!(stacks::handler::<Full<Bytes>>(), key, count, StatusCode::OK),
+        "gate" => run!(gated, key, count, StatusCode::OK),
+        "tiers" => run!(
+            f.tiered.layer().layer(stacks::handler()),
+            key,
+            count,
+            StatusCode::OK
+        ),
+        "contract" => run!(
+            f.contract.layer().layer(stacks::handler()),
+            key,
+            count,
+            StatusCode::OK
+        ),
+        "public" => run!(gated, |_| stacks::health(), count, StatusCode::OK),
+        "peer" => run!(peer_stack!(), key, count, StatusCode::OK),
+        "peer_keyed" => run!(peer_stack_keyed!(f.digests), key, count, StatusCode::OK),
+        "peer_keyed_headers" => run!(
+            peer_stack_keyed!(f.digests, use_headers),
+            key,
+            count,
+            StatusCode::OK
+        ),
+        "reject_missing" => run!(
+            gated,
+            |_| Request::post("/v1/track")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+            count,
+            StatusCode::UNAUTHORIZED
+        ),
+        "reject_unknown" => run!(gated, |_| track(&unknown), count, StatusCode::UNAUTHORIZED),
+        "reject_scope" => run!(
+            gated,
+            |i| with_key("GET", "/v1/admin", i),
+            count,
+            StatusCode::FORBIDDEN
+        ),
+        "reject_429" => {
+            // Spend each project's one token of the day first.
+            for i in 0..keys.len() {
+                let _ = poll_once(gated.clone().oneshot(with_key("POST", "/v1/tight", i)));
+            }
+            run!(
+                gated,
+                |i| with_key("POST", "/v1/tight", i),
+                count,
+                StatusCode::TOO_MANY_REQUESTS
+            )
+        }
+        "reject_413" => run!(
+            gated,
+            |i| {
+                let mut request = with_key("POST", "/v1/track", i);
+                request.headers_mut().insert(
+                    http::header::CONTENT_LENGTH,
+                    http::HeaderValue::from_static("100000"),
+                );
+                request
+            },
+            count,
+            StatusCode::PAYLOAD_TOO_LARGE
+        ),
+        other => {
+            eprintln!("hot_path: no case `{other}`");
+            std::process::exit(2);
+        }
     }
 }

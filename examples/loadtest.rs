@@ -52,8 +52,13 @@ struct Args {
     projects: usize,
     quota_mode: bool,
     pin: bool,
-    /// Internal: serve `bare` or `gated` and print the address (and keys).
+    /// Serve `bare` or `gated` only (for an external client such as wrk):
+    /// print the address (and, unless `--keys-file`, the keys), then serve.
     serve: Option<String>,
+    /// Where `--serve` binds (default: a free loopback port).
+    addr: SocketAddr,
+    /// Where `--serve gated` writes its keys, one a line (for wrk's script).
+    keys_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -66,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
         quota_mode: false,
         pin: true,
         serve: None,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        keys_file: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -86,6 +93,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--no-pin" => args.pin = false,
             "--serve" => args.serve = Some(value()?),
+            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--keys-file" => args.keys_file = Some(value()?.into()),
             "--mode" => match value()?.as_str() {
                 "throughput" => args.quota_mode = false,
                 "quota" => args.quota_mode = true,
@@ -128,7 +137,7 @@ fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
     Ok(GateConfig::from_toml(&toml::to_string(&value)?)?)
 }
 
-async fn serve<S, B>(service: S) -> SocketAddr
+async fn serve<S, B>(service: S, address: SocketAddr) -> SocketAddr
 where
     S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -138,7 +147,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(address)
         .await
         .expect("bind loopback");
     let address = listener.local_addr().expect("local address");
@@ -293,10 +302,19 @@ async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::E
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if which == "gated" {
         let keys = add_keys(&config, gate.key_store(), args.keys, args.projects)?;
-        let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+        let address = serve(
+            app::app(&gate, app::handlers(gate.renderer().clone())),
+            args.addr,
+        )
+        .await;
         writeln!(out, "listening {address}")?;
-        for key in keys {
-            writeln!(out, "{key}")?;
+        match &args.keys_file {
+            Some(path) => std::fs::write(path, keys.join("\n") + "\n")?,
+            None => {
+                for key in keys {
+                    writeln!(out, "{key}")?;
+                }
+            }
         }
     } else {
         // The bare app's handlers see a caller like the gated ones do.
@@ -304,12 +322,15 @@ async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::E
             tollgate::key::KeyRecord::new("load_0", "project_0", tollgate::key::KeyKind::Secret),
         ));
         let renderer = gate.renderer().clone();
-        let address = serve(app::bare_app(
-            app::cors(&gate),
-            renderer.clone(),
-            app::handlers(renderer),
-            caller,
-        ))
+        let address = serve(
+            app::bare_app(
+                app::cors(&gate),
+                renderer.clone(),
+                app::handlers(renderer),
+                caller,
+            ),
+            args.addr,
+        )
         .await;
         writeln!(out, "listening {address}")?;
     }
@@ -449,7 +470,11 @@ async fn throughput(
 
 async fn quota(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let gate = GateConfig::from_path(CONFIG)?.build()?;
-    let address = serve(app::app(&gate, app::handlers(gate.renderer().clone()))).await;
+    let address = serve(
+        app::app(&gate, app::handlers(gate.renderer().clone())),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await;
     let key: std::sync::Arc<[String]> = vec![SERVER_KEY.to_owned()].into();
     let run = drive(
         address,

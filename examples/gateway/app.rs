@@ -49,8 +49,10 @@ pub fn handlers<B>(renderer: ErrorRenderer) -> Handlers<B>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
 {
+    // Shared, not copied, by every request.
+    let renderer = std::sync::Arc::new(renderer);
     BoxCloneService::new(tower::service_fn(move |request: Request<B>| {
-        let renderer = renderer.clone();
+        let renderer = std::sync::Arc::clone(&renderer);
         async move {
             let (parts, body) = request.into_parts();
             let caller = parts.extensions.get::<Principal>().map(|p| {
@@ -122,6 +124,9 @@ pub fn cors<St, Rs, C>(gate: &Gate<St, Rs, C>) -> CorsLayer {
 fn catch_panics(
     renderer: ErrorRenderer,
 ) -> CatchPanicLayer<impl Fn(Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> + Clone> {
+    // Shared, not copied: the service (and this handler) is cloned for
+    // every request.
+    let renderer = std::sync::Arc::new(renderer);
     CatchPanicLayer::custom(move |_panic| {
         renderer
             .respond(ApiError::from(ErrorCode::INTERNAL_ERROR), &Request::new(()))

@@ -39,6 +39,7 @@ use http::{Extensions, Request};
 
 use crate::error::{ApiError, ErrorCode};
 
+pub(crate) mod digest;
 pub(crate) mod gcra;
 pub(crate) mod kind;
 pub(crate) mod origin;

@@ -1,8 +1,9 @@
 //! [`KeyRecord`]: what a store knows of one key, and its [`KeyStatus`].
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
+use super::digest::KeyDigest;
 use super::gcra::Gcra;
 use super::kind::{KeyEnv, KeyKind};
 use super::origin::OriginPattern;
@@ -20,25 +21,55 @@ use crate::hash;
 /// let record = record.with_scopes(["people.*"]);
 /// assert_eq!(record.scopes(), ["people.*"]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
+// In this order: what every request reads first, beside the reference count
+// of the record's `Arc`, so that the lines a store's lookup brings in hold
+// it (the digest it compares, the hashes a rate limit partitions by, then
+// kind, status, scopes, expiry and caps); what only logs and config read
+// last.
+#[repr(C)]
 pub struct KeyRecord {
-    key_id: String,
-    project: String,
-    // Keyed hashes of the two, for rate-limit partitions: computed once here
-    // instead of on every request.
-    key_id_hash: u64,
+    /// The digest a store holds the record under, once stored (all zeros
+    /// before): stores compare it, so one memory access finds both.
+    digest: KeyDigest,
+    // Keyed hashes of the key id and project, for rate-limit partitions:
+    // computed once here instead of on every request.
     project_hash: u64,
+    key_id_hash: u64,
     kind: KeyKind,
-    env: Option<KeyEnv>,
-    scopes: Vec<String>,
-    origins: Vec<OriginPattern>,
     status: KeyStatus,
+    env: Option<KeyEnv>,
+    /// Shared with every record of the kind's defaults.
+    scopes: Arc<[String]>,
     expires_at: Option<SystemTime>,
-    tier: Option<Arc<str>>,
     body_limit: Option<u64>,
+    tier: Option<Arc<str>>,
     /// Quotas this key draws by instead of the route's, by policy label.
     quotas: Box<[(Box<str>, Gcra)]>,
+    origins: Vec<OriginPattern>,
+    key_id: String,
+    project: String,
 }
+
+/// Two records are equal when they say the same of their keys, wherever
+/// they are stored.
+impl PartialEq for KeyRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_id == other.key_id
+            && self.project == other.project
+            && self.kind == other.kind
+            && self.env == other.env
+            && self.scopes == other.scopes
+            && self.origins == other.origins
+            && self.status == other.status
+            && self.expires_at == other.expires_at
+            && self.tier == other.tier
+            && self.body_limit == other.body_limit
+            && self.quotas == other.quotas
+    }
+}
+
+impl Eq for KeyRecord {}
 
 /// Whether `name` can name a tier: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub(crate) fn check_tier_name(name: &str) -> Result<(), String> {
@@ -81,6 +112,7 @@ impl KeyRecord {
         let key_id: String = key_id.into();
         let project: String = project.into();
         Self {
+            digest: KeyDigest::from_bytes([0; 32]),
             key_id_hash: hash::keyed(hash::KEY_ID, key_id.as_bytes()),
             project_hash: hash::keyed(hash::PROJECT, project.as_bytes()),
             key_id,
@@ -168,10 +200,12 @@ impl KeyRecord {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        if self.scopes.is_empty() {
-            self.scopes = default_scopes(self.kind);
-        }
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.scopes = if scopes.is_empty() {
+            default_scopes(self.kind)
+        } else {
+            scopes.into()
+        };
         self
     }
 
@@ -269,11 +303,33 @@ impl KeyRecord {
     pub(crate) fn quota_overrides(&self) -> &[(Box<str>, Gcra)] {
         &self.quotas
     }
+
+    /// The digest it is stored under (all zeros until stored).
+    pub(crate) fn stored_digest(&self) -> &KeyDigest {
+        &self.digest
+    }
+
+    /// The record as stored under `digest`.
+    pub(crate) fn stored_under(mut self, digest: KeyDigest) -> Self {
+        self.digest = digest;
+        self
+    }
 }
 
-fn default_scopes(kind: KeyKind) -> Vec<String> {
-    kind.default_scopes()
+/// The kind's default scopes, one list shared by every record that has
+/// them (so a lookup among many keys finds them already in the cache).
+fn default_scopes(kind: KeyKind) -> Arc<[String]> {
+    static DEFAULTS: LazyLock<[Arc<[String]>; 3]> = LazyLock::new(|| {
+        KeyKind::ALL.map(|kind| {
+            kind.default_scopes()
+                .iter()
+                .map(|scope| (*scope).to_owned())
+                .collect()
+        })
+    });
+    let index = KeyKind::ALL
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+        .position(|known| *known == kind)
+        .unwrap_or(0);
+    Arc::clone(&DEFAULTS[index])
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use quick_cache::sync::Cache;
 
-use super::digest::KeyDigest;
 use super::store::{KeyStore, LookupResult};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
+use crate::context::digest::KeyDigest;
 use crate::context::record::KeyRecord;
 
 /// Caches a [`KeyStore`]'s answers: known keys (positive entries) and unknown

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::credential::{self, CredentialError, CredentialSource, Places, Sources};
-use super::digest::{KeyDigest, KeyHasher};
+use super::digest::KeyHasher;
 use super::format::KeyParser;
 use super::options::KeyOptions;
 use super::policy::Access;
@@ -22,6 +22,7 @@ use crate::Answer;
 use crate::check::{Check, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
 use crate::context;
+use crate::context::digest::KeyDigest;
 use crate::context::kind::KeyKind;
 use crate::context::per_route::PerRoute;
 use crate::context::principal::Principal;

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::{KeyDigest, KeyHasher};
+use super::digest::KeyHasher;
 use super::format::KeyParser;
 use crate::ConfigError;
+use crate::context::digest::KeyDigest;
 use crate::context::kind::{KeyEnv, KeyKind};
 use crate::context::quota::Quota;
 use crate::context::record::{KeyRecord, KeyStatus};

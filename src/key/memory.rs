@@ -1,14 +1,15 @@
 //! [`InMemoryKeyStore`]: key records in a concurrent map, changed at run time.
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Ready;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use dashmap::DashMap;
-
-use super::digest::KeyDigest;
 use super::store::{KeyStore, LookupResult};
 use crate::Answer;
+use crate::context::digest::KeyDigest;
 use crate::context::record::{KeyRecord, KeyStatus};
 use crate::hash;
 
@@ -25,11 +26,59 @@ use crate::hash;
 /// assert_eq!(store.len(), 1);
 /// assert!(store.revoke(&minted.digest()));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InMemoryKeyStore {
-    // Digests are uniformly distributed and the store holds only the
-    // operator's keys, so they are their own hash.
-    records: Arc<DashMap<KeyDigest, Arc<KeyRecord>, hash::BuildPrehashed>>,
+    // Sets of records, each behind its lock, chosen by the digest. Each
+    // record knows the digest it is stored under, so a slot of a set is one
+    // pointer and a lookup reads the record it compares: one memory access
+    // finds both (among many keys, the slots stay in the cache). Digests
+    // are uniformly distributed and the store holds only the operator's
+    // keys, so they are their own hash.
+    shards: Arc<[Shard]>,
+}
+
+type Shard = RwLock<HashSet<Stored, hash::BuildPrehashed>>;
+
+/// How many sets the records are spread over (readers never wait for one
+/// another; a writer holds up only the readers of its set).
+const SHARDS: usize = 16;
+
+impl Default for InMemoryKeyStore {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// A record in the set, found by its digest.
+#[derive(Clone)]
+struct Stored(Arc<KeyRecord>);
+
+impl Stored {
+    fn digest(&self) -> &KeyDigest {
+        self.0.stored_digest()
+    }
+}
+
+impl Borrow<KeyDigest> for Stored {
+    fn borrow(&self) -> &KeyDigest {
+        self.digest()
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest() == other.digest()
+    }
+}
+
+impl Eq for Stored {}
+
+impl Hash for Stored {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.digest().hash(state);
+    }
 }
 
 impl InMemoryKeyStore {
@@ -38,9 +87,19 @@ impl InMemoryKeyStore {
         Self::default()
     }
 
+    /// The set holding `digest` (chosen by other bits than the sets' own
+    /// hash uses).
+    fn shard(&self, digest: &KeyDigest) -> &Shard {
+        &self.shards[usize::from(digest.as_bytes()[31]) % SHARDS]
+    }
+
     /// Adds or replaces the record for `digest`.
     pub fn insert(&self, digest: KeyDigest, record: KeyRecord) {
-        self.records.insert(digest, Arc::new(record));
+        let stored = Stored(Arc::new(record.stored_under(digest)));
+        self.shard(&digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(stored);
     }
 
     /// Marks the key revoked; returns whether it was known.
@@ -68,34 +127,51 @@ impl InMemoryKeyStore {
     /// assert_eq!(store.get(&digest).unwrap().body_limit(), Some(1 << 20));
     /// ```
     pub fn update(&self, digest: &KeyDigest, change: impl FnOnce(KeyRecord) -> KeyRecord) -> bool {
-        match self.records.get_mut(digest) {
-            Some(mut entry) => {
-                let changed = change(entry.as_ref().clone());
-                *entry = Arc::new(changed);
-                true
-            }
-            None => false,
-        }
+        // The set stays locked while the record is changed, so that two
+        // changes of one key never lose one another, and readers see the
+        // old record or the new one, never none.
+        let mut set = self
+            .shard(digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(Stored(old)) = set.get(digest) else {
+            return false;
+        };
+        let changed = change(KeyRecord::clone(old)).stored_under(*digest);
+        set.replace(Stored(Arc::new(changed)));
+        true
     }
 
     /// Forgets the key; returns its record if it was known.
     pub fn remove(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
-        self.records.remove(digest).map(|(_, record)| record)
+        self.shard(digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(digest)
+            .map(|Stored(record)| record)
     }
 
     /// The record for `digest`, if any.
+    #[inline]
     pub fn get(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
-        self.records.get(digest).map(|entry| Arc::clone(&entry))
+        self.shard(digest)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .map(|Stored(record)| Arc::clone(record))
     }
 
     /// How many keys are stored.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 }
 
@@ -111,7 +187,7 @@ impl KeyStore for InMemoryKeyStore {
 impl fmt::Debug for InMemoryKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InMemoryKeyStore")
-            .field("keys", &self.records.len())
+            .field("keys", &self.len())
             .finish()
     }
 }

@@ -67,6 +67,7 @@ mod options;
 pub(crate) mod policy;
 pub mod store;
 
+pub use crate::context::digest::KeyDigest;
 pub use crate::context::kind::{KeyEnv, KeyKind, KeyKinds};
 pub use crate::context::principal::Principal;
 pub use crate::context::record::{KeyRecord, KeyStatus};
@@ -74,7 +75,7 @@ pub use cache::{CachedKeyStore, CachedKeyStoreBuilder};
 pub use check::KeyCheck;
 pub use config::{Expiry, KeyConfig};
 pub use credential::CredentialSource;
-pub use digest::{KeyDigest, KeyHasher, MintError, MintedKey};
+pub use digest::{KeyHasher, MintError, MintedKey};
 pub use layer::{KeyLayer, KeyService};
 pub use memory::InMemoryKeyStore;
 pub use options::{DEFAULT_LOOKUP_TIMEOUT, KeyOptions};

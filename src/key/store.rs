@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::digest::KeyDigest;
 use crate::Answer;
+use crate::context::digest::KeyDigest;
 use crate::context::record::KeyRecord;
 use crate::error::StoreError;
 
