@@ -19,6 +19,13 @@
 //! requests/s, p50 and p99 latency, each round's ratio gated/bare, and the
 //! median ratio.
 //!
+//! `--serve bare|gated|peer [--addr ADDR] [--keys-file PATH]` serves one
+//! of the apps for an external client (`examples/wrk/run.sh`); `peer` is
+//! what a user would assemble from tower-http and tower_governor instead of
+//! the gate; `--serve gated --guesses N --guesses-file PATH` also writes N
+//! well-formed keys the store does not hold (a guessing flood,
+//! `examples/wrk/flood.sh`).
+//!
 //! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
 //! it can and checks that the admitted count is what the quota allows, within
 //! one refill interval; exits 1 if not.
@@ -52,13 +59,18 @@ struct Args {
     projects: usize,
     quota_mode: bool,
     pin: bool,
-    /// Serve `bare` or `gated` only (for an external client such as wrk):
-    /// print the address (and, unless `--keys-file`, the keys), then serve.
+    /// Serve `bare`, `gated` or `peer` only (for an external client such
+    /// as wrk): print the address (and, unless `--keys-file`, the keys),
+    /// then serve.
     serve: Option<String>,
     /// Where `--serve` binds (default: a free loopback port).
     addr: SocketAddr,
-    /// Where `--serve gated` writes its keys, one a line (for wrk's script).
+    /// Where `--serve gated|peer` writes its keys, one a line (for wrk's script).
     keys_file: Option<std::path::PathBuf>,
+    /// `--serve gated --guesses N --guesses-file PATH`: also write N
+    /// well-formed keys the store does not hold (a guessing flood, for wrk).
+    guesses: usize,
+    guesses_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -73,6 +85,8 @@ fn parse_args() -> Result<Args, String> {
         serve: None,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         keys_file: None,
+        guesses: 0,
+        guesses_file: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -95,6 +109,10 @@ fn parse_args() -> Result<Args, String> {
             "--serve" => args.serve = Some(value()?),
             "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
             "--keys-file" => args.keys_file = Some(value()?.into()),
+            "--guesses" => {
+                args.guesses = value()?.parse().map_err(|e| format!("--guesses: {e}"))?
+            }
+            "--guesses-file" => args.guesses_file = Some(value()?.into()),
             "--mode" => match value()?.as_str() {
                 "throughput" => args.quota_mode = false,
                 "quota" => args.quota_mode = true,
@@ -292,53 +310,195 @@ fn add_keys(
     Ok(keys)
 }
 
-/// Serves the bare or the gated app (in a process of its own), prints
-/// `listening ADDRESS`, then for the gated app its keys, one a line, then
-/// `ready`; serves until killed.
+/// Serves the bare, the gated or the peer app (in a process of its own),
+/// prints `listening ADDRESS`, then for the gated and peer apps their keys,
+/// one a line (or into `--keys-file`), then `ready`; serves until killed.
 async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     let config = unlimited_config()?;
     let gate = config.build()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if which == "gated" {
-        let keys = add_keys(&config, gate.key_store(), args.keys, args.projects)?;
-        let address = serve(
-            app::app(&gate, app::handlers(gate.renderer().clone())),
-            args.addr,
-        )
-        .await;
-        writeln!(out, "listening {address}")?;
-        match &args.keys_file {
-            Some(path) => std::fs::write(path, keys.join("\n") + "\n")?,
-            None => {
-                for key in keys {
-                    writeln!(out, "{key}")?;
+    let (address, keys) = match which {
+        "gated" => {
+            let keys = add_keys(&config, gate.key_store(), args.keys, args.projects)?;
+            if let Some(path) = &args.guesses_file {
+                // Well-formed (prefix, checksum) but never stored.
+                let hasher = config.hasher()?;
+                let mut guesses = String::with_capacity(args.guesses * 56);
+                for _ in 0..args.guesses {
+                    let minted = hasher.mint(
+                        tollgate::key::KeyKind::Secret,
+                        Some(tollgate::key::KeyEnv::Test),
+                    )?;
+                    guesses.push_str(minted.key());
+                    guesses.push('\n');
                 }
+                std::fs::write(path, guesses)?;
             }
+            let app = app::app(&gate, app::handlers(gate.renderer().clone()));
+            (serve(app, args.addr).await, keys)
         }
-    } else {
-        // The bare app's handlers see a caller like the gated ones do.
-        let caller = tollgate::key::Principal::new(std::sync::Arc::new(
-            tollgate::key::KeyRecord::new("load_0", "project_0", tollgate::key::KeyKind::Secret),
-        ));
-        let renderer = gate.renderer().clone();
-        let address = serve(
-            app::bare_app(
+        "peer" => {
+            let keys = add_keys(&config, gate.key_store(), args.keys, args.projects)?;
+            let app = peer::app(
+                app::cors(&gate),
+                gate.renderer().clone(),
+                peer::digests(&keys, args.projects),
+            );
+            (serve(app, args.addr).await, keys)
+        }
+        "bare" => {
+            // The bare app's handlers see a caller like the gated ones do.
+            let caller =
+                tollgate::key::Principal::new(std::sync::Arc::new(tollgate::key::KeyRecord::new(
+                    "load_0",
+                    "project_0",
+                    tollgate::key::KeyKind::Secret,
+                )));
+            let renderer = gate.renderer().clone();
+            let app = app::bare_app(
                 app::cors(&gate),
                 renderer.clone(),
                 app::handlers(renderer),
                 caller,
-            ),
-            args.addr,
-        )
-        .await;
-        writeln!(out, "listening {address}")?;
+            );
+            (serve(app, args.addr).await, Vec::new())
+        }
+        other => return Err(format!("--serve {other}: expected bare, gated or peer").into()),
+    };
+    writeln!(out, "listening {address}")?;
+    match &args.keys_file {
+        Some(path) => std::fs::write(path, keys.join("\n") + "\n")?,
+        None => {
+            for key in keys {
+                writeln!(out, "{key}")?;
+            }
+        }
     }
     writeln!(out, "ready")?;
     out.flush()?;
     drop(out);
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// What a user who checks keys would assemble from tower-http and
+/// tower_governor instead of the gate, in front of the same handlers (as
+/// `peer_stack_keyed_headers` in `benches/stack.rs`): the bearer token's
+/// SHA-256 looked up in a `HashMap` (the caller into the extensions),
+/// `tower_governor` keyed by the token with its rate-limit headers, and
+/// tower-http's body limit; CORS and panic handling as in the other apps.
+mod peer {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use sha2::{Digest, Sha256};
+    use tollgate::key::{KeyKind, KeyRecord, Principal};
+    use tollgate::render::ErrorRenderer;
+    use tower::ServiceBuilder;
+    use tower::util::BoxCloneService;
+    use tower_http::body::Limited;
+    use tower_http::cors::CorsLayer;
+
+    use super::app;
+
+    type Digests = Arc<HashMap<[u8; 32], Principal>>;
+
+    /// SHA-256 of each key → its caller (the same ids and projects as the
+    /// gated app's records).
+    pub fn digests(keys: &[String], projects: usize) -> Digests {
+        let _ = projects;
+        Arc::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    let record = KeyRecord::new(
+                        format!("load_{i}"),
+                        format!("project_{}", i % projects.max(1)),
+                        KeyKind::Secret,
+                    );
+                    (
+                        Sha256::digest(key.as_bytes()).into(),
+                        Principal::new(Arc::new(record)),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[derive(Clone)]
+    struct BearerToken;
+
+    impl tower_governor::key_extractor::KeyExtractor for BearerToken {
+        type Key = String;
+
+        fn extract<T>(
+            &self,
+            request: &Request<T>,
+        ) -> Result<Self::Key, tower_governor::GovernorError> {
+            token(request)
+                .map(str::to_owned)
+                .ok_or(tower_governor::GovernorError::UnableToExtractKey)
+        }
+    }
+
+    fn token<T>(request: &Request<T>) -> Option<&str> {
+        request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+    }
+
+    pub fn app(cors: CorsLayer, renderer: ErrorRenderer, digests: Digests) -> app::App {
+        let config = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000_000)
+            .key_extractor(BearerToken)
+            .use_headers()
+            .finish()
+            .expect("a governor configuration");
+        let service = ServiceBuilder::new()
+            .layer(cors)
+            .map_response(|response: Response<_>| {
+                response.map(|body: tower_http::limit::ResponseBody<_>| {
+                    body.map_err(Into::into).boxed_unsync()
+                })
+            })
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
+            .layer(app::catch_panics(renderer.clone()))
+            .layer(
+                tower_http::validate_request::ValidateRequestHeaderLayer::custom(
+                    #[allow(clippy::result_large_err)]
+                    move |request: &mut Request<Limited<Incoming>>| {
+                        let caller = token(request).and_then(|token| {
+                            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                            digests.get(&digest).cloned()
+                        });
+                        match caller {
+                            Some(caller) => {
+                                request.extensions_mut().insert(caller);
+                                Ok(())
+                            }
+                            None => {
+                                let mut response = Response::new(axum::body::Body::empty());
+                                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                                Err(response)
+                            }
+                        }
+                    },
+                ),
+            )
+            .layer(tower_governor::GovernorLayer::<_, _, axum::body::Body>::new(config))
+            // tower_governor answers its refusals in axum's body.
+            .map_response(|response: Response<Full<Bytes>>| response.map(axum::body::Body::new))
+            .service(app::handlers::<Limited<Incoming>>(renderer));
+        BoxCloneService::new(service)
+    }
 }
 
 /// A server process: its address, the keys it prints, and the child to kill.

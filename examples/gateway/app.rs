@@ -121,7 +121,7 @@ pub fn cors<St, Rs, C>(gate: &Gate<St, Rs, C>) -> CorsLayer {
 }
 
 /// A panic in a handler is answered with the standard `internal_error`.
-fn catch_panics(
+pub fn catch_panics(
     renderer: ErrorRenderer,
 ) -> CatchPanicLayer<impl Fn(Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> + Clone> {
     // Shared, not copied: the service (and this handler) is cloned for

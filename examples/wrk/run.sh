@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The demo API bare and behind the gate, each served by a process of its own
-# pinned to core 0, driven in alternating rounds by wrk pinned to core 1,
-# on loopback: prints each round's requests/s and the median ratio
-# gated/bare. Needs wrk (apt-get install wrk) and taskset.
+# The demo API bare, behind the gate, and behind what a user would assemble
+# instead from tower-http and tower_governor (the keyed peer, with its
+# rate-limit headers), each served by a process of its own pinned to core 0,
+# driven in alternating rounds by wrk pinned to core 1, on loopback: prints
+# each round's requests/s and the server's CPU time per request (user +
+# system, from /proc), and the medians: gated/bare, peer/bare, and the CPU
+# time each adds to a request. Needs wrk (apt-get install wrk) and taskset.
 #
 #   bash examples/wrk/run.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
@@ -18,24 +21,46 @@ taskset -c 0 "$server" --serve bare --addr 127.0.0.1:8080 > "$keys.bare.out" &
 bare=$!
 taskset -c 0 "$server" --serve gated --addr 127.0.0.1:8081 --keys-file "$keys" > "$keys.gated.out" &
 gated=$!
-trap 'kill $bare $gated 2>/dev/null; rm -f "$keys" "$keys".*' EXIT
-until grep -q ready "$keys.bare.out" 2>/dev/null && grep -q ready "$keys.gated.out" 2>/dev/null; do
-    sleep 0.2
+taskset -c 0 "$server" --serve peer --addr 127.0.0.1:8082 --keys-file "$keys.peer" > "$keys.peer.out" &
+peer=$!
+trap 'kill $bare $gated $peer 2>/dev/null; rm -f "$keys" "$keys".*' EXIT
+for which in bare gated peer; do
+    until grep -q ready "$keys.$which.out" 2>/dev/null; do sleep 0.2; done
 done
 
-rate() {
-    taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
-        "http://$1" -- "$keys" | awk '/^Requests\/sec/ { print $2 }'
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# One wrk run against port $1 of server $2 with the keys of file $3:
+# "requests/s µs-of-server-CPU-per-request".
+run() {
+    local before after out
+    before=$(ticks "$2")
+    out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
+        "http://127.0.0.1:$1" -- "$3")
+    after=$(ticks "$2")
+    awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
+        / requests in / { requests = $1 }
+        /^Requests\/sec/ { rate = $2 }
+        END { printf "%.0f %.2f", rate, (after - before) / hz * 1e6 / requests }' <<< "$out"
 }
 
-ratios=()
+median() {
+    sort -n | awk '{ r[NR] = $1 } END {
+        printf "%.3f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
+}
+
+ratios=() added=() peer_ratios=() peer_added=()
 for round in $(seq "$rounds"); do
-    b=$(rate 127.0.0.1:8080)
-    g=$(rate 127.0.0.1:8081)
+    read -r b bcpu <<< "$(run 8080 "$bare" "$keys")"
+    read -r g gcpu <<< "$(run 8081 "$gated" "$keys")"
+    read -r p pcpu <<< "$(run 8082 "$peer" "$keys.peer")"
     ratio=$(awk -v g="$g" -v b="$b" 'BEGIN { printf "%.3f", g / b }')
-    echo "round $round: bare $b req/s, gated $g req/s, gated/bare $ratio"
+    peer_ratio=$(awk -v p="$p" -v b="$b" 'BEGIN { printf "%.3f", p / b }')
+    echo "round $round: bare $b req/s ($bcpu µs CPU each), gated $g ($gcpu µs), peer $p ($pcpu µs); gated/bare $ratio, peer/bare $peer_ratio"
     ratios+=("$ratio")
+    peer_ratios+=("$peer_ratio")
+    added+=("$(awk -v g="$gcpu" -v b="$bcpu" 'BEGIN { print g - b }')")
+    peer_added+=("$(awk -v p="$pcpu" -v b="$bcpu" 'BEGIN { print p - b }')")
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
-    m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    printf "median gated/bare over %d rounds: %.3f\n", NR, m }'
+echo "median over $rounds rounds: gated/bare $(printf '%s\n' "${ratios[@]}" | median), peer/bare $(printf '%s\n' "${peer_ratios[@]}" | median)"
+echo "median server CPU added per request: gate $(printf '%s\n' "${added[@]}" | median) µs, peer $(printf '%s\n' "${peer_added[@]}" | median) µs"

@@ -179,6 +179,12 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         self.with(|c| c.key.reveal_revoked = reveal)
     }
 
+    /// Remembers up to `capacity` verified keys (0: none); see
+    /// [`KeyOptions::verified_keys`](crate::key::KeyOptions::verified_keys).
+    pub fn verified_keys(self, capacity: usize) -> Self {
+        self.with(|c| c.key.verified_keys = capacity)
+    }
+
     /// Renames codes and sets their statuses as an existing API's contract
     /// has them (applied to every rejection the gate's renderer renders).
     /// Every code it names must be a built-in one or one a route's rule

@@ -12,12 +12,13 @@ use http::{HeaderName, Method, Request};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::credential::{self, CredentialError, CredentialSource, Places, Sources};
+use super::credential::{self, Credential, CredentialError, CredentialSource, Places, Sources};
 use super::digest::KeyHasher;
 use super::format::KeyParser;
 use super::options::KeyOptions;
 use super::policy::Access;
 use super::store::{KeyStore, LookupResult};
+use super::verified::VerifiedKeys;
 use crate::Answer;
 use crate::check::{Check, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
@@ -39,6 +40,8 @@ pub struct KeyCheck<St> {
     pub(crate) hasher: KeyHasher,
     pub(crate) clock: Clock,
     access: PerRoute<Access>,
+    /// The keys verified so far, if the options and the store allow.
+    verified: Option<VerifiedKeys>,
 }
 
 impl<St> KeyCheck<St> {
@@ -99,6 +102,7 @@ impl<St: KeyStore> KeyCheck<St> {
     ) -> Self {
         Self {
             store,
+            verified: VerifiedKeys::new(options.verified_keys),
             options,
             parser,
             hasher,
@@ -122,6 +126,7 @@ impl<St> Clone for KeyCheck<St> {
             hasher: self.hasher.clone(),
             clock: self.clock.clone(),
             access: self.access.clone(),
+            verified: self.verified.clone(),
         }
     }
 }
@@ -178,25 +183,58 @@ impl<St: KeyStore> KeyCheck<St> {
             Ok(access) => *access,
             Err(error) => return Answer::Ready(Err(error)),
         };
-        let presented = match self.present(request, access.sources) {
-            Ok(presented) => presented,
-            Err(None) if access.anonymous => {
+        let places = self.places(access.sources);
+        let credential = match credential::extract(request.headers(), request.uri(), &places) {
+            Ok(credential) => credential,
+            Err(CredentialError::Missing) if access.anonymous => {
                 request.extensions_mut().insert(Anonymous);
                 return Answer::Ready(Ok(()));
             }
-            Err(None) => {
+            Err(CredentialError::Missing) => {
                 return Answer::Ready(Err(ApiError::new(
                     ErrorCode::MISSING_API_KEY,
-                    self.places(access.sources).describe(),
+                    places.describe(),
                 )));
             }
-            Err(Some(error)) => return Answer::Ready(Err(error)),
+            Err(CredentialError::Malformed(reason)) => {
+                return Answer::Ready(Err(malformed(reason)));
+            }
+        };
+        // A key verified before, while the store is as it was then, is
+        // what it was then: judged again (status, expiry, kind), but
+        // neither parsed, digested nor looked up again.
+        let remember = match (&self.verified, self.store.generation()) {
+            (Some(verified), Some(generation)) => {
+                let tag = verified.tag(credential.key);
+                if let Some(record) = verified.get(tag, generation) {
+                    // Remembered only if its prefix names its record's kind.
+                    let kind = record.kind();
+                    if credential.in_query && kind != KeyKind::Publishable {
+                        return Answer::Ready(Err(query_refusal()));
+                    }
+                    return Answer::Ready(
+                        self.admit(Ok(Some(record)), kind)
+                            .map(|record| self.admitted(request, record)),
+                    );
+                }
+                Some((verified, tag, generation))
+            }
+            _ => None,
+        };
+        let presented = match self.present(credential) {
+            Ok(presented) => presented,
+            Err(error) => return Answer::Ready(Err(error)),
         };
         match self.store.lookup(&presented.digest) {
-            Answer::Ready(result) => Answer::Ready(
-                self.admit(result, presented.kind)
-                    .map(|record| self.admitted(request, record)),
-            ),
+            Answer::Ready(result) => {
+                if let (Some((verified, tag, generation)), Ok(Some(record))) = (remember, &result) {
+                    verified.insert(tag, record, presented.kind, generation);
+                }
+                Answer::Ready(
+                    self.admit(result, presented.kind)
+                        .map(|record| self.admitted(request, record)),
+                )
+            }
             Answer::Pending(lookup) => Answer::Pending(KeyLookup {
                 waiting: Box::pin(Waiting {
                     lookup,
@@ -277,33 +315,22 @@ impl<St> KeyCheck<St> {
         }
     }
 
-    /// Finds, parses and digests the credential in the places of `sources`:
-    /// everything that needs no store. `Err(None)`: no credential there.
-    pub(crate) fn present<B>(
-        &self,
-        request: &Request<B>,
-        sources: Sources,
-    ) -> Result<Presented, Option<ApiError>> {
-        let credential =
-            credential::extract(request.headers(), request.uri(), &self.places(sources)).map_err(
-                |error| match error {
-                    CredentialError::Missing => None,
-                    CredentialError::Malformed(reason) => Some(malformed(reason)),
-                },
-            )?;
-        let parsed = self
-            .parser
-            .parse(credential.key)
-            .map_err(|error| Some(malformed(error)))?;
+    /// Parses and digests `credential`: everything that needs no store.
+    pub(crate) fn present(&self, credential: Credential<'_>) -> Result<Presented, ApiError> {
+        let parsed = self.parser.parse(credential.key).map_err(malformed)?;
         if credential.in_query && parsed.kind() != KeyKind::Publishable {
-            return Err(Some(malformed(
-                "only publishable keys may be sent in the query string",
-            )));
+            return Err(query_refusal());
         }
         Ok(Presented {
             digest: self.hasher.digest(credential.key),
             kind: parsed.kind(),
         })
+    }
+
+    /// Forgets every key verified (the settings they were verified under
+    /// changed).
+    pub(crate) fn forget_verified(&mut self) {
+        self.verified = VerifiedKeys::new(self.options.verified_keys);
     }
 
     /// Judges the store's answer for a key presented as `kind`.
@@ -370,6 +397,11 @@ impl<St> KeyCheck<St> {
         }
         request.extensions_mut().insert(Principal::new(record));
     }
+}
+
+/// The refusal of a secret or restricted key sent in the query string.
+fn query_refusal() -> ApiError {
+    malformed("only publishable keys may be sent in the query string")
 }
 
 fn malformed(reason: impl std::fmt::Display) -> ApiError {

@@ -47,7 +47,11 @@ impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
     }
 
     fn with(self, change: impl FnOnce(&mut KeyCheck<St>)) -> Self {
-        self.change(|shared| change(&mut shared.checks))
+        self.change(|shared| {
+            change(&mut shared.checks);
+            // What was verified under other settings is not verified now.
+            shared.checks.forget_verified();
+        })
     }
 
     fn with_options(self, change: impl FnOnce(&mut KeyOptions)) -> Self {
@@ -117,6 +121,13 @@ impl<St: KeyStore> CheckLayer<KeyCheck<St>> {
     #[must_use]
     pub fn reveal_revoked(self, reveal: bool) -> Self {
         self.with_options(|o| o.reveal_revoked = reveal)
+    }
+
+    /// Remembers up to `capacity` verified keys (0: none); see
+    /// [`KeyOptions::verified_keys`].
+    #[must_use]
+    pub fn verified_keys(self, capacity: usize) -> Self {
+        self.with_options(|o| o.verified_keys = capacity)
     }
 
     /// Reads the time (for key expiry) from `clock`.

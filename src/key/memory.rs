@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::future::Ready;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 use super::store::{KeyStore, LookupResult};
 use crate::Answer;
@@ -34,7 +35,14 @@ pub struct InMemoryKeyStore {
     // finds both (among many keys, the slots stay in the cache). Digests
     // are uniformly distributed and the store holds only the operator's
     // keys, so they are their own hash.
-    shards: Arc<[Shard]>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: [Shard; SHARDS],
+    /// Counts the changes, each counted while its set is still locked (see
+    /// [`KeyStore::generation`]).
+    generation: AtomicU64,
 }
 
 type Shard = RwLock<HashSet<Stored, hash::BuildPrehashed>>;
@@ -46,7 +54,10 @@ const SHARDS: usize = 16;
 impl Default for InMemoryKeyStore {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            inner: Arc::new(Inner {
+                shards: std::array::from_fn(|_| Shard::default()),
+                generation: AtomicU64::new(0),
+            }),
         }
     }
 }
@@ -90,16 +101,25 @@ impl InMemoryKeyStore {
     /// The set holding `digest` (chosen by other bits than the sets' own
     /// hash uses).
     fn shard(&self, digest: &KeyDigest) -> &Shard {
-        &self.shards[usize::from(digest.as_bytes()[31]) % SHARDS]
+        &self.inner.shards[usize::from(digest.as_bytes()[31]) % SHARDS]
+    }
+
+    /// The set holding `digest`, locked for a change: the change is counted
+    /// when the guard is dropped, before the set is unlocked.
+    fn change(&self, digest: &KeyDigest) -> Changing<'_> {
+        Changing {
+            set: self
+                .shard(digest)
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            generation: &self.inner.generation,
+        }
     }
 
     /// Adds or replaces the record for `digest`.
     pub fn insert(&self, digest: KeyDigest, record: KeyRecord) {
         let stored = Stored(Arc::new(record.stored_under(digest)));
-        self.shard(&digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replace(stored);
+        self.change(&digest).set.replace(stored);
     }
 
     /// Marks the key revoked; returns whether it was known.
@@ -130,23 +150,19 @@ impl InMemoryKeyStore {
         // The set stays locked while the record is changed, so that two
         // changes of one key never lose one another, and readers see the
         // old record or the new one, never none.
-        let mut set = self
-            .shard(digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(Stored(old)) = set.get(digest) else {
+        let mut changing = self.change(digest);
+        let Some(Stored(old)) = changing.set.get(digest) else {
             return false;
         };
         let changed = change(KeyRecord::clone(old)).stored_under(*digest);
-        set.replace(Stored(Arc::new(changed)));
+        changing.set.replace(Stored(Arc::new(changed)));
         true
     }
 
     /// Forgets the key; returns its record if it was known.
     pub fn remove(&self, digest: &KeyDigest) -> Option<Arc<KeyRecord>> {
-        self.shard(digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.change(digest)
+            .set
             .take(digest)
             .map(|Stored(record)| record)
     }
@@ -163,7 +179,8 @@ impl InMemoryKeyStore {
 
     /// How many keys are stored.
     pub fn len(&self) -> usize {
-        self.shards
+        self.inner
+            .shards
             .iter()
             .map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
@@ -181,6 +198,25 @@ impl KeyStore for InMemoryKeyStore {
     #[inline]
     fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
         Answer::Ready(Ok(self.get(digest)))
+    }
+
+    #[inline]
+    fn generation(&self) -> Option<u64> {
+        Some(self.inner.generation.load(Ordering::Acquire))
+    }
+}
+
+/// A set locked for a change, which is counted when this is dropped.
+struct Changing<'a> {
+    set: RwLockWriteGuard<'a, HashSet<Stored, hash::BuildPrehashed>>,
+    generation: &'a AtomicU64,
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        // Counted while the set is still locked (the guard is dropped
+        // after this): whoever reads the new count then finds the change.
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 

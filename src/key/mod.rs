@@ -66,6 +66,7 @@ mod memory;
 mod options;
 pub(crate) mod policy;
 pub mod store;
+mod verified;
 
 pub use crate::context::digest::KeyDigest;
 pub use crate::context::kind::{KeyEnv, KeyKind, KeyKinds};

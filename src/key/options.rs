@@ -25,6 +25,7 @@ pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// strip_credential = false           # remove the key before your service sees the request
 /// reveal_revoked = false             # 401 revoked_api_key instead of invalid_api_key
 /// lookup_timeout_ms = 2000           # the key store's time to answer
+/// verified_keys = 65536              # keys remembered once verified (0: none)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -58,6 +59,16 @@ pub struct KeyOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub lookup_timeout: Option<Duration>,
+    /// How many verified keys the key check remembers, by a secret 128-bit
+    /// keyed hash of the key as presented, so that a key it has seen costs
+    /// neither its parse, its HMAC nor the store's lookup (default 65 536,
+    /// a few megabytes at most; 0: none). Only with a store that says when
+    /// it changes ([`KeyStore::generation`](super::store::KeyStore::generation),
+    /// as the in-memory store does): any change to the store makes every
+    /// key verified again, so no revoked or changed key is ever answered
+    /// from memory. Only keys the store knew are remembered: unknown keys
+    /// neither fill it nor evict the known ones.
+    pub verified_keys: usize,
 }
 
 impl Default for KeyOptions {
@@ -69,6 +80,7 @@ impl Default for KeyOptions {
             strip_credential: false,
             reveal_revoked: false,
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
+            verified_keys: super::verified::DEFAULT_CAPACITY,
         }
     }
 }

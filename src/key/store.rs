@@ -43,6 +43,21 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Looks up `digest`.
     fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup>;
+
+    /// A number that changes whenever any record changes (added, changed,
+    /// removed), read before a lookup, or `None` (the default) if the store
+    /// cannot say.
+    ///
+    /// A store that answers at once and gives one lets the key check
+    /// remember the keys it verified, by a keyed hash of the key as
+    /// presented, for as long as the number stays the same: a known key then
+    /// costs neither its parse, its digest nor this store's lookup. A
+    /// [`lookup`](Self::lookup) begun after the new number was read must
+    /// find the change (count it after making it, or while no lookup can
+    /// see the record yet), or a key could be answered from before it.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
@@ -50,5 +65,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 
     fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
         (**self).lookup(digest)
+    }
+
+    fn generation(&self) -> Option<u64> {
+        (**self).generation()
     }
 }

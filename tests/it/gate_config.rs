@@ -299,3 +299,16 @@ fn config_mistakes_are_named() {
     );
     assert_eq!(record.kind(), KeyKind::Secret);
 }
+
+#[test]
+fn how_many_verified_keys_to_remember_is_a_setting() {
+    let config = GateConfig::from_toml("verified_keys = 0\n").unwrap();
+    assert_eq!(config.key.verified_keys, 0);
+    assert_eq!(
+        GateConfig::from_toml("").unwrap().key.verified_keys,
+        65_536,
+        "the documented default"
+    );
+    let error = GateConfig::from_toml("verified_keys = \"many\"\n").unwrap_err();
+    assert!(error.to_string().contains("verified_keys"), "{error}");
+}

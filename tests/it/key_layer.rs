@@ -584,3 +584,184 @@ async fn grpc_requests_get_a_grpc_status() {
     );
     assert!(answer.raw.is_empty());
 }
+
+/// A key layer over a store that counts its lookups and says when it
+/// changes (as the in-memory store does).
+fn remembering(
+    keys: &Keys,
+) -> (
+    CountingStore<tollgate::key::InMemoryKeyStore>,
+    KeyLayer<CountingStore<tollgate::key::InMemoryKeyStore>>,
+) {
+    let counting = CountingStore::new(keys.store.clone()).with_generation();
+    let layer = KeyLayer::new(counting.clone()).hasher(keys.hasher.clone());
+    (counting, layer)
+}
+
+#[tokio::test]
+async fn a_verified_key_is_not_looked_up_again_while_the_store_is_unchanged() {
+    let keys = Keys::new();
+    let (counting, layer) = remembering(&keys);
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(Handler::default().service());
+    for _ in 0..3 {
+        let answer = send(
+            service.clone(),
+            empty(get("/").header("authorization", bearer(keys.secret.key()))),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body["principal"]["key_id"], "key_sk");
+    }
+    assert_eq!(counting.lookups(), 1);
+    // Unknown keys are never remembered: each costs a lookup.
+    let unknown = keys.hasher.mint(KeyKind::Secret, None).unwrap();
+    for _ in 0..2 {
+        let answer = send(
+            service.clone(),
+            empty(get("/").header("x-api-key", unknown.key())),
+        )
+        .await;
+        assert_eq!(answer.code(), "invalid_api_key");
+    }
+    assert_eq!(counting.lookups(), 3);
+    // Without a generation, every request looks the key up.
+    let plain = CountingStore::new(keys.store.clone());
+    let service = ServiceBuilder::new()
+        .layer(KeyLayer::new(plain.clone()).hasher(keys.hasher.clone()))
+        .service(Handler::default().service());
+    for _ in 0..2 {
+        let request = empty(get("/").header("x-api-key", keys.secret.key()));
+        assert_eq!(send(service.clone(), request).await.status, StatusCode::OK);
+    }
+    assert_eq!(plain.lookups(), 2);
+}
+
+#[tokio::test]
+async fn a_verified_key_revoked_changed_or_removed_is_judged_anew() {
+    let keys = Keys::new();
+    let (counting, layer) = remembering(&keys);
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(Handler::default().service());
+    let request = || empty(get("/").header("x-api-key", keys.secret.key()));
+    assert_eq!(
+        send(service.clone(), request()).await.status,
+        StatusCode::OK
+    );
+
+    assert!(keys.store.revoke(&keys.secret.digest()));
+    assert_eq!(
+        send(service.clone(), request()).await.code(),
+        "invalid_api_key"
+    );
+    assert!(
+        keys.store
+            .set_status(&keys.secret.digest(), KeyStatus::Active)
+    );
+    assert_eq!(
+        send(service.clone(), request()).await.status,
+        StatusCode::OK
+    );
+
+    // A change to another key's record also makes this one looked up again
+    // (the store says only that something changed), and its own change is
+    // seen at once.
+    assert!(keys.store.update(&keys.secret.digest(), |record| {
+        record.with_scopes(["read"])
+    }));
+    let answer = send(service.clone(), request()).await;
+    assert_eq!(
+        answer.body["principal"]["scopes"],
+        serde_json::json!(["read"])
+    );
+    let before = counting.lookups();
+    keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("key_other", "demo", KeyKind::Secret),
+    );
+    assert_eq!(
+        send(service.clone(), request()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(counting.lookups(), before + 1);
+
+    assert!(keys.store.remove(&keys.secret.digest()).is_some());
+    assert_eq!(
+        send(service.clone(), request()).await.code(),
+        "invalid_api_key"
+    );
+}
+
+#[tokio::test]
+async fn a_verified_key_is_still_judged_by_where_it_came_and_when() {
+    let keys = Keys::new();
+    let clock = FakeClock::new();
+    let expiring = keys.add(
+        KeyKind::Secret,
+        KeyRecord::new("key_exp", "demo", KeyKind::Secret)
+            .with_expiry(clock.clock().unix_now() + Duration::from_secs(60)),
+    );
+    let counting = CountingStore::new(keys.store.clone()).with_generation();
+    let service = ServiceBuilder::new()
+        .layer(
+            KeyLayer::new(counting.clone())
+                .hasher(keys.hasher.clone())
+                .query_parameter("api_key")
+                .clock(clock.clock()),
+        )
+        .service(Handler::default().service());
+    let header = || empty(get("/").header("x-api-key", expiring.key()));
+    assert_eq!(send(service.clone(), header()).await.status, StatusCode::OK);
+    // Remembered, but a secret key in the query string is still refused.
+    let in_query = empty(get(&format!("/?api_key={}", expiring.key())));
+    let answer = send(service.clone(), in_query).await;
+    assert_eq!(answer.code(), "malformed_api_key");
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only publishable keys")
+    );
+    // And its expiry is read from the clock on every request.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        send(service.clone(), header()).await.code(),
+        "expired_api_key"
+    );
+    assert_eq!(counting.lookups(), 1);
+}
+
+#[tokio::test]
+async fn what_was_verified_under_other_settings_is_verified_again() {
+    let keys = Keys::new();
+    let counting = CountingStore::new(keys.store.clone()).with_generation();
+    let first = KeyLayer::new(counting.clone()).hasher(keys.hasher.clone());
+    let request = || empty(get("/").header("x-api-key", keys.secret.key()));
+    let service = ServiceBuilder::new()
+        .layer(first.clone())
+        .service(Handler::default().service());
+    assert_eq!(send(service, request()).await.status, StatusCode::OK);
+    // Another pepper: the key's digest is not the stored one.
+    let repeppered = first
+        .clone()
+        .hasher(tollgate::key::KeyHasher::with_pepper(b"other"));
+    let service = ServiceBuilder::new()
+        .layer(repeppered)
+        .service(Handler::default().service());
+    assert_eq!(send(service, request()).await.code(), "invalid_api_key");
+    // Remembering nothing: every request is looked up.
+    let forgetful = first.verified_keys(0);
+    let service = ServiceBuilder::new()
+        .layer(forgetful)
+        .service(Handler::default().service());
+    let before = counting.lookups();
+    for _ in 0..2 {
+        assert_eq!(
+            send(service.clone(), request()).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(counting.lookups(), before + 2);
+}

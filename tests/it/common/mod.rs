@@ -193,11 +193,13 @@ impl Keys {
     }
 }
 
-/// Wraps a store: counts lookups.
+/// Wraps a store: counts lookups. Says when the store changes only if
+/// made [`with_generation`](Self::with_generation).
 #[derive(Clone)]
 pub struct CountingStore<S> {
     pub inner: S,
     pub lookups: Arc<AtomicUsize>,
+    pub generation: bool,
 }
 
 impl<S> CountingStore<S> {
@@ -205,7 +207,15 @@ impl<S> CountingStore<S> {
         Self {
             inner,
             lookups: Arc::default(),
+            generation: false,
         }
+    }
+
+    /// Passes the inner store's generation on (so the key check may
+    /// remember verified keys).
+    pub fn with_generation(mut self) -> Self {
+        self.generation = true;
+        self
     }
 
     pub fn lookups(&self) -> usize {
@@ -218,6 +228,10 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
     fn lookup(&self, digest: &KeyDigest) -> StoreAnswer<LookupResult, Self::Lookup> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.lookup(digest)
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.generation.then(|| self.inner.generation()).flatten()
     }
 }
 
