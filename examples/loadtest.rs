@@ -470,7 +470,7 @@ mod peer {
                 })
             })
             .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
-            .layer(app::catch_panics(renderer.clone()))
+            .layer(app::catch_panics(&renderer))
             .layer(
                 tower_http::validate_request::ValidateRequestHeaderLayer::custom(
                     #[allow(clippy::result_large_err)]

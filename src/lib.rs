@@ -98,6 +98,10 @@
 //! - `redis`: `rate_limit::redis`, buckets shared by several instances.
 //! - `metrics`: counters, a histogram and a gauge through the `metrics`
 //!   facade (the `metrics` module).
+//! - `tower-http`: request ids from the `RequestId` tower-http's
+//!   `SetRequestIdLayer` leaves in a request's extensions.
+//! - `grpc-details`: gRPC refusals carry `grpc-status-details-bin`
+//!   (Google's rich error model, through `tonic-types`).
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -122,16 +122,9 @@ pub fn cors<St, Rs, C>(gate: &Gate<St, Rs, C>) -> CorsLayer {
 
 /// A panic in a handler is answered with the standard `internal_error`.
 pub fn catch_panics(
-    renderer: ErrorRenderer,
-) -> CatchPanicLayer<impl Fn(Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> + Clone> {
-    // Shared, not copied: the service (and this handler) is cloned for
-    // every request.
-    let renderer = std::sync::Arc::new(renderer);
-    CatchPanicLayer::custom(move |_panic| {
-        renderer
-            .respond(ApiError::from(ErrorCode::INTERNAL_ERROR), &Request::new(()))
-            .map(Full::new)
-    })
+    renderer: &ErrorRenderer,
+) -> CatchPanicLayer<impl Fn(Box<dyn std::any::Any + Send>) -> Response<String> + Clone + use<>> {
+    CatchPanicLayer::custom(renderer.panic_response())
 }
 
 /// CORS outside, then the gate, then `handlers`.
@@ -158,7 +151,7 @@ fn app_with<St: KeyStore, Rs: RateStore>(
             })
         })
         .layer(layer)
-        .layer(catch_panics(gate.renderer().clone()))
+        .layer(catch_panics(gate.renderer()))
         .service(handlers);
     BoxCloneService::new(service)
 }
@@ -178,7 +171,7 @@ pub fn bare_app(
         .map_response(|response: Response<_>| {
             response.map(|body: tower_http::body::UnsyncBoxBody<_, _>| body.boxed_unsync())
         })
-        .layer(catch_panics(renderer))
+        .layer(catch_panics(&renderer))
         .map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(caller.clone());
             request

@@ -270,7 +270,7 @@ async fn serve<Rs: RateStore + Clone>(
     );
     println!("  curl -i -X POST http://{addr}/v1/track");
     println!(
-        "  for i in $(seq 25); do curl -s -o /dev/null -w '%{{http_code}} ' http://{addr}/v1/stats -H 'X-API-Key: {server}'; done; echo"
+        "  curl -s -w '%{{http_code}} ' -H 'X-API-Key: {server}' $(printf -- '-o /dev/null http://{addr}/v1/stats %.0s' $(seq 25)); echo"
     );
 
     let mut connections = auto::Builder::new(TokioExecutor::new());

@@ -76,19 +76,20 @@ impl BodyLimits {
     }
 
     /// The cap for `request`: its key's own, else its key's tier's on its
-    /// route, else its route's. A route of another table is refused.
+    /// route, else its route's, with whose it is. A route of another table
+    /// is refused.
     #[inline]
-    fn limit_of<B>(&self, request: &Request<B>) -> Result<u64, ApiError> {
+    fn limit_of<B>(&self, request: &Request<B>) -> Result<(u64, LimitOf), ApiError> {
         let route = crate::context::route(request);
         let limit = *self.limits.for_route(route)?;
         if route.is_some_and(Route::is_public) {
-            return Ok(limit);
+            return Ok((limit, LimitOf::Route));
         }
         let Some(record) = crate::context::principal(request).map(|p| p.record()) else {
-            return Ok(limit);
+            return Ok((limit, LimitOf::Route));
         };
         if let Some(own) = record.body_limit() {
-            return Ok(own);
+            return Ok((own, LimitOf::Key));
         }
         let tiered = record.tier().and_then(|tier| {
             let caps = self.tiers.as_ref()?.get(route)?;
@@ -96,7 +97,10 @@ impl BodyLimits {
                 .find(|(name, _)| **name == *tier)
                 .map(|(_, bytes)| *bytes)
         });
-        Ok(tiered.unwrap_or(limit))
+        Ok(match tiered {
+            Some(bytes) => (bytes, LimitOf::Tier),
+            None => (limit, LimitOf::Route),
+        })
     }
 
     /// Refuses bodies over the cap with these codes instead of
@@ -107,7 +111,7 @@ impl BodyLimits {
 
     /// The cap of `request`'s route (0 for a route of another table).
     fn limit_or_zero<B>(&self, request: &Request<B>) -> u64 {
-        self.limit_of(request).unwrap_or(0)
+        self.limit_of(request).map_or(0, |(limit, _)| limit)
     }
 
     /// The code refusing a body over the cap of `route`.
@@ -134,14 +138,62 @@ impl BodyLimits {
     }
 }
 
-/// The standard 413 for a body over `limit` bytes.
+/// Whose cap a body is held to: the route's, the route's for the key's
+/// tier, or the key's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LimitOf {
+    Route,
+    Tier,
+    Key,
+}
+
+impl LimitOf {
+    /// The refusal of a body over this kind of cap.
+    fn refusal(self) -> fn(ErrorCode, u64) -> ApiError {
+        match self {
+            Self::Route => too_large,
+            Self::Tier => too_large_for_tier,
+            Self::Key => too_large_for_key,
+        }
+    }
+}
+
+/// The standard 413 for a body over the route's `limit` bytes.
 pub(crate) fn too_large(code: ErrorCode, limit: u64) -> ApiError {
-    ApiError::new(
+    refusal(
         code,
+        limit,
         format!("The request body is larger than this route's limit of {limit} bytes."),
+        "route",
     )
-    .with_details(json!({ "limit_bytes": limit }))
-    .with_rule(Rule::BodyLimit)
+}
+
+/// The 413 for a body over the `limit` bytes the route gives the key's tier.
+fn too_large_for_tier(code: ErrorCode, limit: u64) -> ApiError {
+    refusal(
+        code,
+        limit,
+        format!(
+            "The request body is larger than the limit of {limit} bytes this route gives the API key's tier."
+        ),
+        "tier",
+    )
+}
+
+/// The 413 for a body over the key's own `limit` bytes.
+fn too_large_for_key(code: ErrorCode, limit: u64) -> ApiError {
+    refusal(
+        code,
+        limit,
+        format!("The request body is larger than this API key's limit of {limit} bytes."),
+        "key",
+    )
+}
+
+fn refusal(code: ErrorCode, limit: u64, message: String, of: &'static str) -> ApiError {
+    ApiError::new(code, message)
+        .with_details(json!({ "limit_bytes": limit, "limit_of": of }))
+        .with_rule(Rule::BodyLimit)
 }
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
@@ -162,7 +214,7 @@ where
     type Body = LimitedBody<B>;
 
     fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<LimitedBody<B>, B> {
-        let limit = match self.limit_of(&request) {
+        let (limit, of) = match self.limit_of(&request) {
             Ok(limit) => limit,
             Err(error) => return Limited::Refused { error, request },
         };
@@ -170,7 +222,7 @@ where
             Some(length) if length > limit => {
                 let code = self.code(crate::context::route(&request));
                 return Limited::Refused {
-                    error: too_large(code, limit),
+                    error: of.refusal()(code, limit),
                     request,
                 };
             }
@@ -198,7 +250,7 @@ where
             renderer.clone(),
             limit,
             self.code(crate::context::route(&request)),
-            too_large,
+            of.refusal(),
         ));
         Limited::Pass {
             request: request.map(|body| LimitedBody::new(body, limit, Some(tripped))),

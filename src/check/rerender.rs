@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response, Uri, Version};
 
 use super::ResponseHeaders;
 use super::drain::{Drain, close};
@@ -49,6 +49,9 @@ impl Collecting {
 pub(crate) struct Echo<C, L> {
     shared: Arc<Shared<C, L>>,
     method: Method,
+    /// The request's URI, for a shape that shows its path.
+    /// (Boxed: the admitted request's future stays small.)
+    uri: Option<Box<Uri>>,
     request_id: Option<HeaderValue>,
     route: Option<Route>,
     principal: Option<Principal>,
@@ -59,6 +62,10 @@ impl<C, L> Echo<C, L> {
         Self {
             shared: Arc::clone(shared),
             method: request.method().clone(),
+            uri: shared
+                .renderer
+                .reads_path()
+                .then(|| Box::new(request.uri().clone())),
             request_id: request
                 .headers()
                 .get(shared.renderer.request_id_header())
@@ -76,6 +83,9 @@ impl<C, L> Echo<C, L> {
         let error = response.extensions_mut().remove::<ApiError>()?;
         let mut request = Request::new(());
         *request.method_mut() = self.method.clone();
+        if let Some(uri) = &self.uri {
+            *request.uri_mut() = Uri::clone(uri);
+        }
         if let Some(id) = &self.request_id {
             request
                 .headers_mut()

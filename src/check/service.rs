@@ -17,7 +17,7 @@ use super::observe::{Observer, Report};
 use super::trace;
 use super::{Check, ResponseHeaders};
 use crate::Answer;
-use crate::render::ErrorRenderer;
+use crate::render::{ErrorRenderer, request_id};
 
 /// Runs the check `C` (one check, or several chained with
 /// [`Check::then`]) on each request, then caps its body with `L` and calls
@@ -212,6 +212,13 @@ where
         #[cfg(feature = "tracing")]
         let _entered = span.as_ref().map(tracing::Span::enter);
         let mut headers = ResponseHeaders::new();
+        if shared.renderer.generates_request_ids() {
+            ensure_request_id(
+                &mut request,
+                shared.renderer.request_id_header(),
+                &mut headers,
+            );
+        }
         match shared.checks.check(&mut request, &mut headers) {
             Answer::Ready(verdict) => {
                 let report = Report::of(&shared.observer, &request, started);
@@ -237,4 +244,23 @@ where
             }
         }
     }
+}
+
+/// Makes sure `request` has an id in `header` — the one it brought, the one
+/// tower-http's layer put in its extensions, or a new one — and sends it
+/// back in the response's `header`.
+fn ensure_request_id<B>(
+    request: &mut Request<B>,
+    header: &http::HeaderName,
+    out: &mut ResponseHeaders,
+) {
+    let value = match request_id::read(request.headers(), header) {
+        Some(_) => request.headers()[header].clone(),
+        None => {
+            let value = request_id::missing(request);
+            request.headers_mut().insert(header.clone(), value.clone());
+            value
+        }
+    };
+    out.insert(header.clone(), value);
 }

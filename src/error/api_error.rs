@@ -108,6 +108,11 @@ impl ApiError {
     }
 
     /// The same rejection under another code (a contract's spelling).
+    pub(crate) fn with_message(mut self, message: Cow<'static, str>) -> Self {
+        self.inner.message = message;
+        self
+    }
+
     pub(crate) fn with_code(mut self, code: ErrorCode) -> Self {
         self.inner.code = code;
         self
@@ -139,6 +144,12 @@ impl ApiError {
     /// The category (the code's).
     pub fn category(&self) -> Category {
         self.inner.code.category()
+    }
+
+    /// The category as error bodies show it (see
+    /// [`ErrorCode::category_name`]).
+    pub fn category_name(&self) -> &str {
+        self.inner.code.category_name()
     }
 
     /// The human message.

@@ -65,6 +65,9 @@ pub struct ErrorCode {
     name: Name,
     status: StatusCode,
     category: Category,
+    /// The category as an API's contract names it for this code (a
+    /// `[codes]` entry's `category`), shown in its place.
+    category_name: Option<Arc<str>>,
 }
 
 #[derive(Clone)]
@@ -125,6 +128,7 @@ macro_rules! catalogue {
                     name: Name::Builtin($name),
                     status: StatusCode::$status,
                     category: Category::$category,
+                    category_name: None,
                 };
             )*
 
@@ -217,6 +221,7 @@ impl ErrorCode {
             name: Name::Custom(name.into()),
             status,
             category,
+            category_name: None,
         })
     }
 
@@ -249,7 +254,29 @@ impl ErrorCode {
             name,
             status,
             category: self.category,
+            category_name: self.category_name.clone(),
         })
+    }
+
+    /// This code with its category shown as `name` in error bodies (the
+    /// typed [`category`](Self::category) stays).
+    pub(crate) fn with_category_name(mut self, name: Arc<str>) -> Self {
+        self.category_name = Some(name);
+        self
+    }
+
+    /// The category as error bodies show it: the contract's name for this
+    /// code's category, if a [`CodeMap`](super::CodeMap) gave one, else the
+    /// [`category`](Self::category)'s.
+    pub fn category_name(&self) -> &str {
+        self.category_name
+            .as_deref()
+            .unwrap_or(self.category.as_str())
+    }
+
+    /// Whether a contract named this code's category.
+    pub(crate) fn has_category_name(&self) -> bool {
+        self.category_name.is_some()
     }
 
     /// Whether this is `other`, or `other` renamed: a rename keeps the
@@ -295,6 +322,7 @@ impl PartialEq for ErrorCode {
         self.as_str() == other.as_str()
             && self.status == other.status
             && self.category == other.category
+            && self.category_name == other.category_name
     }
 }
 
@@ -306,6 +334,7 @@ impl fmt::Debug for ErrorCode {
             .field("code", &self.as_str())
             .field("status", &self.status.as_u16())
             .field("category", &self.category)
+            .field("category_name", &self.category_name)
             .finish()
     }
 }

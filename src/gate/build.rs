@@ -37,9 +37,10 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             return Err(error);
         }
         let config = &setup.config;
+        config.check_tiers()?;
         let shared = shared_quotas(config)?;
         let routes = route_table(config)?;
-        let defaults = &config.defaults;
+        let defaults = &*config.effective_defaults();
         let origin_kinds: KeyKinds = match &config.origin_kinds {
             Some(kinds) => kinds.iter().copied().collect(),
             None => KeyKinds::only(KeyKind::Publishable),
@@ -110,6 +111,14 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             accesses.set(name, effective.key.access(&config.key).map_err(in_route)?)?;
             rule_codes.extend(effective.codes());
         }
+        rule_codes.extend(shared.iter().filter_map(Quota::refusal_code));
+        rule_codes.extend(
+            config
+                .keys
+                .iter()
+                .flat_map(|key| key.quotas.values())
+                .filter_map(Quota::refusal_code),
+        );
         config.codes.check_known(rule_codes.iter().copied())?;
 
         let hasher = match setup.hasher {
@@ -216,14 +225,34 @@ fn renderer(
     routes: &Routes,
 ) -> Result<ErrorRenderer, ConfigError> {
     let mut renderer = given.unwrap_or_else(|| config.errors.renderer());
-    if let Some(header) = &config.request_id_header {
-        let header = HeaderName::try_from(header.as_str()).map_err(|_| {
-            ConfigError::new(
+    let options = config.request_id.as_ref();
+    let header = match (
+        &config.request_id_header,
+        options.and_then(|o| o.header.as_ref()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
                 "request_id_header",
-                format!("`{header}` is not a header name"),
-            )
-        })?;
+                "set `request_id_header` or `request_id.header`, not both",
+            ));
+        }
+        (Some(header), None) => Some(("request_id_header", header)),
+        (None, Some(header)) => Some(("request_id.header", header)),
+        (None, None) => None,
+    };
+    if let Some((field, header)) = header {
+        let header = HeaderName::try_from(header.as_str())
+            .map_err(|_| ConfigError::new(field, format!("`{header}` is not a header name")))?;
         renderer = renderer.with_request_id_header(header);
+    }
+    if options.is_some_and(|options| options.generate) {
+        renderer = renderer.with_generated_request_ids(true);
+    }
+    if let Some(domain) = &config.grpc_domain {
+        if domain.trim().is_empty() {
+            return Err(ConfigError::new("grpc_domain", "needs a name"));
+        }
+        renderer = renderer.with_grpc_domain(domain);
     }
     if !config.codes.is_empty() {
         renderer = renderer.with_codes(config.codes.clone());

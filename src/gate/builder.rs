@@ -9,7 +9,7 @@ use http::HeaderName;
 use super::config::GateConfig;
 use super::observe::Hook;
 use super::route_config::RouteConfig;
-use super::{GateEvent, RoutePolicy};
+use super::{GateEvent, RoutePolicy, TierPolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::check::Check;
@@ -204,7 +204,19 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
 
     /// Echoes the request id from `header` (default `x-request-id`).
     pub fn request_id_header(self, header: HeaderName) -> Self {
-        self.with(|c| c.request_id_header = Some(header.as_str().to_owned()))
+        self.with(|c| {
+            c.request_id_header = Some(header.as_str().to_owned());
+            if let Some(options) = &mut c.request_id {
+                options.header = None;
+            }
+        })
+    }
+
+    /// Gives every request that comes without a request id one, at the
+    /// edge (a configuration file's `request_id = { generate = true }`; see
+    /// [`RequestIdOptions`](crate::render::RequestIdOptions)).
+    pub fn generate_request_ids(self, generate: bool) -> Self {
+        self.with(|c| c.request_id.get_or_insert_with(Default::default).generate = generate)
     }
 
     /// Reads every time from `clock`: key expiry, rate-limit reset times,
@@ -262,6 +274,17 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
     pub fn route(self, pattern: impl Into<String>, policy: RoutePolicy) -> Self {
         let entry = RouteConfig::new(pattern, policy);
         self.with(|c| c.routes.push(entry))
+    }
+
+    /// Declares a tier keys may carry, with what it gives them on the routes
+    /// that take their settings from the defaults (a configuration file's
+    /// `[tiers]`; see [`GateConfig::tiers`]). `TierPolicy::new()` declares a
+    /// tier without settings of its own.
+    pub fn tier(self, name: impl Into<String>, policy: TierPolicy) -> Self {
+        let name = name.into();
+        self.with(|c| {
+            c.tiers.insert(name, policy);
+        })
     }
 
     /// Declares a quota that routes share: every route listing

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::route_config::RouteConfig;
-use super::{Gate, GateBuilder, RoutePolicy};
+use super::{Gate, GateBuilder, RoutePolicy, TierPolicy};
 use crate::ConfigError;
 use crate::body_limit::DrainLimits;
 use crate::error::CodeMap;
@@ -18,7 +18,7 @@ use crate::key::format::KeyParser;
 use crate::key::{InMemoryKeyStore, KeyConfig, KeyHasher, KeyKind, KeyOptions};
 use crate::rate_limit::store::policy_label;
 use crate::rate_limit::{InMemoryRateStore, Quota, RateLimitOptions};
-use crate::render::ErrorFormat;
+use crate::render::{ErrorFormat, RequestIdOptions};
 use crate::route::TrailingSlash;
 
 /// A gate's configuration as data: global settings, defaults, keys and
@@ -101,11 +101,31 @@ pub struct GateConfig {
     /// 403 }` (see [`CodeMap`]).
     #[serde(skip_serializing_if = "CodeMap::is_empty")]
     pub codes: CodeMap,
-    /// The request-id header echoed in errors (default `x-request-id`).
+    /// The request-id header echoed in errors (default `x-request-id`); a
+    /// shorthand for `request_id = { header = "…" }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id_header: Option<String>,
+    /// Request ids: `request_id = { header = "x-request-id", generate =
+    /// true }` makes one for every request that comes without (see
+    /// [`RequestIdOptions`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestIdOptions>,
+    /// The domain of the `ErrorInfo` gRPC refusals carry in
+    /// `grpc-status-details-bin` (feature `grpc-details`; default
+    /// `tollgate`): your service's name, such as `api.example.com`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_domain: Option<String>,
     /// The policy of unmatched requests and the defaults of every route.
     pub defaults: RoutePolicy,
+    /// The tiers keys may carry (`[tiers]`, each a name with optional
+    /// settings: `free = {}`, `pro = { quotas = [...], body_limit = ... }`).
+    /// A tier's settings here are what `[defaults] tiers` would give it
+    /// (settings there win); once `[tiers]` is given, every tier a key, the
+    /// defaults or a route names must be declared in it, so a misspelt one
+    /// is an error at start-up. Without `[tiers]`, the tiers are those the
+    /// defaults and routes give settings to.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, TierPolicy>,
     /// Quotas routes share by name: `[shared_quotas]` with
     /// `sdk = { rate = 600, per = "minute" }`, listed on routes as
     /// `quotas = ["sdk"]` (see [`Quota::shared`]).
@@ -138,7 +158,10 @@ struct GateFields {
     errors: ErrorFormat,
     codes: CodeMap,
     request_id_header: Option<String>,
+    request_id: Option<RequestIdOptions>,
+    grpc_domain: Option<String>,
     defaults: RoutePolicy,
+    tiers: BTreeMap<String, TierPolicy>,
     shared_quotas: BTreeMap<String, Quota>,
     #[serde(deserialize_with = "crate::key::config::named_keys")]
     keys: Vec<KeyConfig>,
@@ -159,7 +182,10 @@ impl Default for GateFields {
             errors: config.errors,
             codes: config.codes,
             request_id_header: config.request_id_header,
+            request_id: config.request_id,
+            grpc_domain: config.grpc_domain,
             defaults: config.defaults,
+            tiers: config.tiers,
             shared_quotas: config.shared_quotas,
             keys: config.keys,
             routes: config.routes,
@@ -195,7 +221,10 @@ impl<'de> Deserialize<'de> for GateConfig {
             errors: own.errors,
             codes: own.codes,
             request_id_header: own.request_id_header,
+            request_id: own.request_id,
+            grpc_domain: own.grpc_domain,
             defaults: own.defaults,
+            tiers: own.tiers,
             shared_quotas: own.shared_quotas,
             keys: own.keys,
             routes: own.routes,
@@ -224,7 +253,10 @@ impl fmt::Debug for GateConfig {
             .field("errors", &self.errors)
             .field("codes", &self.codes)
             .field("request_id_header", &self.request_id_header)
+            .field("request_id", &self.request_id)
+            .field("grpc_domain", &self.grpc_domain)
             .field("defaults", &self.defaults)
+            .field("tiers", &self.tiers)
             .field("shared_quotas", &self.shared_quotas)
             .field("keys", &self.keys)
             .field("routes", &self.routes);
@@ -311,25 +343,92 @@ impl GateConfig {
         Ok(store)
     }
 
-    /// Every tier the defaults or a route has settings for.
+    /// Every tier keys may carry: those `[tiers]` declares, or without it
+    /// every tier the defaults or a route has settings for.
     fn tier_names(&self) -> BTreeSet<&str> {
-        std::iter::once(&self.defaults)
-            .chain(self.routes.iter().map(|route| &route.policy))
-            .filter_map(|policy| policy.tiers.as_ref())
+        if !self.tiers.is_empty() {
+            return self.tiers.keys().map(String::as_str).collect();
+        }
+        self.policies()
+            .filter_map(|(_, policy)| policy.tiers.as_ref())
             .flat_map(BTreeMap::keys)
             .map(String::as_str)
             .collect()
+    }
+
+    /// The defaults and each route's policy, with the route's pattern (the
+    /// defaults' name for the defaults).
+    fn policies(&self) -> impl Iterator<Item = (&str, &RoutePolicy)> {
+        std::iter::once((crate::route::Route::DEFAULT_NAME, &self.defaults)).chain(
+            self.routes
+                .iter()
+                .filter_map(|route| Some((route.route.as_deref()?, &route.policy))),
+        )
+    }
+
+    /// Every tier the defaults and routes name is declared in `[tiers]`,
+    /// when it is given.
+    pub(crate) fn check_tiers(&self) -> Result<(), ConfigError> {
+        if self.tiers.is_empty() {
+            return Ok(());
+        }
+        for (pattern, policy) in self.policies() {
+            for name in policy.tiers.iter().flatten().map(|(name, _)| name) {
+                if !self.tiers.contains_key(name) {
+                    return Err(ConfigError::new(
+                        format!("tiers.{name}"),
+                        format!(
+                            "not declared in `[tiers]` (declared: {})",
+                            self.declared_tiers()
+                        ),
+                    )
+                    .in_route(pattern));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn declared_tiers(&self) -> String {
+        self.tiers
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The defaults, with the settings `[tiers]` gives each tier under the
+    /// defaults' own.
+    pub(crate) fn effective_defaults(&self) -> std::borrow::Cow<'_, RoutePolicy> {
+        let declared = self
+            .tiers
+            .iter()
+            .filter(|(_, tier)| **tier != TierPolicy::default())
+            .collect::<Vec<_>>();
+        if declared.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.defaults);
+        }
+        let mut defaults = self.defaults.clone();
+        let tiers = defaults.tiers.get_or_insert_with(BTreeMap::new);
+        for (name, settings) in declared {
+            let tier = tiers.entry(name.clone()).or_default();
+            if tier.rate.quotas.is_none() {
+                tier.rate.quotas.clone_from(&settings.rate.quotas);
+            }
+            if tier.body.body_limit.is_none() {
+                tier.body.body_limit = settings.body.body_limit;
+            }
+        }
+        std::borrow::Cow::Owned(defaults)
     }
 
     /// Every label a key's quota override may name: shared and named
     /// quotas, route patterns (with `#2`… for stacked quotas), `default`.
     fn quota_labels(&self) -> BTreeSet<String> {
         let mut labels: BTreeSet<String> = self.shared_quotas.keys().cloned().collect();
-        let policies = std::iter::once((crate::route::Route::DEFAULT_NAME, &self.defaults)).chain(
-            self.routes
-                .iter()
-                .filter_map(|route| Some((route.route.as_deref()?, &route.policy))),
-        );
+        let defaults = self.effective_defaults();
+        let policies = std::iter::once((crate::route::Route::DEFAULT_NAME, &*defaults))
+            .chain(self.policies().skip(1));
         for (pattern, policy) in policies {
             let tiers = policy
                 .tiers

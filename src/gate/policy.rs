@@ -208,6 +208,15 @@ impl RoutePolicy {
         self
     }
 
+    /// Refuses keys of another project than the path's
+    /// [`project_param`](Self::project_param) names with this custom code
+    /// (403) instead of the route's scope code.
+    #[must_use]
+    pub fn project_code(mut self, code: impl Into<String>) -> Self {
+        self.scope.project_code = Some(code.into());
+        self
+    }
+
     /// Refuses origins with this custom code (403) instead of
     /// `origin_not_allowed`.
     #[must_use]
@@ -420,10 +429,16 @@ impl RoutePolicy {
 
     /// The custom codes this policy's rules declare.
     pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
+        let tiers = self
+            .tiers
+            .iter()
+            .flatten()
+            .flat_map(|(_, tier)| tier.rate.codes().chain(tier.body.codes()));
         self.origin
             .codes()
             .chain(self.scope.codes())
             .chain(self.rate.codes())
             .chain(self.body.codes())
+            .chain(tiers)
     }
 }

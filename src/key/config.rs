@@ -205,7 +205,10 @@ impl KeyConfig {
             if !tier(name) {
                 return Err(ConfigError::new(
                     field("tier"),
-                    format!("no route or `[defaults]` has settings for the tier `{name}`"),
+                    format!(
+                        "`{name}` is not a tier: declare it in `[tiers]` (`{name} = {{}}` for a \
+                         tier without settings of its own)"
+                    ),
                 ));
             }
             record = record

@@ -15,7 +15,7 @@ impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         let headers = HeaderMap::new();
         let mut response = ErrorRenderer::default()
-            .respond_to(self, None, &headers, &http::Extensions::new())
+            .respond_to(self, None, None, &headers, &http::Extensions::new())
             .map(axum::body::Body::from);
         response.extensions_mut().insert(RenderedByDefault);
         response

@@ -12,6 +12,7 @@ pub struct RenderContext<'a> {
     pub(super) request_id: Option<&'a str>,
     pub(super) route: Option<&'a str>,
     pub(super) method: Option<&'a Method>,
+    pub(super) path: Option<&'a str>,
     pub(super) principal: Option<&'a Principal>,
     pub(super) subject: Option<(&'a str, &'a str)>,
     pub(super) rule: Option<Rule>,
@@ -33,6 +34,20 @@ impl<'a> RenderContext<'a> {
     pub fn with_method(mut self, method: &'a Method) -> Self {
         self.method = Some(method);
         self
+    }
+
+    /// With the request's path.
+    #[must_use]
+    pub fn with_path(mut self, path: &'a str) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// The request's path, without its query (which may hold a key). After
+    /// the request was handed on, only for a shape whose
+    /// [`reads_path`](super::RenderError::reads_path) says it reads it.
+    pub fn path(&self) -> Option<&'a str> {
+        self.path
     }
 
     /// With the authenticated caller.

@@ -29,8 +29,21 @@ pub fn grpc_status(status: StatusCode) -> u8 {
     }
 }
 
-pub(crate) fn grpc_response(error: &ApiError) -> Response<Bytes> {
+/// What a gRPC refusal says beside its status: the request's id and route,
+/// and the domain of its `ErrorInfo`.
+#[cfg_attr(not(feature = "grpc-details"), allow(dead_code))]
+pub(crate) struct GrpcContext<'a> {
+    pub(crate) request_id: Option<&'a str>,
+    pub(crate) route: Option<&'a str>,
+    pub(crate) domain: &'a str,
+}
+
+pub(crate) fn grpc_response(error: &ApiError, context: &GrpcContext<'_>) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
+    #[cfg(feature = "grpc-details")]
+    details::add(error, context, response.headers_mut());
+    #[cfg(not(feature = "grpc-details"))]
+    let _ = context;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(
@@ -42,6 +55,60 @@ pub(crate) fn grpc_response(error: &ApiError) -> Response<Bytes> {
         headers.insert(HeaderName::from_static("grpc-message"), value);
     }
     response
+}
+
+/// `grpc-status-details-bin`: the refusal in Google's rich error model.
+#[cfg(feature = "grpc-details")]
+mod details {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use http::HeaderMap;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::{GrpcContext, grpc_status};
+    use crate::error::{ApiError, Category};
+
+    const DETAILS: &str = "grpc-status-details-bin";
+
+    /// Adds the `google.rpc.Status` of `error`: `ErrorInfo` (reason: the
+    /// code; metadata: route, policy, rule), `RetryInfo` and `QuotaFailure`
+    /// on rate-limit refusals, `RequestInfo` with the request id.
+    pub(super) fn add(error: &ApiError, context: &GrpcContext<'_>, headers: &mut HeaderMap) {
+        let detail = |name: &str| error.details().and_then(|details| details.get(name));
+        let policy = detail("policy").and_then(|policy| policy.as_str());
+        let mut metadata = HashMap::new();
+        if let Some(route) = context.route {
+            metadata.insert("route".to_owned(), route.to_owned());
+        }
+        if let Some(policy) = policy {
+            metadata.insert("policy".to_owned(), policy.to_owned());
+        }
+        if let Some(rule) = error.rule() {
+            metadata.insert("rule".to_owned(), rule.as_str().to_owned());
+        }
+        let mut details = ErrorDetails::new();
+        details.set_error_info(error.code().as_str(), context.domain, metadata);
+        if error.category() == Category::RateLimit {
+            let retry = detail("retry_after").and_then(serde_json::Value::as_u64);
+            details.set_retry_info(retry.map(Duration::from_secs));
+            details.add_quota_failure_violation(
+                policy.or(context.route).unwrap_or("default"),
+                error.message(),
+            );
+        }
+        if let Some(id) = context.request_id {
+            details.set_request_info(id, "");
+        }
+        let code = tonic::Code::from(i32::from(grpc_status(error.status())));
+        let status = tonic::Status::with_error_details(code, error.message(), details);
+        let mut written = HeaderMap::new();
+        if status.add_header(&mut written).is_ok()
+            && let Some(value) = written.remove(DETAILS)
+        {
+            headers.insert(DETAILS, value);
+        }
+    }
 }
 
 /// Percent-encodes a `grpc-message` as the gRPC spec asks: every byte outside

@@ -32,6 +32,7 @@ mod format;
 mod grpc;
 mod jsonrpc;
 mod renderer;
+pub(crate) mod request_id;
 mod shape;
 mod template;
 
@@ -39,8 +40,9 @@ pub use context::RenderContext;
 pub use format::ErrorFormat;
 pub use grpc::grpc_status;
 pub use jsonrpc::{JSONRPC_SERVER_ERROR, JsonRpc};
-pub use renderer::ErrorRenderer;
+pub use renderer::{DEFAULT_GRPC_DOMAIN, ErrorRenderer};
 pub(crate) use renderer::{RefusedBody, RenderedByDefault};
+pub use request_id::RequestIdOptions;
 pub(crate) use shape::json_response_with;
 pub use shape::{JsonEnvelope, ProblemJson, QUOTA_EXCEEDED_TYPE, RenderError, json_response};
 pub use template::Template;

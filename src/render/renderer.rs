@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use serde_json::Value;
 
-use super::grpc::{grpc_response, is_grpc};
+use super::grpc::{GrpcContext, grpc_response, is_grpc};
+use super::request_id;
 use super::{JsonEnvelope, ProblemJson, RenderContext, RenderError};
 use crate::context::principal::Principal;
 use crate::context::route::Route;
@@ -31,15 +32,25 @@ pub struct ErrorRenderer {
     request_id_header: HeaderName,
     grpc: bool,
     codes: CodeMap,
+    /// Whether a shape reads the request's path.
+    reads_path: bool,
+    /// Whether requests without an id get one.
+    generate_ids: bool,
+    /// The domain of gRPC refusals' `ErrorInfo`.
+    grpc_domain: Arc<str>,
 }
 
-/// The longest request id echoed back; longer ones are ignored.
-const MAX_REQUEST_ID_LEN: usize = 200;
+/// The domain of gRPC refusals' `ErrorInfo` unless another is set.
+pub const DEFAULT_GRPC_DOMAIN: &str = "tollgate";
 
 impl ErrorRenderer {
     /// A renderer producing the shape of `renderer`.
     pub fn new(renderer: impl RenderError) -> Self {
+        let reads_path = renderer.reads_path();
         Self {
+            reads_path,
+            generate_ids: false,
+            grpc_domain: Arc::from(DEFAULT_GRPC_DOMAIN),
             renderer: Arc::new(renderer),
             routes: Arc::default(),
             request_id_header: HeaderName::from_static("x-request-id"),
@@ -66,6 +77,22 @@ impl ErrorRenderer {
     pub fn with_request_id_header(mut self, header: HeaderName) -> Self {
         self.request_id_header = header;
         self
+    }
+
+    /// Gives requests that come without a request id one (a UUID v7), in
+    /// the request's header for your service, the response's header and
+    /// every error body, and echoes the ids requests bring in the
+    /// response's header too (see [`RequestIdOptions`](super::RequestIdOptions)). Off by default:
+    /// ids are only read.
+    #[must_use]
+    pub fn with_generated_request_ids(mut self, generate: bool) -> Self {
+        self.generate_ids = generate;
+        self
+    }
+
+    /// Whether requests without an id get one.
+    pub fn generates_request_ids(&self) -> bool {
+        self.generate_ids
     }
 
     /// Renames codes and changes their statuses as `codes` says, for every
@@ -99,10 +126,22 @@ impl ErrorRenderer {
 
     pub(crate) fn set_shape(&mut self, shape: Arc<dyn RenderError>) {
         self.renderer = shape;
+        self.note_reads_path();
     }
 
     pub(crate) fn set_route_shape(&mut self, route: &str, shape: Arc<dyn RenderError>) {
         Arc::make_mut(&mut self.routes).insert(route.into(), shape);
+        self.note_reads_path();
+    }
+
+    fn note_reads_path(&mut self) {
+        self.reads_path =
+            self.renderer.reads_path() || self.routes.values().any(|shape| shape.reads_path());
+    }
+
+    /// Whether a shape of this renderer reads the request's path.
+    pub(crate) fn reads_path(&self) -> bool {
+        self.reads_path
     }
 
     /// The code map.
@@ -113,6 +152,16 @@ impl ErrorRenderer {
     /// The header the request id is read from.
     pub fn request_id_header(&self) -> &HeaderName {
         &self.request_id_header
+    }
+
+    /// Names `domain` (your API's service name, say `api.example.com`) as
+    /// the domain of the `ErrorInfo` in gRPC refusals'
+    /// `grpc-status-details-bin` (feature `grpc-details`; default
+    /// [`DEFAULT_GRPC_DOMAIN`]).
+    #[must_use]
+    pub fn with_grpc_domain(mut self, domain: impl AsRef<str>) -> Self {
+        self.grpc_domain = Arc::from(domain.as_ref());
+        self
     }
 
     /// Whether gRPC requests get gRPC status responses (on by default).
@@ -127,9 +176,49 @@ impl ErrorRenderer {
         self.respond_to(
             error,
             Some(request.method()),
+            Some(request.uri()),
             request.headers(),
             request.extensions(),
         )
+    }
+
+    /// The response to a panic in your service, for tower-http's
+    /// `CatchPanicLayer::custom`: `500 internal_error` in this renderer's
+    /// shape and codes, never the panic's message. (It knows nothing of the
+    /// request: no request id, route or caller; gRPC requests get the body
+    /// shape too.)
+    ///
+    /// ```
+    /// use tollgate::render::ErrorRenderer;
+    ///
+    /// let respond = ErrorRenderer::problem_json().panic_response();
+    /// let response = respond(Box::new("index out of bounds"));
+    /// assert_eq!(response.status(), 500);
+    /// assert_eq!(response.headers()["content-type"], "application/problem+json");
+    /// assert!(!response.body().contains("index out of bounds"));
+    /// // With tower-http: CatchPanicLayer::custom(gate.renderer().panic_response())
+    /// ```
+    pub fn panic_response(
+        &self,
+    ) -> impl Fn(Box<dyn std::any::Any + Send + 'static>) -> Response<String>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+    + use<> {
+        // Shared, not copied: the handler is cloned with the service.
+        let renderer = Arc::new(self.clone());
+        move |_panic| {
+            let error = ApiError::from(crate::error::ErrorCode::INTERNAL_ERROR);
+            let response = renderer.respond_to(
+                error,
+                None,
+                None,
+                &HeaderMap::new(),
+                &http::Extensions::new(),
+            );
+            response.map(|body| String::from_utf8(body.to_vec()).unwrap_or_default())
+        }
     }
 
     /// The response rejecting the request whose head is `parts`.
@@ -137,6 +226,7 @@ impl ErrorRenderer {
         self.respond_to(
             error,
             Some(&parts.method),
+            Some(&parts.uri),
             &parts.headers,
             &parts.extensions,
         )
@@ -146,24 +236,30 @@ impl ErrorRenderer {
         &self,
         error: ApiError,
         method: Option<&Method>,
+        uri: Option<&Uri>,
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Response<Bytes> {
-        let request_id = headers
-            .get(&self.request_id_header)
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN);
+        let request_id = request_id::of(headers, extensions, &self.request_id_header);
         let route = extensions.get::<Route>().map(Route::name);
         let error = self.codes.apply(error);
         log_rejection(&error, extensions, route);
 
         let mut response = if self.grpc && is_grpc(headers) {
-            grpc_response(&error)
+            grpc_response(
+                &error,
+                &GrpcContext {
+                    request_id,
+                    route,
+                    domain: &self.grpc_domain,
+                },
+            )
         } else {
             let context = RenderContext {
                 request_id,
                 route,
                 method,
+                path: uri.map(Uri::path).filter(|path| !path.is_empty()),
                 principal: extensions.get::<Principal>(),
                 subject: error.subject_ids(),
                 rule: error.rule(),
@@ -189,6 +285,9 @@ impl ErrorRenderer {
     pub(crate) fn snapshot<B>(&self, request: &Request<B>) -> Request<()> {
         let mut snapshot = Request::new(());
         *snapshot.method_mut() = request.method().clone();
+        if self.reads_path {
+            *snapshot.uri_mut() = request.uri().clone();
+        }
         for name in [&self.request_id_header, &CONTENT_TYPE] {
             if let Some(value) = request.headers().get(name) {
                 snapshot.headers_mut().insert(name.clone(), value.clone());
@@ -227,6 +326,8 @@ impl fmt::Debug for ErrorRenderer {
         f.debug_struct("ErrorRenderer")
             .field("request_id_header", &self.request_id_header)
             .field("grpc", &self.grpc)
+            .field("reads_path", &self.reads_path)
+            .field("generate_ids", &self.generate_ids)
             .finish_non_exhaustive()
     }
 }

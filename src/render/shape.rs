@@ -40,6 +40,14 @@ pub trait RenderError: Send + Sync + 'static {
     fn body_read_limit(&self) -> Option<u64> {
         None
     }
+
+    /// Whether rendering reads [`RenderContext::path`]. The gate keeps a
+    /// request's path for a rejection rendered after the request was handed
+    /// on (a handler's error, a body found too large while read) only for a
+    /// shape that reads it; `false` (the default) for one that does not.
+    fn reads_path(&self) -> bool {
+        false
+    }
 }
 
 impl<F> RenderError for F
@@ -48,6 +56,10 @@ where
 {
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
         json_response(error.status(), APPLICATION_JSON, &self(error, context))
+    }
+
+    fn reads_path(&self) -> bool {
+        true
     }
 }
 
@@ -108,7 +120,7 @@ impl RenderError for JsonEnvelope {
                 code: error.code().as_str(),
                 message: error.message(),
                 status: error.status().as_u16(),
-                category: error.category().as_str(),
+                category: error.category_name(),
                 details: error.details(),
                 request_id: context.request_id(),
             },

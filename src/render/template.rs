@@ -24,15 +24,18 @@ use crate::error::ApiError;
 /// | `{status}` | the HTTP status, a number |
 /// | `{category}` | the category, renamed by `categories` |
 /// | `{details}` | the details object |
-/// | `{details.NAME}` | one member of the details |
+/// | `{details.NAME}` | one member of the details; `{details.missing.0}` an array's element by index, `{details.a.b}` a nested member |
 /// | `{request_id}` | the request id |
 /// | `{key_id}`, `{project}`, `{kind}` | the caller, when known (never the key) |
 /// | `{tier}` | the caller's tier ([`KeyRecord::with_tier`](crate::key::KeyRecord::with_tier)) |
 /// | `{route}`, `{method}`, `{rule}` | the route's pattern, the method, the refusing rule |
+/// | `{path}` | the request's path (never its query, which may hold a key) |
+/// | `{reason}` | the status's reason phrase: `Unauthorized`, `Too Many Requests` |
 ///
 /// A string that is one placeholder and nothing else takes the value's own
 /// JSON type — `"{status}"` is a number, `"{details}"` an object — and a
-/// member whose value is absent is left out (in an array, the element).
+/// member whose value is absent is left out (in an array, the element), as
+/// is an object all of whose members were left out.
 /// Placeholders inside longer strings are written as text, absent ones as
 /// nothing. Braces that do not form a known placeholder are kept as they
 /// are; `{name}` with an unknown name is refused when the template is made.
@@ -94,7 +97,9 @@ enum Field {
     Status,
     Category,
     Details,
-    Detail(String),
+    /// A member of the details, by its path: `retry_after`, `missing.0`
+    /// (an array's element by its index), `a.b`.
+    Detail(Box<[String]>),
     RequestId,
     KeyId,
     Project,
@@ -103,6 +108,18 @@ enum Field {
     Route,
     Method,
     Rule,
+    Path,
+    Reason,
+}
+
+/// The member of `value` at `path`: an object's member by name, an array's
+/// element by its index.
+fn member<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |value, segment| match value {
+        Value::Object(members) => members.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    })
 }
 
 impl Field {
@@ -121,7 +138,16 @@ impl Field {
             "route" => Self::Route,
             "method" => Self::Method,
             "rule" => Self::Rule,
-            _ => Self::Detail(name.strip_prefix("details.")?.to_owned()),
+            "path" => Self::Path,
+            "reason" => Self::Reason,
+            _ => {
+                let path = name.strip_prefix("details.")?;
+                let segments: Box<[String]> = path.split('.').map(str::to_owned).collect();
+                if segments.iter().any(String::is_empty) {
+                    return None;
+                }
+                Self::Detail(segments)
+            }
         })
     }
 }
@@ -198,9 +224,9 @@ impl Template {
             ConfigError::new(
                 "errors.template",
                 format!(
-                    "unknown placeholder `{{{name}}}`: use code, message, status, category, \
-                     details, details.NAME, request_id, key_id, project, kind, tier, route, \
-                     method or rule"
+                    "unknown placeholder `{{{name}}}`: use code, message, status, reason, \
+                     category, details, details.NAME (details.NAME.0 for an element), \
+                     request_id, key_id, project, kind, tier, route, method, path or rule"
                 ),
             )
         })?;
@@ -238,7 +264,12 @@ impl Template {
             Field::Message => text(error.message()),
             Field::Status => Some(Value::from(error.status().as_u16())),
             Field::Category => {
-                let category = error.category().as_str();
+                // A code's own category name (`[codes]`) is shown as it is;
+                // otherwise the category, renamed by `categories`.
+                let category = error.category_name();
+                if error.code().has_category_name() {
+                    return text(category);
+                }
                 text(
                     self.categories
                         .get(category)
@@ -246,7 +277,7 @@ impl Template {
                 )
             }
             Field::Details => error.details().cloned(),
-            Field::Detail(name) => error.details()?.get(name).cloned(),
+            Field::Detail(path) => member(error.details()?, path).cloned(),
             Field::RequestId => text(context.request_id()?),
             Field::KeyId => text(context.key_id()?),
             Field::Project => text(context.project()?),
@@ -255,6 +286,8 @@ impl Template {
             Field::Route => text(context.route()?),
             Field::Method => text(context.method()?.as_str()),
             Field::Rule => text(context.rule()?.as_str()),
+            Field::Path => text(context.path()?),
+            Field::Reason => text(error.status().canonical_reason()?),
         }
     }
 
@@ -276,14 +309,17 @@ impl Template {
                 }
                 Some(Value::String(out))
             }
-            Node::Object(members) => Some(Value::Object(
-                members
+            Node::Object(members) => {
+                let filled = members
                     .iter()
                     .filter_map(|(name, node)| {
                         Some((name.clone(), self.fill(node, error, context)?))
                     })
-                    .collect::<Map<_, _>>(),
-            )),
+                    .collect::<Map<_, _>>();
+                // An object whose every member was absent is absent itself
+                // (one written empty in the template is a literal and stays).
+                (!filled.is_empty()).then_some(Value::Object(filled))
+            }
             Node::Array(items) => Some(Value::Array(
                 items
                     .iter()
@@ -307,6 +343,25 @@ impl RenderError for Template {
             self.content_type.clone(),
             &self.body(error, context),
         )
+    }
+
+    fn reads_path(&self) -> bool {
+        self.compiled.reads(&Field::Path)
+    }
+}
+
+impl Node {
+    /// Whether `field` is somewhere in this node.
+    fn reads(&self, field: &Field) -> bool {
+        match self {
+            Self::Literal(_) => false,
+            Self::Whole(own) => own == field,
+            Self::Text(pieces) => pieces
+                .iter()
+                .any(|piece| matches!(piece, Piece::Field(own) if own == field)),
+            Self::Object(members) => members.iter().any(|(_, node)| node.reads(field)),
+            Self::Array(items) => items.iter().any(|node| node.reads(field)),
+        }
     }
 }
 

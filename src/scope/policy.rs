@@ -29,6 +29,10 @@ pub(crate) struct ScopePolicy {
     /// `scope_code`: the code refusing keys without the scopes (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope_code: Option<String>,
+    /// `project_code`: the code refusing keys of another project (403);
+    /// unset: the scope code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) project_code: Option<String>,
     /// `project_param`: a path parameter that must equal the caller's project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) project_param: Option<String>,
@@ -56,6 +60,10 @@ impl ScopePolicy {
                 .scope_code
                 .clone()
                 .or_else(|| defaults.scope_code.clone()),
+            project_code: self
+                .project_code
+                .clone()
+                .or_else(|| defaults.project_code.clone()),
             project_param: self
                 .project_param
                 .clone()
@@ -119,12 +127,26 @@ impl ScopePolicy {
                 rule = rule.project_param(name)?;
             }
         }
+        if let Some(code) = &self.project_code {
+            if self.project_param.is_none() {
+                return Err(ConfigError::new(
+                    "project_code",
+                    "refuses keys of another project, which only `project_param` does: set both",
+                ));
+            }
+            rule = rule.project_code(rule_code(
+                "project_code",
+                code,
+                StatusCode::FORBIDDEN,
+                Category::Auth,
+            )?);
+        }
         Ok(rule.hidden(self.hidden.unwrap_or(false)))
     }
 
     /// The custom codes it declares.
     pub(crate) fn codes(&self) -> impl Iterator<Item = &str> {
-        [&self.kind_code, &self.scope_code]
+        [&self.kind_code, &self.scope_code, &self.project_code]
             .into_iter()
             .filter_map(|code| code.as_deref())
     }

@@ -37,6 +37,8 @@ pub struct ScopeRule {
     kinds: KeyKinds,
     kind_code: ErrorCode,
     scope_code: ErrorCode,
+    /// Refusing keys of another project; `None`: the scope code.
+    project_code: Option<ErrorCode>,
     hidden: bool,
     resource: Option<Arc<Resource>>,
     /// Whether a required scope names a path parameter (known once, not
@@ -62,6 +64,7 @@ impl ScopeRule {
             kinds: KeyKinds::ALL,
             kind_code: ErrorCode::KEY_KIND_NOT_ALLOWED,
             scope_code: ErrorCode::INSUFFICIENT_SCOPE,
+            project_code: None,
             hidden: false,
             resource: None,
             templated: false,
@@ -195,6 +198,15 @@ impl ScopeRule {
         self
     }
 
+    /// Refuses keys of another project than the
+    /// [`project_param`](Self::project_param) names with `code` instead of
+    /// the scope code.
+    #[must_use]
+    pub fn project_code(mut self, code: ErrorCode) -> Self {
+        self.project_code = Some(code);
+        self
+    }
+
     /// Answers every refusal with 404 `not_found`, so keys that may not call
     /// the route cannot tell it exists.
     #[must_use]
@@ -302,7 +314,10 @@ impl ScopeRule {
                 .with_rule(Rule::Kind)
         } else if !project_ok {
             ApiError::new(
-                self.scope_code.clone(),
+                self.project_code
+                    .as_ref()
+                    .unwrap_or(&self.scope_code)
+                    .clone(),
                 "This API key's project may not use this resource.",
             )
             .with_details(json!({ "reason": "project" }))

@@ -111,3 +111,49 @@ async fn accept_errors_do_not_stop_the_server() {
     }
     assert_eq!(answered, Some(200));
 }
+
+/// The curl lines near the top of the README, pointed at `address`.
+fn readme_demo_lines(address: SocketAddr) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("With the gateway running, paste:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's demo block");
+    block
+        .lines()
+        .filter(|line| line.starts_with("curl"))
+        .map(|line| {
+            let command = line.split("   # ").next().unwrap();
+            command.replace("127.0.0.1:8080", &address.to_string())
+        })
+        .collect()
+}
+
+fn bash(command: &str) -> String {
+    let output = std::process::Command::new("bash")
+        .args(["-c", command])
+        .output()
+        .expect("bash runs");
+    assert!(output.status.success(), "{command}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_readmes_curl_lines_show_what_they_promise() {
+    let gateway = Gateway::start("", "");
+    let lines = readme_demo_lines(gateway.address);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let admitted = bash(&lines[0]);
+    assert!(admitted.starts_with("HTTP/1.1 202"), "{admitted}");
+    let refused = bash(&lines[1]);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("\"missing_api_key\""), "{refused}");
+    // 25 requests from one curl: 20 admitted, then the quota (20 a minute)
+    // cannot have refilled, however slow the machine.
+    let statuses = bash(&lines[2]);
+    let expected = format!("{}{}\n", "200 ".repeat(20), "429 ".repeat(5));
+    assert_eq!(statuses, expected);
+}

@@ -239,7 +239,7 @@ async fn every_row_of_the_error_table() {
         StatusCode::OK
     );
 
-    // GET /v1/stats: 10/s, burst 20, per project. The project `other` is not affected.
+    // GET /v1/stats: 20 a minute, per project. The project `other` is not affected.
     let mut statuses = Vec::new();
     for _ in 0..21 {
         statuses.push(

@@ -7,6 +7,7 @@ mod common;
 
 mod body_limit;
 mod contract;
+mod contract_gaps;
 mod demo_server;
 mod error_rendering;
 mod floods;

@@ -666,7 +666,7 @@ fn limit_mistakes_are_named_at_start_up() {
         (
             "tier = \"gold\"",
             "keys.odd.tier",
-            "no route or `[defaults]` has settings for the tier `gold`",
+            "`gold` is not a tier: declare it in `[tiers]`",
         ),
         (
             "quotas = { nope = { rate = 1, per = \"second\" } }",
