@@ -166,7 +166,11 @@ impl CodeMap {
 
     /// `code` as the contract spells it.
     pub fn apply_to(&self, code: &ErrorCode) -> Option<ErrorCode> {
-        let entry = self.entries.get(code.identity())?;
+        Self::spell(self.entries.get(code.identity())?, code)
+    }
+
+    /// `code` as `entry` spells it.
+    fn spell(entry: &Entry, code: &ErrorCode) -> Option<ErrorCode> {
         let renamed = code.renamed(entry.name.as_deref(), entry.status).ok()?;
         Some(match &entry.category {
             Some(name) => renamed.with_category_name(Arc::clone(name)),
@@ -186,7 +190,7 @@ impl CodeMap {
             Some(message) => error.with_message(Cow::Owned(String::from(&**message))),
             None => error,
         };
-        match self.apply_to(error.code()) {
+        match Self::spell(entry, error.code()) {
             Some(code) => error.with_code(code),
             None => error,
         }
