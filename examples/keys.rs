@@ -4,6 +4,9 @@
 //! cargo run --example keys -- mint --kind secret --env live [--project P] [--name N] [--config PATH]
 //! cargo run --example keys -- check KEY
 //! cargo run --example keys -- digest KEY [--config PATH]
+//! cargo run --features postgres --example keys -- mint --kind secret --postgres URL [--migrate] [...]
+//! cargo run --features postgres --example keys -- list --postgres URL
+//! cargo run --features postgres --example keys -- revoke|disable|enable KEY_ID --postgres URL
 //! ```
 //!
 //! `mint` prints the new key once, on its first line, then a `[[keys]]`
@@ -11,6 +14,12 @@
 //! digest is made under the pepper in `TOLLGATE_PEPPER`, or under the
 //! pepper of the configuration file given with `--config` (its `pepper` or
 //! `pepper_env`), so that the gateway reading that file accepts the key.
+//!
+//! With `--postgres URL` (feature `postgres`), `mint` stores the key's
+//! digest and record in the database's `tollgate_keys` table instead
+//! (`--migrate` creates the table first), `list` shows the keys there
+//! (never a key nor its digest), and `revoke`, `disable` and `enable` set a
+//! key's status: every gateway on that database hears of it at once.
 //!
 //! `check` says whether a key is well-formed, whether its checksum is
 //! valid, and its kind and environment; it needs no store and no pepper.
@@ -29,9 +38,15 @@ const USAGE: &str = "usage:
   keys mint --kind publishable|secret|restricted [--env live|test] [--project P] [--name N] [--config PATH]
   keys check KEY
   keys digest KEY [--config PATH]
+  keys mint ... --postgres URL [--migrate]      (feature postgres)
+  keys list --postgres URL
+  keys revoke|disable|enable KEY_ID --postgres URL
 
 The pepper comes from --config PATH (the file's `pepper` or `pepper_env`) or
 else from the TOLLGATE_PEPPER environment variable.";
+
+/// Options that take no value.
+const FLAGS: [&str; 1] = ["--migrate"];
 
 /// A usage mistake: exit code 2.
 struct Usage(String);
@@ -54,8 +69,20 @@ fn run(args: &[String]) -> Result<ExitCode, Usage> {
     match command.as_str() {
         "mint" => mint(&Options::parse(
             rest,
-            &["--kind", "--env", "--project", "--name", "--config"],
+            &[
+                "--kind",
+                "--env",
+                "--project",
+                "--name",
+                "--config",
+                "--postgres",
+                "--migrate",
+            ],
         )?),
+        "list" => database::list(&Options::parse(rest, &["--postgres"])?),
+        command @ ("revoke" | "disable" | "enable") => {
+            database::set_status(command, &Options::parse(rest, &["--postgres"])?)
+        }
         "check" => check(&Options::parse(rest, &[])?),
         "digest" => digest(&Options::parse(rest, &["--config"])?),
         "-h" | "--help" | "help" => {
@@ -81,6 +108,10 @@ impl Options {
             if arg.starts_with("--") {
                 if !allowed.contains(&arg.as_str()) {
                     return Err(Usage(format!("unknown option `{arg}`")));
+                }
+                if FLAGS.contains(&arg.as_str()) {
+                    options.values.push((arg.clone(), String::new()));
+                    continue;
                 }
                 let value = args
                     .next()
@@ -160,6 +191,14 @@ fn mint(options: &Options) -> Result<ExitCode, Usage> {
         .get("--name")
         .map_or_else(|| format!("key_{}", &digest[..12]), str::to_owned);
     let project = options.get("--project").unwrap_or("default");
+    if let Some(url) = options.get("--postgres") {
+        database::store(options, url, &minted, kind, env, &name, project)?;
+        println!("{}", minted.key());
+        println!();
+        println!("# The key above is shown once: give it to its owner; it is not stored.");
+        println!("# Stored in PostgreSQL as `{name}` (project `{project}`), by its digest.");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("{}", minted.key());
     println!();
     println!("# The key above is shown once: give it to its owner; it is not stored.");
@@ -214,4 +253,172 @@ fn digest(options: &Options) -> Result<ExitCode, Usage> {
 /// `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
+}
+
+/// The `--postgres` commands.
+#[cfg(feature = "postgres")]
+mod database {
+    use std::process::ExitCode;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use tollgate::key::postgres::{PostgresKeyStore, PostgresOptions};
+    use tollgate::key::{KeyConfig, KeyEnv, KeyKind, KeyStatus, MintedKey};
+
+    use super::{Options, Usage};
+
+    /// Runs `work` against the database at `url`.
+    fn with_store<T>(
+        url: &str,
+        migrate: bool,
+        work: impl AsyncFnOnce(&PostgresKeyStore) -> Result<T, String>,
+    ) -> Result<T, Usage> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| Usage(format!("no runtime: {error}")))?;
+        runtime.block_on(async {
+            let store = PostgresKeyStore::connect(PostgresOptions::new(url).migrate(migrate))
+                .await
+                .map_err(|error| Usage(format!("--postgres: {error}")))?;
+            work(&store).await.map_err(Usage)
+        })
+    }
+
+    fn url(options: &Options) -> Result<&str, Usage> {
+        options
+            .get("--postgres")
+            .ok_or_else(|| Usage("give the database with --postgres URL".into()))
+    }
+
+    pub(super) fn store(
+        options: &Options,
+        url: &str,
+        minted: &MintedKey,
+        kind: KeyKind,
+        env: Option<KeyEnv>,
+        name: &str,
+        project: &str,
+    ) -> Result<(), Usage> {
+        let mut entry = KeyConfig::default();
+        entry.name = name.to_owned();
+        entry.project = project.to_owned();
+        entry.kind = Some(kind);
+        entry.env = env;
+        let migrate = options.get("--migrate").is_some();
+        with_store(url, migrate, async |store| {
+            store
+                .insert(minted.digest(), &entry)
+                .await
+                .map_err(|error| format!("storing the key failed: {error}"))
+        })
+    }
+
+    pub(super) fn set_status(command: &str, options: &Options) -> Result<ExitCode, Usage> {
+        let key_id = options
+            .positional
+            .as_deref()
+            .ok_or_else(|| Usage(format!("{command} needs the key's id")))?;
+        let status = match command {
+            "revoke" => KeyStatus::Revoked,
+            "disable" => KeyStatus::Disabled,
+            _ => KeyStatus::Active,
+        };
+        let found = with_store(url(options)?, false, async |store| {
+            store
+                .set_status(key_id, status)
+                .await
+                .map_err(|error| error.to_string())
+        })?;
+        if found {
+            println!("{key_id}: {command}d");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("keys: no key `{key_id}` in the database");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+
+    pub(super) fn list(options: &Options) -> Result<ExitCode, Usage> {
+        if options.positional.is_some() {
+            return Err(Usage("list takes options only".into()));
+        }
+        let keys = with_store(url(options)?, false, async |store| {
+            store.list().await.map_err(|error| error.to_string())
+        })?;
+        println!(
+            "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<20} last used",
+            "key id", "project", "kind", "env", "status", "tier", "created"
+        );
+        for key in keys {
+            println!(
+                "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<20} {}",
+                key.key_id,
+                key.project,
+                key.kind,
+                key.environment.as_deref().unwrap_or("-"),
+                key.status,
+                key.tier.as_deref().unwrap_or("-"),
+                utc(key.created_at),
+                key.last_used_at.map_or_else(|| "never".to_owned(), utc),
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    fn utc(time: SystemTime) -> String {
+        let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (days, rest) = (seconds / 86_400, seconds % 86_400);
+        // The civil date of a day count (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let day_of_era = z - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let mp = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = year_of_era + era * 400 + u64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+    }
+}
+
+/// Without the `postgres` feature, `--postgres` says how to get it.
+#[cfg(not(feature = "postgres"))]
+mod database {
+    use std::process::ExitCode;
+
+    use tollgate::key::{KeyEnv, KeyKind, MintedKey};
+
+    use super::{Options, Usage};
+
+    fn unsupported() -> Usage {
+        Usage("--postgres needs the postgres feature: cargo run --features postgres --example keys -- ...".into())
+    }
+
+    pub(super) fn store(
+        _: &Options,
+        _: &str,
+        _: &MintedKey,
+        _: KeyKind,
+        _: Option<KeyEnv>,
+        _: &str,
+        _: &str,
+    ) -> Result<(), Usage> {
+        Err(unsupported())
+    }
+
+    pub(super) fn set_status(_: &str, _: &Options) -> Result<ExitCode, Usage> {
+        Err(unsupported())
+    }
+
+    pub(super) fn list(_: &Options) -> Result<ExitCode, Usage> {
+        Err(unsupported())
+    }
 }

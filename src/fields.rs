@@ -145,6 +145,21 @@ pub(crate) mod millis_required {
     }
 }
 
+/// `url` with the password of `scheme://user:password@host` replaced, for
+/// `Debug` and logs (a Redis or PostgreSQL URL).
+pub(crate) fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:<redacted>@{host}").into()
+        }
+        None => url.into(),
+    }
+}
+
 /// A header name written as text (`credential_header = "X-Auth-Token"`).
 pub(crate) mod header_name {
     use super::*;

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example gateway [-- --addr HOST:PORT] [--config PATH]
 //! cargo run --release --features metrics --example gateway -- --metrics-addr 127.0.0.1:9100
+//! cargo run --release --features postgres --example gateway -- --postgres postgres://user@127.0.0.1/db
 //! ```
 //!
 //! It reads `examples/gateway.toml` (keys, routes, quotas), prints its
@@ -13,6 +14,13 @@
 //! quotas changed — keeping the buckets of the routes and quotas that are
 //! still there and every open connection. A file that does not load is
 //! reported in the log and the running configuration stays.
+//!
+//! With `--features postgres`, its keys come from PostgreSQL when the
+//! configuration has a `[key_store]` table (`postgres = "postgres://…"`) or
+//! `--postgres URL` is given (the file's `[[keys]]` are then not used, and
+//! the table is created if missing): mint keys there with
+//! `cargo run --features postgres --example keys -- mint --kind secret --postgres URL`.
+//! A reload on SIGHUP keeps the key store, as it keeps the buckets.
 //!
 //! With `--features metrics` and `--metrics-addr HOST:PORT`, it serves its
 //! metrics in the Prometheus text format at `http://HOST:PORT/metrics`, on
@@ -40,6 +48,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tollgate::gate::{GateBuilder, GateConfig, LiveGate};
 use tollgate::key::InMemoryKeyStore;
+use tollgate::key::store::KeyStore;
 use tollgate::rate_limit::InMemoryRateStore;
 use tollgate::rate_limit::store::RateStore;
 use tower::ServiceExt;
@@ -50,6 +59,7 @@ struct Args {
     header_timeout: Duration,
     shutdown_timeout: Duration,
     metrics_addr: Option<SocketAddr>,
+    postgres: Option<String>,
 }
 
 fn seconds(name: &str, text: &str) -> Result<Duration, String> {
@@ -70,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
         header_timeout: Duration::from_secs(10),
         shutdown_timeout: Duration::from_secs(10),
         metrics_addr: None,
+        postgres: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -82,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|error| format!("--addr {text}: {error}"))?;
             }
             "--config" => args.config = PathBuf::from(value("--config")?),
+            "--postgres" => args.postgres = Some(value("--postgres")?),
             "--metrics-addr" => {
                 let text = value("--metrics-addr")?;
                 args.metrics_addr = Some(
@@ -98,7 +110,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: gateway [--addr HOST:PORT] [--config PATH] [--header-timeout SECONDS] [--shutdown-timeout SECONDS] [--metrics-addr HOST:PORT]"
+                    "usage: gateway [--addr HOST:PORT] [--config PATH] [--header-timeout SECONDS] [--shutdown-timeout SECONDS] [--metrics-addr HOST:PORT] [--postgres URL]"
                 );
                 std::process::exit(0);
             }
@@ -122,16 +134,83 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(addr) = args.metrics_addr {
         serve_metrics(addr).await?;
     }
-    let config = GateConfig::from_path(&args.config)?;
+    let mut config = GateConfig::from_path(&args.config)?;
+    let keys = key_store(&args, &config).await?;
+    if args.postgres.is_some() {
+        // The file's keys are not the gate's: neither loaded nor shown.
+        config.keys.clear();
+    }
     // With `--features redis` and a `[redis]` table, buckets are shared in Redis.
     #[cfg(feature = "redis")]
     if let Some(store) = config.redis_store().await? {
         println!("rate limits shared in Redis ({store:?})");
-        let live = LiveGate::new(with_hook(config.builder()?).rate_store(store).build()?);
-        return serve(&args, &config, live).await;
+        return match keys {
+            Keys::Memory => {
+                let live = LiveGate::new(with_hook(config.builder()?).rate_store(store).build()?);
+                serve(&args, &config, live).await
+            }
+            #[cfg(feature = "postgres")]
+            Keys::Postgres(keys) => {
+                let live = LiveGate::new(
+                    with_hook(config.builder()?)
+                        .key_store(keys)
+                        .rate_store(store)
+                        .build()?,
+                );
+                serve(&args, &config, live).await
+            }
+        };
     }
-    let live = LiveGate::new(with_hook(config.builder()?).build()?);
-    serve(&args, &config, live).await
+    match keys {
+        Keys::Memory => {
+            let live = LiveGate::new(with_hook(config.builder()?).build()?);
+            serve(&args, &config, live).await
+        }
+        #[cfg(feature = "postgres")]
+        Keys::Postgres(keys) => {
+            let live = LiveGate::new(with_hook(config.builder()?).key_store(keys).build()?);
+            serve(&args, &config, live).await
+        }
+    }
+}
+
+/// Where the keys are: the configuration file's, or PostgreSQL's.
+enum Keys {
+    Memory,
+    #[cfg(feature = "postgres")]
+    Postgres(tollgate::key::postgres::PostgresKeyStore),
+}
+
+/// The key store that `--postgres` or `[key_store]` asks for.
+#[cfg(feature = "postgres")]
+async fn key_store(args: &Args, config: &GateConfig) -> Result<Keys, Box<dyn std::error::Error>> {
+    use tollgate::key::postgres::{PostgresKeyStore, PostgresOptions};
+    let store = match &args.postgres {
+        Some(url) => {
+            if !config.keys.is_empty() {
+                println!(
+                    "keys from PostgreSQL: the {} keys of {} are not used",
+                    config.keys.len(),
+                    args.config.display()
+                );
+            }
+            PostgresKeyStore::connect(PostgresOptions::new(url).migrate(true)).await?
+        }
+        None => match config.postgres_key_store().await? {
+            Some(store) => store,
+            None => return Ok(Keys::Memory),
+        },
+    };
+    println!("keys in PostgreSQL ({store:?})");
+    Ok(Keys::Postgres(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn key_store(args: &Args, _: &GateConfig) -> Result<Keys, Box<dyn std::error::Error>> {
+    if args.postgres.is_some() {
+        return Err("--postgres needs the postgres feature: cargo run --release --features postgres --example gateway -- --postgres URL".into());
+    }
+    Ok(Keys::Memory)
 }
 
 /// The demo's decision hook: one log line per request.
@@ -158,21 +237,51 @@ fn with_hook(
 }
 
 /// Reads the configuration file again and serves it from the next request
-/// on, over the running gate's rate store (so buckets carry over).
-fn reload<Rs: RateStore + Clone>(
+/// on, over the running gate's rate store (so buckets carry over), and over
+/// its key store when that is not the file's.
+fn reload<St: ReloadKeys, Rs: RateStore + Clone>(
     path: &std::path::Path,
-    live: &LiveGate<InMemoryKeyStore, Rs>,
+    live: &LiveGate<St, Rs>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = GateConfig::from_path(path)?;
-    let gate = with_hook(config.builder()?)
+    let gate = St::keys(with_hook(config.builder()?), live)
         .rate_store(live.current().rate_store().clone())
         .build()?;
     live.replace(gate);
     Ok(())
 }
 
+/// The key store a reloaded gate uses.
+trait ReloadKeys: KeyStore + Sized {
+    fn keys<Rs: RateStore>(
+        builder: GateBuilder<InMemoryKeyStore, InMemoryRateStore>,
+        live: &LiveGate<Self, Rs>,
+    ) -> GateBuilder<Self, InMemoryRateStore>;
+}
+
+/// The file's keys: read again.
+impl ReloadKeys for InMemoryKeyStore {
+    fn keys<Rs: RateStore>(
+        builder: GateBuilder<InMemoryKeyStore, InMemoryRateStore>,
+        _: &LiveGate<Self, Rs>,
+    ) -> GateBuilder<Self, InMemoryRateStore> {
+        builder
+    }
+}
+
+/// The database's keys: the same store, its cache and listener kept.
+#[cfg(feature = "postgres")]
+impl ReloadKeys for tollgate::key::postgres::PostgresKeyStore {
+    fn keys<Rs: RateStore>(
+        builder: GateBuilder<InMemoryKeyStore, InMemoryRateStore>,
+        live: &LiveGate<Self, Rs>,
+    ) -> GateBuilder<Self, InMemoryRateStore> {
+        builder.key_store(live.current().key_store().clone())
+    }
+}
+
 /// Reloads on every SIGHUP.
-fn reload_on_sighup<Rs: RateStore + Clone>(path: PathBuf, live: LiveGate<InMemoryKeyStore, Rs>) {
+fn reload_on_sighup<St: ReloadKeys, Rs: RateStore + Clone>(path: PathBuf, live: LiveGate<St, Rs>) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("a SIGHUP handler");
     tokio::spawn(async move {
@@ -239,10 +348,10 @@ async fn serve_metrics(_: SocketAddr) -> Result<(), Box<dyn std::error::Error>> 
     Err("--metrics-addr needs the metrics feature: cargo run --release --features metrics --example gateway -- --metrics-addr 127.0.0.1:9100".into())
 }
 
-async fn serve<Rs: RateStore + Clone>(
+async fn serve<St: ReloadKeys, Rs: RateStore + Clone>(
     args: &Args,
     config: &GateConfig,
-    live: LiveGate<InMemoryKeyStore, Rs>,
+    live: LiveGate<St, Rs>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let service = app::live_app(&live, app::handlers(live.current().renderer().clone()));
     reload_on_sighup(args.config.clone(), live);

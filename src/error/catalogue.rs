@@ -198,6 +198,17 @@ catalogue! {
 }
 
 impl ErrorCode {
+    /// `upstream_failed` with `503 Service Unavailable`: a store turned the
+    /// lookup away at once ([`StoreError::busy`](crate::error::StoreError::busy))
+    /// rather than failing at it. The same code for clients and for
+    /// [`ErrorCode::is`]; a `[codes]` entry for `upstream_failed` spells both.
+    pub(crate) const UPSTREAM_BUSY: ErrorCode = ErrorCode {
+        name: Name::Builtin("upstream_failed"),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        category: Category::Upstream,
+        category_name: None,
+    };
+
     /// Declares a custom code for a route's own rule.
     ///
     /// The name must be 1 to 64 printable ASCII characters without spaces

@@ -143,6 +143,12 @@ pub struct GateConfig {
     #[cfg(feature = "redis")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<crate::rate_limit::redis::RedisOptions>,
+    /// Keys in PostgreSQL (`[key_store] postgres = "postgres://…"`, feature
+    /// `postgres`; see [`GateConfig::postgres_key_store`]) in place of
+    /// `[[keys]]`: a configuration with both is refused.
+    #[cfg(feature = "postgres")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_store: Option<crate::key::postgres::PostgresOptions>,
 }
 
 /// The settings of a configuration that belong to the gate itself rather
@@ -168,6 +174,8 @@ struct GateFields {
     routes: Vec<RouteConfig>,
     #[cfg(feature = "redis")]
     redis: Option<crate::rate_limit::redis::RedisOptions>,
+    #[cfg(feature = "postgres")]
+    key_store: Option<crate::key::postgres::PostgresOptions>,
 }
 
 impl Default for GateFields {
@@ -191,6 +199,8 @@ impl Default for GateFields {
             routes: config.routes,
             #[cfg(feature = "redis")]
             redis: config.redis,
+            #[cfg(feature = "postgres")]
+            key_store: config.key_store,
         }
     }
 }
@@ -230,6 +240,8 @@ impl<'de> Deserialize<'de> for GateConfig {
             routes: own.routes,
             #[cfg(feature = "redis")]
             redis: own.redis,
+            #[cfg(feature = "postgres")]
+            key_store: own.key_store,
         })
     }
 }
@@ -262,6 +274,8 @@ impl fmt::Debug for GateConfig {
             .field("routes", &self.routes);
         #[cfg(feature = "redis")]
         out.field("redis", &self.redis);
+        #[cfg(feature = "postgres")]
+        out.field("key_store", &self.key_store);
         out.finish()
     }
 }
@@ -477,7 +491,39 @@ impl GateConfig {
                  `builder()?.rate_store(config.redis_store().await?.unwrap())`",
             ));
         }
+        #[cfg(feature = "postgres")]
+        if self.key_store.is_some() {
+            return Err(ConfigError::new(
+                "key_store",
+                "this configuration keeps keys in PostgreSQL: build with \
+                 `builder()?.key_store(config.postgres_key_store().await?.unwrap())`",
+            ));
+        }
         self.builder()?.build()
+    }
+
+    /// Connects to the PostgreSQL of the `[key_store]` table, if there is
+    /// one (see [`PostgresKeyStore::connect`](crate::key::postgres::PostgresKeyStore::connect)):
+    /// hand it to `builder()?.key_store(…)`. A configuration with both
+    /// `[key_store]` and `[[keys]]` is refused, rather than leaving the
+    /// keys of the file unused.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_key_store(
+        &self,
+    ) -> Result<Option<crate::key::postgres::PostgresKeyStore>, crate::error::StoreError> {
+        let Some(options) = &self.key_store else {
+            return Ok(None);
+        };
+        if !self.keys.is_empty() {
+            return Err(crate::error::StoreError::new(ConfigError::new(
+                "keys",
+                "keys come from PostgreSQL ([key_store]): remove `[[keys]]` and store them \
+                 there (`keys mint --postgres URL`)",
+            )));
+        }
+        crate::key::postgres::PostgresKeyStore::connect(options.clone())
+            .await
+            .map(Some)
     }
 
     /// Connects to the Redis of the `[redis]` table, if there is one (see

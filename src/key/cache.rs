@@ -1,10 +1,12 @@
 //! [`CachedKeyStore`]: a bounded, time-limited cache in front of a slow store.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
@@ -15,14 +17,30 @@ use crate::Answer;
 use crate::clock::{Clock, Nanos};
 use crate::context::digest::KeyDigest;
 use crate::context::record::KeyRecord;
+use crate::hash::BuildPrehashed;
 
 /// Caches a [`KeyStore`]'s answers: known keys (positive entries) and unknown
 /// ones (negative entries), each for a time and each in its own bounded
 /// cache, so a flood of unknown keys cannot evict the known ones.
 ///
-/// Errors are never cached. A key revoked in the inner store is still
-/// accepted until its entry expires (or [`invalidate`](Self::invalidate) is
-/// called): choose the time to live with that in mind.
+/// - **One lookup per key at a time.** Concurrent misses for the same digest
+///   wait for one lookup of the inner store (run as a task of its own on the
+///   Tokio runtime, so a caller that gives up cancels nothing for the
+///   others; outside a Tokio runtime each miss looks up on its own).
+/// - **Changes.** [`invalidate`](Self::invalidate) forgets one key and
+///   [`clear`](Self::clear) every key, at once and for lookups already in
+///   flight (what they bring back is answered but not remembered). Without
+///   them, a key changed in the inner store is answered as it was until its
+///   entry expires: choose the time to live with that in mind.
+/// - **Errors** are never cached. With a [grace](CachedKeyStoreBuilder::grace)
+///   period (off by default), a known key whose entry expired less than that
+///   long ago is still answered from its entry while the inner store fails
+///   (stale-if-error); a key forgotten by `invalidate` or `clear` never is.
+/// - **Verified keys.** It gives a [generation](KeyStore::generation) that
+///   changes with every `invalidate` and `clear` and at least every quarter
+///   of the time to live, so that the key check may skip the digest of keys
+///   it has seen: an entry is then trusted at most a quarter of the time to
+///   live past its expiry.
 ///
 /// ```
 /// use std::time::Duration;
@@ -46,7 +64,19 @@ struct Shared {
     unknown: Cache<KeyDigest, Entry<()>>,
     ttl: Nanos,
     negative_ttl: Nanos,
+    grace: Nanos,
+    /// How often the generation moves on by itself.
+    period: Nanos,
     clock: Clock,
+    /// Counts `invalidate` and `clear` calls, each counted after its
+    /// entries are gone and while `changing` is held.
+    changes: AtomicU64,
+    /// Held to change the entries against what lookups in flight bring
+    /// back: a result is remembered only if no change came since its lookup
+    /// began.
+    changing: Mutex<()>,
+    /// The lookups in flight, one per digest, that later misses wait for.
+    flights: Mutex<HashMap<KeyDigest, Arc<Flight>, BuildPrehashed>>,
 }
 
 #[derive(Clone)]
@@ -55,9 +85,17 @@ struct Entry<T> {
     expires: Nanos,
 }
 
+/// What the cache says of a digest.
+enum Cached {
+    Hit(Option<Arc<KeyRecord>>),
+    /// Not cached, or expired: perhaps with the expired record, still within
+    /// its grace.
+    Miss(Option<Arc<KeyRecord>>),
+}
+
 impl<S: KeyStore> CachedKeyStore<S> {
     /// Caches `inner` with the defaults: 10 000 known keys for 60 s, 10 000
-    /// unknown keys for 10 s.
+    /// unknown keys for 10 s, no grace.
     pub fn new(inner: S) -> Self {
         Self::builder(inner).build()
     }
@@ -70,14 +108,27 @@ impl<S: KeyStore> CachedKeyStore<S> {
             ttl: Duration::from_secs(60),
             negative_capacity: 10_000,
             negative_ttl: Duration::from_secs(10),
+            grace: Duration::ZERO,
             clock: Clock::system(),
         }
     }
 
-    /// Forgets what is cached for `digest` (for example after revoking it).
+    /// Forgets what is cached for `digest` (for example after revoking it),
+    /// for lookups in flight too.
     pub fn invalidate(&self, digest: &KeyDigest) {
-        self.shared.known.remove(digest);
-        self.shared.unknown.remove(digest);
+        self.shared.change(|shared| {
+            shared.known.remove(digest);
+            shared.unknown.remove(digest);
+        });
+    }
+
+    /// Forgets every cached key, for lookups in flight too (for example when
+    /// changes may have been missed).
+    pub fn clear(&self) {
+        self.shared.change(|shared| {
+            shared.known.clear();
+            shared.unknown.clear();
+        });
     }
 
     /// Number of cached known keys.
@@ -127,6 +178,7 @@ pub struct CachedKeyStoreBuilder<S> {
     ttl: Duration,
     negative_capacity: usize,
     negative_ttl: Duration,
+    grace: Duration,
     clock: Clock,
 }
 
@@ -160,6 +212,16 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
         self
     }
 
+    /// How long past its time a known key's entry may still answer while
+    /// the inner store fails (default zero: never). A key forgotten by
+    /// [`invalidate`](CachedKeyStore::invalidate) or
+    /// [`clear`](CachedKeyStore::clear) is never answered so.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// The clock entries expire by.
     #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -170,38 +232,61 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
     /// Builds the cache.
     pub fn build(self) -> CachedKeyStore<S> {
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let ttl = nanos(self.ttl);
         CachedKeyStore {
             inner: self.inner,
             shared: Arc::new(Shared {
                 known: Cache::new(self.capacity.max(1)),
                 unknown: Cache::new(self.negative_capacity.max(1)),
-                ttl: nanos(self.ttl),
+                ttl,
                 negative_ttl: if self.negative_capacity == 0 {
                     0
                 } else {
                     nanos(self.negative_ttl)
                 },
+                grace: nanos(self.grace),
+                period: (ttl / 4).max(1_000_000),
                 clock: self.clock,
+                changes: AtomicU64::new(0),
+                changing: Mutex::new(()),
+                flights: Mutex::default(),
             }),
         }
     }
 }
 
 impl Shared {
-    fn cached(&self, digest: &KeyDigest) -> Option<Option<Arc<KeyRecord>>> {
+    fn cached(&self, digest: &KeyDigest) -> Cached {
         let now = self.clock.now();
-        if let Some(entry) = self.known.get(digest)
-            && entry.expires > now
-        {
-            return Some(Some(entry.value));
+        let mut stale = None;
+        if let Some(entry) = self.known.get(digest) {
+            if entry.expires > now {
+                return Cached::Hit(Some(entry.value));
+            }
+            if entry.expires.saturating_add(self.grace) > now {
+                stale = Some(entry.value);
+            }
         }
         match self.unknown.get(digest) {
-            Some(entry) if entry.expires > now => Some(None),
-            _ => None,
+            Some(entry) if entry.expires > now => Cached::Hit(None),
+            _ => Cached::Miss(stale),
         }
     }
 
-    fn remember(&self, digest: KeyDigest, result: &LookupResult) {
+    /// Makes a change of the entries, counted once they are gone.
+    fn change(&self, change: impl FnOnce(&Self)) {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        change(self);
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Remembers what a lookup begun when `changes` was at `began` found,
+    /// unless a change came since.
+    fn remember(&self, digest: KeyDigest, result: &LookupResult, began: u64) {
+        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.changes.load(Ordering::Acquire) != began {
+            return;
+        }
         let now = self.clock.now();
         match result {
             Ok(Some(record)) => {
@@ -227,25 +312,181 @@ impl Shared {
             Ok(None) | Err(_) => {}
         }
     }
+
+    /// The lookup's answer, or the stale record within its grace if the
+    /// inner store failed.
+    fn settle(result: LookupResult, stale: Option<Arc<KeyRecord>>) -> LookupResult {
+        match (result, stale) {
+            (Err(error), Some(record)) if !error.is_busy() => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    target: "tollgate",
+                    error = %error,
+                    key_id = record.key_id(),
+                    "key store lookup failed: answering from the expired cache entry (grace)"
+                );
+                let _ = error;
+                Ok(Some(record))
+            }
+            (result, _) => result,
+        }
+    }
+
+    fn flights(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<KeyDigest, Arc<Flight>, BuildPrehashed>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
     type Lookup = CachedLookup<S::Lookup>;
 
     fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
-        if let Some(record) = self.shared.cached(digest) {
-            return Answer::Ready(Ok(record));
+        let stale = match self.shared.cached(digest) {
+            Cached::Hit(record) => return Answer::Ready(Ok(record)),
+            Cached::Miss(stale) => stale,
+        };
+        let began = self.shared.changes.load(Ordering::Acquire);
+        let mut flights = self.shared.flights();
+        if let Some(flight) = flights.get(digest)
+            && flight.began == began
+        {
+            return Answer::Pending(CachedLookup::waiting(Arc::clone(flight)));
         }
         match self.inner.lookup(digest) {
             Answer::Ready(result) => {
-                self.shared.remember(*digest, &result);
-                Answer::Ready(result)
+                drop(flights);
+                self.shared.remember(*digest, &result, began);
+                Answer::Ready(Shared::settle(result, stale))
             }
-            Answer::Pending(future) => Answer::Pending(CachedLookup {
-                future,
-                shared: Arc::clone(&self.shared),
-                digest: *digest,
-            }),
+            Answer::Pending(future) => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    drop(flights);
+                    return Answer::Pending(CachedLookup::driving(
+                        future,
+                        Arc::clone(&self.shared),
+                        *digest,
+                        began,
+                        stale,
+                    ));
+                };
+                let flight = Arc::new(Flight::new(began));
+                flights.insert(*digest, Arc::clone(&flight));
+                drop(flights);
+                runtime.spawn(fly(
+                    future,
+                    Arc::clone(&self.shared),
+                    *digest,
+                    Arc::clone(&flight),
+                    stale,
+                ));
+                Answer::Pending(CachedLookup::waiting(flight))
+            }
+        }
+    }
+
+    fn generation(&self) -> Option<u64> {
+        // Each term only grows, and one of them grows with every change:
+        // so does their sum.
+        let shared = &*self.shared;
+        let changes = shared.changes.load(Ordering::Acquire);
+        let periods = shared.clock.now() / shared.period;
+        let inner = self.inner.generation().unwrap_or(0);
+        Some(changes.wrapping_add(periods).wrapping_add(inner))
+    }
+}
+
+/// Runs one lookup of the inner store for every miss of `digest` waiting
+/// on `flight`.
+async fn fly<F: Future<Output = LookupResult>>(
+    future: F,
+    shared: Arc<Shared>,
+    digest: KeyDigest,
+    flight: Arc<Flight>,
+    stale: Option<Arc<KeyRecord>>,
+) {
+    let landing = Landing {
+        shared,
+        digest,
+        flight,
+    };
+    let result = future.await;
+    landing
+        .shared
+        .remember(digest, &result, landing.flight.began);
+    landing.flight.land(Shared::settle(result, stale));
+}
+
+/// Takes a flight off the list once it is over, and lands it with an
+/// error if it ended without an answer (its lookup panicked, or the
+/// runtime stopped), so no miss waits for it in vain.
+struct Landing {
+    shared: Arc<Shared>,
+    digest: KeyDigest,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        self.flight.land_if_flying(|| {
+            Err(crate::error::StoreError::new(
+                "the key store's lookup ended without an answer",
+            ))
+        });
+        let mut flights = self.shared.flights();
+        if flights
+            .get(&self.digest)
+            .is_some_and(|current| Arc::ptr_eq(current, &self.flight))
+        {
+            flights.remove(&self.digest);
+        }
+    }
+}
+
+/// One lookup of the inner store, and the misses waiting for it.
+struct Flight {
+    /// The cache's change count when it began.
+    began: u64,
+    state: Mutex<State>,
+}
+
+enum State {
+    Flying(Vec<Waker>),
+    Landed(LookupResult),
+}
+
+impl Flight {
+    fn new(began: u64) -> Self {
+        Self {
+            began,
+            state: Mutex::new(State::Flying(Vec::new())),
+        }
+    }
+
+    fn land(&self, result: LookupResult) {
+        self.land_if_flying(|| result);
+    }
+
+    fn land_if_flying(&self, result: impl FnOnce() -> LookupResult) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let State::Flying(wakers) = &mut *state {
+            let wakers = std::mem::take(wakers);
+            *state = State::Landed(result());
+            drop(state);
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<LookupResult> {
+        match &mut *self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            State::Landed(result) => Poll::Ready(result.clone()),
+            State::Flying(wakers) => {
+                if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
         }
     }
 }
@@ -255,9 +496,50 @@ pin_project! {
     /// answer is remembered when it comes.
     pub struct CachedLookup<F> {
         #[pin]
+        state: Lookup<F>,
+    }
+}
+
+pin_project! {
+    #[project = LookupProj]
+    enum Lookup<F> {
+        /// Waiting for the one lookup of this digest in flight.
+        Waiting { flight: Arc<Flight> },
+        /// Looking up itself (outside a Tokio runtime).
+        Driving {
+            #[pin]
+            future: F,
+            shared: Arc<Shared>,
+            digest: KeyDigest,
+            began: u64,
+            stale: Option<Arc<KeyRecord>>,
+        },
+    }
+}
+
+impl<F> CachedLookup<F> {
+    fn waiting(flight: Arc<Flight>) -> Self {
+        Self {
+            state: Lookup::Waiting { flight },
+        }
+    }
+
+    fn driving(
         future: F,
         shared: Arc<Shared>,
         digest: KeyDigest,
+        began: u64,
+        stale: Option<Arc<KeyRecord>>,
+    ) -> Self {
+        Self {
+            state: Lookup::Driving {
+                future,
+                shared,
+                digest,
+                began,
+                stale,
+            },
+        }
     }
 }
 
@@ -268,10 +550,20 @@ where
     type Output = LookupResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.future.poll(cx));
-        this.shared.remember(*this.digest, &result);
-        Poll::Ready(result)
+        match self.project().state.project() {
+            LookupProj::Waiting { flight } => flight.poll(cx),
+            LookupProj::Driving {
+                future,
+                shared,
+                digest,
+                began,
+                stale,
+            } => {
+                let result = std::task::ready!(future.poll(cx));
+                shared.remember(*digest, &result, *began);
+                Poll::Ready(Shared::settle(result, stale.take()))
+            }
+        }
     }
 }
 
@@ -280,7 +572,6 @@ impl<F> fmt::Debug for CachedLookup<F> {
         f.write_str("CachedLookup")
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +683,144 @@ mod tests {
         store.invalidate(&KeyHasher::new().digest("known"));
         lookup(&store, "known").await.unwrap();
         assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A store whose lookups wait until released, counting them.
+    #[derive(Clone, Default)]
+    struct Slow {
+        calls: Arc<AtomicUsize>,
+        release: Arc<tokio::sync::Notify>,
+        failing: Arc<std::sync::atomic::AtomicBool>,
+        known: Arc<Mutex<Option<KeyDigest>>>,
+    }
+
+    impl KeyStore for Slow {
+        type Lookup = Pin<Box<dyn Future<Output = LookupResult> + Send>>;
+        fn lookup(&self, digest: &KeyDigest) -> Answer<LookupResult, Self::Lookup> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let this = self.clone();
+            let digest = *digest;
+            Answer::Pending(Box::pin(async move {
+                this.release.notified().await;
+                if this.failing.load(Ordering::SeqCst) {
+                    return Err(StoreError::new("down"));
+                }
+                let known = *this.known.lock().unwrap() == Some(digest);
+                Ok(known.then(|| Arc::new(KeyRecord::new("k", "p", KeyKind::Secret))))
+            }))
+        }
+    }
+
+    fn slow() -> (CachedKeyStore<Slow>, Slow, FakeClock) {
+        let fake = FakeClock::new();
+        let inner = Slow::default();
+        *inner.known.lock().unwrap() = Some(KeyHasher::new().digest("known"));
+        let store = CachedKeyStore::builder(inner.clone())
+            .ttl(Duration::from_secs(60))
+            .grace(Duration::from_secs(30))
+            .clock(fake.clock())
+            .build();
+        (store, inner, fake)
+    }
+
+    fn pending(
+        store: &CachedKeyStore<Slow>,
+        key: &str,
+    ) -> CachedLookup<<Slow as KeyStore>::Lookup> {
+        match store.lookup(&KeyHasher::new().digest(key)) {
+            Answer::Pending(future) => future,
+            Answer::Ready(_) => panic!("expected a lookup in flight"),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_lookup() {
+        let (store, inner, _) = slow();
+        let waiting: Vec<_> = (0..100)
+            .map(|_| tokio::spawn(pending(&store, "known")))
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        inner.release.notify_waiters();
+        for waiter in waiting {
+            assert!(waiter.await.unwrap().unwrap().is_some());
+        }
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(store.len(), 1);
+        assert!(matches!(
+            store.lookup(&KeyHasher::new().digest("known")),
+            Answer::Ready(Ok(Some(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_change_during_a_lookup_is_not_undone_by_it() {
+        let (store, inner, _) = slow();
+        let before = pending(&store, "known");
+        let generation = store.generation();
+        // The key changes (a notification) while its lookup is in flight:
+        // the old answer is given to whoever asked, but not remembered, and
+        // a later miss does not wait for the old lookup.
+        store.invalidate(&KeyHasher::new().digest("known"));
+        assert_ne!(store.generation(), generation);
+        let after = pending(&store, "known");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+        let answers = tokio::spawn(async move { (before.await, after.await) });
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        let (before, after) = answers.await.unwrap();
+        assert!(before.unwrap().is_some() && after.unwrap().is_some());
+        // The second lookup began after the change: it is remembered.
+        assert_eq!(store.len(), 1);
+        store.clear();
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_answer_within_their_grace_while_the_store_fails() {
+        let (store, inner, fake) = slow();
+        let first = tokio::spawn(pending(&store, "known"));
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        assert!(first.await.unwrap().unwrap().is_some());
+        inner.failing.store(true, Ordering::SeqCst);
+
+        fake.advance(Duration::from_secs(60 + 29));
+        let stale = tokio::spawn(pending(&store, "known"));
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        assert!(stale.await.unwrap().unwrap().is_some(), "within the grace");
+
+        fake.advance(Duration::from_secs(1));
+        let late = tokio::spawn(pending(&store, "known"));
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        assert!(late.await.unwrap().is_err(), "past the grace");
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_key_gets_no_grace() {
+        let (store, inner, fake) = slow();
+        let first = tokio::spawn(pending(&store, "known"));
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        first.await.unwrap().unwrap();
+        inner.failing.store(true, Ordering::SeqCst);
+        fake.advance(Duration::from_secs(61));
+        store.invalidate(&KeyHasher::new().digest("known"));
+        let after = tokio::spawn(pending(&store, "known"));
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        assert!(after.await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_generation_moves_on_with_time() {
+        let (store, _, fake) = slow();
+        let generation = store.generation();
+        fake.advance(Duration::from_secs(14));
+        assert_eq!(store.generation(), generation);
+        fake.advance(Duration::from_secs(1));
+        assert_ne!(store.generation(), generation, "a quarter of the ttl");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderName, Method, Request};
+use http::{HeaderName, HeaderValue, Method, Request};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
@@ -347,7 +347,10 @@ impl<St> KeyCheck<St> {
                 crate::metrics::store_failure("key");
                 #[cfg(feature = "tracing")]
                 tracing::warn!(target: "tollgate", error = %error, "key store lookup failed");
-                let _ = error;
+                if error.is_busy() {
+                    return Err(ApiError::from(ErrorCode::UPSTREAM_BUSY)
+                        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")));
+                }
                 return Err(ApiError::from(ErrorCode::UPSTREAM_FAILED));
             }
         };

@@ -105,7 +105,7 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    fn to_time(&self) -> Option<SystemTime> {
+    pub(crate) fn to_time(&self) -> Option<SystemTime> {
         let seconds = match self {
             Self::Unix(seconds) => *seconds,
             Self::Text(text) => parse_rfc3339_utc(text)?,
@@ -193,6 +193,20 @@ impl KeyConfig {
         let kind = key.kind.or(kind).ok_or_else(|| {
             ConfigError::new(field("kind"), "a key given by digest needs its `kind`")
         })?;
+        Ok((digest, self.to_record(kind, env, tier, label)?))
+    }
+
+    /// The record this entry describes for a key of `kind` (and `env`,
+    /// unless the entry names one): everything but the key and digest.
+    pub(crate) fn to_record(
+        &self,
+        kind: KeyKind,
+        env: Option<KeyEnv>,
+        tier: impl Fn(&str) -> bool,
+        label: impl Fn(&str) -> bool,
+    ) -> Result<KeyRecord, ConfigError> {
+        let key = self;
+        let field = |name: &str| format!("keys.{}.{name}", key.name);
         let mut record = KeyRecord::new(key.name.as_str(), key.project.as_str(), kind)
             .with_scopes(key.scopes.iter().cloned())
             .with_origins(&key.origins)
@@ -240,7 +254,7 @@ impl KeyConfig {
             })?;
             record = record.with_expiry(time);
         }
-        Ok((digest, record))
+        Ok(record)
     }
 }
 

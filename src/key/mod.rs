@@ -54,7 +54,7 @@
 //! # });
 //! ```
 
-mod cache;
+pub(crate) mod cache;
 mod check;
 mod checksum;
 pub(crate) mod config;
@@ -65,6 +65,9 @@ mod layer;
 mod memory;
 mod options;
 pub(crate) mod policy;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod store;
 mod verified;
 

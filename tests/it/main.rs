@@ -20,6 +20,8 @@ mod operating;
 mod origin;
 mod per_caller;
 mod pipeline;
+#[cfg(feature = "postgres")]
+mod postgres_store;
 mod properties;
 mod rate_limit;
 mod readme;

@@ -119,26 +119,12 @@ impl RedisOptions {
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &redact_password(&self.url))
+            .field("url", &crate::fields::redact_password(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout_ms", &self.timeout_ms)
             .field("on_failure", &self.on_failure)
             .field("denial_cache", &self.denial_cache)
             .finish()
-    }
-}
-
-/// `url` with the password of `scheme://user:password@host` replaced.
-fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}").into()
-        }
-        None => url.into(),
     }
 }
 
