@@ -158,10 +158,10 @@ pub fn fixture() -> Fixture {
 
 /// The benches' routes on `builder` (with settings for two tiers on the
 /// benched route, or none).
-fn routes(
-    builder: GateBuilder<InMemoryKeyStore, InMemoryRateStore>,
+pub fn routes<St: tollgate::key::store::KeyStore>(
+    builder: GateBuilder<St, InMemoryRateStore>,
     tiers: bool,
-) -> GateBuilder<InMemoryKeyStore, InMemoryRateStore> {
+) -> GateBuilder<St, InMemoryRateStore> {
     let mut track = RoutePolicy::new()
         .require_all(["ingest"])
         .quota(Quota::per_second(1_000_000_000).burst(1_000_000_000))
