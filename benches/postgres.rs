@@ -30,6 +30,7 @@ use tollgate::key::store::KeyStore;
 use tollgate::key::{KeyConfig, KeyDigest, KeyHasher, KeyKind};
 use tower::{Layer, ServiceExt};
 
+#[macro_use]
 #[allow(unused_macros)]
 #[path = "support/stacks.rs"]
 mod stacks;
@@ -104,36 +105,8 @@ fn bench_postgres(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("postgres");
     let memory_gate = f.gate.layer().layer(stacks::handler());
-    let mut i = 0;
-    group.bench_function("memory_gate", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(memory_gate.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    let mut i = 0;
-    group.bench_function("postgres_gate_cached", |b| {
-        b.iter_batched(
-            || {
-                i = (i + 1) % KEYS;
-                track(&f.keys[i])
-            },
-            |request| {
-                let response = poll_once(postgres_gate.clone().oneshot(request)).unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    case!(group, "memory_gate", memory_gate, f.keys, track);
+    case!(group, "postgres_gate_cached", postgres_gate, f.keys, track);
     let mut i = 0;
     group.bench_function("miss", |b| {
         b.to_async(&runtime).iter_custom(|iterations| {

@@ -66,30 +66,6 @@ fn install_recorder() {
     }
 }
 
-/// One case of the `stack` group: `service` on a request made by `make`
-/// from the next key, answered 200.
-macro_rules! case {
-    ($group:expr, $name:expr, $service:expr, $keys:expr, $make:expr) => {{
-        let service = $service;
-        let keys = &$keys;
-        let mut i = 0;
-        $group.bench_function($name, |b| {
-            b.iter_batched(
-                || {
-                    i = (i + 1) % KEYS;
-                    $make(&keys[i])
-                },
-                |request| {
-                    let response = poll_once(service.clone().oneshot(request)).unwrap();
-                    assert_eq!(response.status(), StatusCode::OK);
-                    response
-                },
-                BatchSize::SmallInput,
-            )
-        });
-    }};
-}
-
 fn bench_stack(c: &mut Criterion) {
     install_recorder();
     let f = stacks::fixture();

@@ -27,6 +27,32 @@ use tower_governor::key_extractor::KeyExtractor;
 pub const KEYS: usize = 10_000;
 pub const PROJECTS: usize = 1_000;
 
+/// One bench case: `service` on a request made by `make` from the next of
+/// `keys` (the caller imports `KEYS`, `poll_once`, `BatchSize`,
+/// `StatusCode` and `ServiceExt`), answered 200.
+#[allow(unused_macros)]
+macro_rules! case {
+    ($group:expr, $name:expr, $service:expr, $keys:expr, $make:expr) => {{
+        let service = $service;
+        let keys = &$keys;
+        let mut i = 0;
+        $group.bench_function($name, |b| {
+            b.iter_batched(
+                || {
+                    i = (i + 1) % KEYS;
+                    $make(&keys[i])
+                },
+                |request| {
+                    let response = poll_once(service.clone().oneshot(request)).unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }};
+}
+
 /// Polls `future` once with a no-op waker: every stack here answers at once.
 pub fn poll_once<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);

@@ -14,7 +14,8 @@
 //!    ones are refused;
 //! 3. parses it, then digests it with HMAC-SHA256 under a server pepper
 //!    ([`KeyHasher`]): keys are never stored or compared in the clear;
-//! 4. looks the digest up in a [`KeyStore`](store::KeyStore) (in memory, cached, or your own),
+//! 4. looks the digest up in a [`KeyStore`](store::KeyStore) (in memory, cached, in
+//!    PostgreSQL with the `postgres` feature, or your own),
 //!    with a timeout — a store error or timeout is `upstream_failed`, never a
 //!    pass;
 //! 5. refuses unknown, revoked, expired and mismatched keys, or inserts the
@@ -66,7 +67,6 @@ mod memory;
 mod options;
 pub(crate) mod policy;
 #[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 pub mod store;
 mod verified;
