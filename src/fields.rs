@@ -145,19 +145,32 @@ pub(crate) mod millis_required {
     }
 }
 
-/// `url` with the password of `scheme://user:password@host` replaced, for
-/// `Debug` and logs (a Redis or PostgreSQL URL).
+/// `url` with its password replaced, for `Debug` and logs: the one of
+/// `scheme://user:password@host`, and any `password=…` (a query parameter,
+/// or PostgreSQL's `host=… password=…` form).
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn redact_password(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.into();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}").into()
-        }
+    let mut text: std::borrow::Cow<'_, str> = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split_once(':').map_or("", |(user, _)| user);
+                format!("{scheme}://{user}:<redacted>@{host}").into()
+            }
+            None => url.into(),
+        },
         None => url.into(),
+    };
+    const NEEDLE: &str = "password=";
+    let mut from = 0;
+    while let Some(found) = text[from..].find(NEEDLE) {
+        let start = from + found + NEEDLE.len();
+        let end = text[start..]
+            .find([' ', '&'])
+            .map_or(text.len(), |length| start + length);
+        text.to_mut().replace_range(start..end, "<redacted>");
+        from = start + "<redacted>".len();
     }
+    text
 }
 
 /// A header name written as text (`credential_header = "X-Auth-Token"`).

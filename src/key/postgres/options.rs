@@ -244,6 +244,16 @@ mod tests {
         assert_eq!(options.pool_size, 16);
         assert!(options.check().is_ok());
         assert!(!format!("{options:?}").contains("pw@"));
+        for hidden in [
+            "host=db user=gw password=s3cr3t dbname=app",
+            "postgres://gw@db/app?sslmode=disable&password=s3cr3t",
+        ] {
+            let shown = format!("{:?}", PostgresOptions::new(hidden));
+            assert!(
+                !shown.contains("s3cr3t") && shown.contains("password=<redacted>"),
+                "{shown}"
+            );
+        }
         let error = toml::from_str::<PostgresOptions>("postgres = \"x\"\nttl = 3").unwrap_err();
         assert!(error.to_string().contains("unknown field `ttl`"), "{error}");
     }
