@@ -72,11 +72,38 @@ struct Shared {
     /// entries are gone and while `changing` is held.
     changes: AtomicU64,
     /// Held to change the entries against what lookups in flight bring
-    /// back: a result is remembered only if no change came since its lookup
-    /// began.
-    changing: Mutex<()>,
+    /// back: a result is remembered only if its key was not changed since
+    /// its lookup began. Holds the latest changes.
+    changing: Mutex<Changes>,
     /// The lookups in flight, one per digest, that later misses wait for.
     flights: Mutex<HashMap<KeyDigest, Arc<Flight>, BuildPrehashed>>,
+}
+
+/// The latest changes, oldest first: the key each forgot, or `None` for all.
+#[derive(Default)]
+struct Changes {
+    log: std::collections::VecDeque<Option<KeyDigest>>,
+}
+
+/// How many changes are kept to tell whether a key was among them; a
+/// lookup that began before more changes than that is not remembered.
+const CHANGES_KEPT: usize = 1024;
+
+impl Changes {
+    /// Whether `digest` changed (or everything did) in the last `since`
+    /// changes.
+    fn touched(&self, digest: &KeyDigest, since: u64) -> bool {
+        let Ok(since) = usize::try_from(since) else {
+            return true;
+        };
+        since > self.log.len()
+            || self
+                .log
+                .iter()
+                .rev()
+                .take(since)
+                .any(|changed| changed.as_ref().is_none_or(|changed| changed == digest))
+    }
 }
 
 #[derive(Clone)]
@@ -116,7 +143,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
     /// Forgets what is cached for `digest` (for example after revoking it),
     /// for lookups in flight too.
     pub fn invalidate(&self, digest: &KeyDigest) {
-        self.shared.change(|shared| {
+        self.shared.change(Some(digest), |shared| {
             shared.known.remove(digest);
             shared.unknown.remove(digest);
         });
@@ -125,7 +152,7 @@ impl<S: KeyStore> CachedKeyStore<S> {
     /// Forgets every cached key, for lookups in flight too (for example when
     /// changes may have been missed).
     pub fn clear(&self) {
-        self.shared.change(|shared| {
+        self.shared.change(None, |shared| {
             shared.known.clear();
             shared.unknown.clear();
         });
@@ -248,7 +275,7 @@ impl<S: KeyStore> CachedKeyStoreBuilder<S> {
                 period: (ttl / 4).max(1_000_000),
                 clock: self.clock,
                 changes: AtomicU64::new(0),
-                changing: Mutex::new(()),
+                changing: Mutex::default(),
                 flights: Mutex::default(),
             }),
         }
@@ -273,18 +300,33 @@ impl Shared {
         }
     }
 
-    /// Makes a change of the entries, counted once they are gone.
-    fn change(&self, change: impl FnOnce(&Self)) {
-        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Makes a change of the entries (forgetting `digest`, or all for
+    /// `None`), counted once they are gone.
+    fn change(&self, digest: Option<&KeyDigest>, change: impl FnOnce(&Self)) {
+        let mut changing = self.changing();
         change(self);
+        if changing.log.len() == CHANGES_KEPT {
+            changing.log.pop_front();
+        }
+        changing.log.push_back(digest.copied());
         self.changes.fetch_add(1, Ordering::Release);
     }
 
+    fn changing(&self) -> std::sync::MutexGuard<'_, Changes> {
+        self.changing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `digest` changed since the change count was `began`.
+    fn changed_since(&self, changes: &Changes, digest: &KeyDigest, began: u64) -> bool {
+        let since = self.changes.load(Ordering::Acquire).wrapping_sub(began);
+        since != 0 && changes.touched(digest, since)
+    }
+
     /// Remembers what a lookup begun when `changes` was at `began` found,
-    /// unless a change came since.
+    /// unless its key changed since.
     fn remember(&self, digest: KeyDigest, result: &LookupResult, began: u64) {
-        let _changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.changes.load(Ordering::Acquire) != began {
+        let changing = self.changing();
+        if self.changed_since(&changing, &digest, began) {
             return;
         }
         let now = self.clock.now();
@@ -350,7 +392,9 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         let began = self.shared.changes.load(Ordering::Acquire);
         let mut flights = self.shared.flights();
         if let Some(flight) = flights.get(digest)
-            && flight.began == began
+            && !self
+                .shared
+                .changed_since(&self.shared.changing(), digest, flight.began)
         {
             return Answer::Pending(CachedLookup::waiting(Arc::clone(flight)));
         }
@@ -773,6 +817,32 @@ mod tests {
         // The second lookup began after the change: it is remembered.
         assert_eq!(store.len(), 1);
         store.clear();
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_change_of_another_key_does_not_stop_remembering() {
+        let (store, inner, _) = slow();
+        let lookup = pending(&store, "known");
+        store.invalidate(&KeyHasher::new().digest("another"));
+        // A later miss still waits for the lookup in flight.
+        let joined = pending(&store, "known");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        let answers = tokio::spawn(async move { (lookup.await, joined.await) });
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        let (first, second) = answers.await.unwrap();
+        assert!(first.unwrap().is_some() && second.unwrap().is_some());
+        assert_eq!(store.len(), 1, "remembered");
+        // Everything forgotten (a clear) while a lookup is in flight: not
+        // remembered.
+        store.clear();
+        let lookup = pending(&store, "known");
+        store.clear();
+        let answer = tokio::spawn(lookup);
+        tokio::task::yield_now().await;
+        inner.release.notify_waiters();
+        assert!(answer.await.unwrap().unwrap().is_some());
         assert_eq!(store.len(), 0);
     }
 

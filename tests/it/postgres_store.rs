@@ -122,6 +122,19 @@ async fn through(gate: &Gate<PostgresKeyStore>, key: &str) -> Answer {
     .await
 }
 
+/// Waits until each of `stores` has heard `count` notifications: a lookup
+/// in flight when its key's notification arrives is answered but not
+/// cached, so the tests that count queries or rely on a key being cached
+/// let the notifications of their inserts arrive first.
+async fn heard(stores: &[&PostgresKeyStore], count: u64) {
+    until("the inserts notified", || {
+        stores
+            .iter()
+            .all(|store| store.stats().notifications >= count)
+    })
+    .await;
+}
+
 /// The answer is the refusal `status` with `code`.
 fn refused(answer: &Answer, status: u16, code: &str) {
     assert_eq!(
@@ -150,6 +163,7 @@ async fn changes_in_sql_reach_two_gates_by_notification() {
     let revoked = mint(&first, "key_revoked", None).await;
     let disabled = mint(&first, "key_disabled", None).await;
     let upgraded = mint(&first, "key_upgraded", Some("free")).await;
+    heard(&[&first, &second], 3).await;
     let gates = [
         serve_gate(&gate(first.clone(), None)).await,
         serve_gate(&gate(second.clone(), None)).await,
@@ -282,6 +296,7 @@ async fn the_database_stopped_frozen_and_back() {
         .unwrap();
     let cached = mint(&graced, "key_cached", None).await;
     let uncached = mint(&graced, "key_uncached", None).await;
+    heard(&[&graced, &strict], 2).await;
     let graced_gate = serve_gate(&gate(graced.clone(), Some(&fake))).await;
     let strict_gate = serve_gate(&gate(strict.clone(), Some(&fake))).await;
     for address in [graced_gate, strict_gate] {
@@ -348,7 +363,9 @@ async fn the_database_stopped_frozen_and_back() {
 
     // Frozen: connections stay open and nothing answers. An uncached key is
     // refused when the query's timeout passes; a cached one is served.
+    let heard_before = graced.stats().notifications;
     let frozen = mint(&graced, "key_frozen", None).await;
+    heard(&[&graced], heard_before + 1).await;
     server.signal("-STOP");
     refused(
         &fetch(track(graced_gate, frozen.key(), 0)).await,
@@ -371,6 +388,7 @@ async fn ten_thousand_concurrent_misses_make_one_query() {
     let server = PostgresServer::start();
     let store = connect(options(&server)).await;
     let key = mint(&store, "key_popular", None).await;
+    heard(&[&store], 1).await;
     let gate = Arc::new(gate(store.clone(), None));
     let key = Arc::new(key.key().to_owned());
     let requests: Vec<_> = (0..10_000)
@@ -399,6 +417,7 @@ async fn a_flood_of_unknown_keys_is_shed_and_known_keys_pass() {
     )
     .await;
     let known = mint(&store, "key_known", None).await;
+    heard(&[&store], 1).await;
     let gate = Arc::new(gate_waiting(store.clone(), None, Duration::from_secs(20)));
     assert_eq!(through(&gate, known.key()).await.status, StatusCode::OK);
 
