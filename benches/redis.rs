@@ -13,6 +13,9 @@
 //!   a Redis call.
 //! - `abusive`: 90 % of decisions come from one project far over its limit
 //!   (the rest as above); the denial cache answers most of them locally.
+//!
+//! Then `admitted` once more on a three-master Redis Cluster on loopback
+//! (`benches/support/redis_cluster.rs`), beside the single node.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,6 +25,9 @@ use tollgate::Answer;
 use tollgate::rate_limit::redis::{RedisOptions, RedisRateStore};
 use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
 use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
+
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 
 struct Args {
     seconds: u64,
@@ -212,5 +218,26 @@ fn main() {
             .await;
             report(&format!("{label:<9} in memory"), &mut outcome);
         }
+        let cluster = redis_cluster::Cluster::start(3, 0);
+        let store = RedisRateStore::connect(
+            RedisOptions::cluster(cluster.urls())
+                .prefix("bench:cluster:")
+                .denial_cache(0),
+        )
+        .await
+        .expect("connect to the cluster");
+        let mut outcome = drive(
+            Arc::new(store.clone()),
+            Workload::Admitted,
+            args.tasks,
+            args.seconds,
+        )
+        .await;
+        report("admitted  redis cluster (3 masters)", &mut outcome);
+        let stats = store.stats();
+        println!(
+            "{:<34} redis calls {}, failures {}",
+            "", stats.calls, stats.failures
+        );
     });
 }

@@ -26,6 +26,8 @@ mod properties;
 mod rate_limit;
 mod readme;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod scope;
 #[cfg(feature = "tracing")]

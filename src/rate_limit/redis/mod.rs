@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 
 mod options;
 mod script;
@@ -70,8 +71,48 @@ pub struct RedisRateStore {
     shared: Arc<Shared>,
 }
 
+/// The connection decisions go through: to one node (re-established by
+/// itself), or to a cluster (routed by slot, following `MOVED`, `ASK` and
+/// fail-overs).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 struct Shared {
-    connection: ConnectionManager,
+    connection: Connection,
     script: redis::Script,
     prefix: Box<str>,
     timeout: Duration,
@@ -101,23 +142,32 @@ impl RedisRateStore {
     pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
         let client = options.check().map_err(StoreError::new)?;
         let timeout = Duration::from_millis(options.timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(timeout);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::new)?;
+        let unanswered = || StoreError::new(format!("Redis did not answer within {timeout:?}"));
+        let connection = match client {
+            options::Client::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(timeout);
+                Connection::Single(
+                    ConnectionManager::new_lazy_with_config(client, config)
+                        .map_err(StoreError::new)?,
+                )
+            }
+            options::Client::Cluster(client) => Connection::Cluster(
+                tokio::time::timeout(timeout, client.get_async_connection())
+                    .await
+                    .map_err(|_| unanswered())?
+                    .map_err(StoreError::new)?,
+            ),
+        };
         let script = redis::Script::new(SCRIPT);
         let mut probe = connection.clone();
         match tokio::time::timeout(timeout, script.prepare_invoke().load_async(&mut probe)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => return Err(StoreError::new(error)),
-            Err(_) => {
-                return Err(StoreError::new(format!(
-                    "Redis did not answer within {timeout:?}"
-                )));
-            }
+            Err(_) => return Err(unanswered()),
         }
         let denials = (options.denial_cache > 0).then(|| {
             quick_cache::sync::Cache::with(

@@ -36,11 +36,21 @@ pub enum FailureMode {
 /// denial_cache = 100000      # buckets remembered as refused; 0: off
 /// ```
 ///
+/// A Redis Cluster is given by some of its nodes instead of `url` (the
+/// client finds the others, follows `MOVED`/`ASK` and fail-overs):
+///
+/// ```toml
+/// [redis]
+/// cluster = ["redis://10.0.0.5:7000", "redis://10.0.0.6:7000", "redis://10.0.0.7:7000"]
+/// ```
+///
 /// `Debug` hides the password of a URL that has one.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisOptions {
     pub(super) url: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) cluster: Vec<String>,
     pub(super) prefix: String,
     pub(super) timeout_ms: u64,
     pub(super) on_failure: FailureMode,
@@ -51,6 +61,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: Vec::new(),
             prefix: "tollgate:".into(),
             timeout_ms: 50,
             on_failure: FailureMode::Open,
@@ -66,6 +77,22 @@ impl RedisOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A Redis Cluster reached through any of `nodes`
+    /// (`redis://host:port` each), with the same defaults. Each decision is
+    /// one script on the node holding its partition's slot: a route's
+    /// buckets and the shared ones it draws from are in one slot (their
+    /// keys share the partition as hash tag).
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            cluster: nodes.into_iter().map(Into::into).collect(),
             ..Self::default()
         }
     }
@@ -103,7 +130,7 @@ impl RedisOptions {
         self
     }
 
-    pub(super) fn check(&self) -> Result<redis::Client, ConfigError> {
+    pub(super) fn check(&self) -> Result<Client, ConfigError> {
         let fail = |field: &str, reason: String| Err(ConfigError::new(field, reason));
         if self.timeout_ms == 0 {
             return fail(
@@ -111,15 +138,58 @@ impl RedisOptions {
                 "the timeout must be at least 1 ms".into(),
             );
         }
-        redis::Client::open(self.url.as_str())
-            .or_else(|error| fail("redis.url", format!("not a Redis URL: {error}")))
+        if self.cluster.is_empty() {
+            return redis::Client::open(self.url.as_str())
+                .map(Client::Single)
+                .or_else(|error| fail("redis.url", format!("not a Redis URL: {error}")));
+        }
+        for node in &self.cluster {
+            if let Err(error) = redis::Client::open(node.as_str()) {
+                return fail(
+                    "redis.cluster",
+                    format!(
+                        "`{}` is not a Redis URL: {error}",
+                        crate::fields::redact_password(node)
+                    ),
+                );
+            }
+        }
+        let timeout = Duration::from_millis(self.timeout_ms);
+        redis::cluster::ClusterClientBuilder::new(self.cluster.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2)
+            .build()
+            .map(Client::Cluster)
+            .or_else(|error| fail("redis.cluster", error.to_string()))
+    }
+}
+
+/// What the options connect with: one node, or a cluster.
+pub(super) enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Single(_) => "Client::Single",
+            Self::Cluster(_) => "Client::Cluster",
+        })
     }
 }
 
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cluster: Vec<_> = self
+            .cluster
+            .iter()
+            .map(|node| crate::fields::redact_password(node))
+            .collect();
         f.debug_struct("RedisOptions")
             .field("url", &crate::fields::redact_password(&self.url))
+            .field("cluster", &cluster)
             .field("prefix", &self.prefix)
             .field("timeout_ms", &self.timeout_ms)
             .field("on_failure", &self.on_failure)
@@ -154,5 +224,16 @@ mod tests {
             .check()
             .unwrap_err();
         assert_eq!(error.field(), "redis.timeout_ms");
+        let error = RedisOptions::cluster(["redis://127.0.0.1:7000", "nope://x"])
+            .check()
+            .unwrap_err();
+        assert_eq!(error.field(), "redis.cluster");
+        assert!(matches!(
+            RedisOptions::cluster(["redis://127.0.0.1:7000"]).check(),
+            Ok(Client::Cluster(_))
+        ));
+        let options: RedisOptions =
+            toml::from_str("cluster = [\"redis://a:7000\", \"redis://b:7000\"]").unwrap();
+        assert_eq!(options.cluster.len(), 2);
     }
 }
