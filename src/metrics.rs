@@ -31,6 +31,10 @@ pub const NEAR_LIMIT_TOTAL: &str = "tollgate_rate_limit_near_limit_total";
 pub const STORE_DURATION: &str = "tollgate_store_duration_seconds";
 /// `tollgate_store_failures_total`.
 pub const STORE_FAILURES: &str = "tollgate_store_failures_total";
+/// `tollgate_rate_store_switches_total`, by `to` (`local`, `redis`): a
+/// Redis rate store with `on_failure = "local"` switching to its share in
+/// memory and back.
+pub const RATE_STORE_SWITCHES: &str = "tollgate_rate_store_switches_total";
 /// `tollgate_rate_limit_buckets`.
 pub const BUCKETS: &str = "tollgate_rate_limit_buckets";
 
@@ -166,6 +170,12 @@ pub(crate) fn store_duration(store: &'static str, took: Duration) {
 /// Counts a failure of a `store` (`key`, `rate`).
 pub(crate) fn store_failure(store: &'static str) {
     counter!(STORE_FAILURES, "store" => store).increment(1);
+}
+
+/// Counts a switch of a shared rate store's mode: `local` when it began
+/// deciding by its share in memory, `redis` when it went back.
+pub(crate) fn rate_store_mode(mode: &'static str) {
+    counter!(RATE_STORE_SWITCHES, "to" => mode).increment(1);
 }
 
 /// Sets the gauge of live in-memory buckets.

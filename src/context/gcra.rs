@@ -88,6 +88,17 @@ impl Gcra {
     pub(crate) fn burst(&self) -> u64 {
         self.burst
     }
+
+    /// One of `instances` equal shares of this quota: the burst divided
+    /// (at least `cost`, so a request can still pass), the refill slowed as
+    /// many times. `instances` processes each deciding by its share admit
+    /// about the whole quota together.
+    pub(crate) fn share(&self, instances: u64, cost: u64) -> Self {
+        let instances = instances.max(1);
+        let burst = (self.burst / instances).max(cost).max(1);
+        let emission = self.emission.saturating_mul(instances);
+        Self::new(emission, emission.saturating_mul(burst), burst)
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +151,22 @@ mod tests {
         assert_eq!(empty.next_after(), SECOND / 2);
         // A refused request of cost 1 may retry exactly then.
         assert_eq!(gcra.admit(tat, SECOND / 2, 1), Err(empty.next_after()));
+    }
+
+    #[test]
+    fn a_share_holds_its_part_of_the_burst_and_refills_as_slowly() {
+        let gcra = Gcra::new(SECOND, 30 * SECOND, 30);
+        let share = gcra.share(3, 1);
+        assert_eq!(share.burst(), 10);
+        assert_eq!(share.increment(1), 3 * SECOND);
+        let mut tat = 0;
+        for _ in 0..10 {
+            tat = share.admit(tat, 0, 1).unwrap();
+        }
+        assert_eq!(share.admit(tat, 0, 1), Err(3 * SECOND));
+        // Never below one request's cost.
+        assert_eq!(Gcra::new(SECOND, 2 * SECOND, 2).share(8, 1).burst(), 1);
+        assert_eq!(Gcra::new(SECOND, 4 * SECOND, 4).share(8, 3).burst(), 3);
     }
 
     #[test]

@@ -152,6 +152,21 @@ impl InMemoryRateStore {
         shared.tick(now);
         decision
     }
+
+    /// Decides a request costing `cost` from the buckets `keys` (each its
+    /// key and quota, as [`decide_now`](Self::decide_now) makes them), for
+    /// a store deciding here in another's place.
+    pub(crate) fn decide_keyed(&self, keys: &[(u64, Gcra)], cost: u64) -> Decision {
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        let decision = match keys {
+            [] => Decision::allowed(&[]),
+            [(key, gcra)] => shared.take(*key, *gcra, now, cost),
+            keys => shared.take_all(keys, now, cost),
+        };
+        shared.tick(now);
+        decision
+    }
 }
 
 impl Shared {

@@ -552,6 +552,95 @@ async fn a_dead_redis_fails_closed_with_upstream_failed() {
     assert_eq!(status, StatusCode::OK, "the store never reconnected");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
+    let mut server = RedisServer::start();
+    let keys = Keys::new();
+    let key = keys.secret.key().to_owned();
+    // 10 a day (no refill within the test), two instances: a share of 5.
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_day(10).burst(10)),
+            )
+            .build()
+            .unwrap()
+    };
+    let local = || {
+        options(&server)
+            .timeout(Duration::from_millis(100))
+            .on_failure(FailureMode::Local)
+            .instances(2)
+    };
+    let stores = [store(&server, local()).await, store(&server, local()).await];
+    let gates = [
+        serve_gate(&instance(stores[0].clone())).await,
+        serve_gate(&instance(stores[1].clone())).await,
+    ];
+    let admitted = |rounds: usize, gate: Option<usize>| {
+        let key = key.clone();
+        async move {
+            let mut admitted = [0usize; 2];
+            for round in 0..rounds {
+                let index = gate.unwrap_or(round % 2);
+                let answer = fetch(track(gates[index], &key)).await;
+                match answer.status {
+                    StatusCode::OK => admitted[index] += 1,
+                    StatusCode::TOO_MANY_REQUESTS => assert_eq!(answer.code(), "rate_limited"),
+                    other => panic!("{other}: {:?}", answer.body),
+                }
+            }
+            admitted
+        }
+    };
+    // Redis decides: 4 of the 10 spent.
+    assert_eq!(admitted(4, None).await, [2, 2]);
+
+    // Redis gone: each gate decides by its share, 5, whatever the fleet
+    // spent before (its share's buckets are its own).
+    server.kill();
+    assert_eq!(admitted(8, Some(0)).await, [5, 0]);
+    assert_eq!(admitted(8, Some(1)).await, [0, 5]);
+    for store in &stores {
+        let stats = store.stats();
+        assert!(stats.degraded && stats.switches == 1, "{stats:?}");
+        assert_eq!(stats.local_decisions, 8);
+    }
+
+    // Redis back (empty, as restarted): exact again, without a restart of
+    // the gates: 10 across both.
+    server.restart();
+    for (index, store) in stores.iter().enumerate() {
+        let mut attempts = 0;
+        while store.stats().degraded {
+            assert!(attempts < 500, "the store never went back to Redis");
+            attempts += 1;
+            let _ = fetch(track(gates[index], &key)).await;
+            if store.stats().degraded {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    let before: u64 = stores.iter().map(|s| s.stats().local_decisions).sum();
+    // The two probes that found Redis back each took one of its 10.
+    let [a, b] = admitted(16, None).await;
+    assert_eq!(
+        a + b,
+        8,
+        "10 in Redis, 2 taken by the requests that found it back"
+    );
+    let after: u64 = stores.iter().map(|s| s.stats().local_decisions).sum();
+    assert_eq!(before, after, "decided in Redis again");
+    for store in &stores {
+        let stats = store.stats();
+        assert_eq!(stats.switches, 2, "{stats:?}");
+        assert!(stats.degraded_nanos > 0);
+    }
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,6 +19,7 @@ pub use options::{FailureMode, RedisOptions};
 use script::{SCRIPT, micros, read_reply};
 
 use super::limit::MAX_STACKED_QUOTAS;
+use super::memory::InMemoryRateStore;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
@@ -36,6 +37,15 @@ pub struct RedisStats {
     pub failures: u64,
     /// Refusals answered from the denial cache, without Redis.
     pub cached_denials: u64,
+    /// Decisions made in memory by this instance's share while Redis failed
+    /// ([`FailureMode::Local`]).
+    pub local_decisions: u64,
+    /// Times it switched to its local share, and back to Redis.
+    pub switches: u64,
+    /// Whether it decides by its local share now (Redis failed last).
+    pub degraded: bool,
+    /// Nanoseconds spent deciding by the local share, over finished spells.
+    pub degraded_nanos: u64,
 }
 
 /// Buckets in Redis, shared by every instance that uses the same Redis and
@@ -123,6 +133,15 @@ struct Shared {
     calls: AtomicU64,
     failures: AtomicU64,
     cached_denials: AtomicU64,
+    /// Buckets of this instance's share, for [`FailureMode::Local`].
+    local: Option<InMemoryRateStore>,
+    instances: u64,
+    /// When the current spell on the local share began (clock nanoseconds
+    /// plus one), or 0 while Redis answers.
+    degraded_since: AtomicU64,
+    local_decisions: AtomicU64,
+    switches: AtomicU64,
+    degraded_nanos: AtomicU64,
 }
 
 /// A refusal remembered: until when, and each quota's debt then.
@@ -190,14 +209,24 @@ impl RedisRateStore {
                 calls: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 cached_denials: AtomicU64::new(0),
+                local: (options.on_failure == FailureMode::Local).then(InMemoryRateStore::new),
+                instances: options.instances,
+                degraded_since: AtomicU64::new(0),
+                local_decisions: AtomicU64::new(0),
+                switches: AtomicU64::new(0),
+                degraded_nanos: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Reads the denial cache's time from `clock` (for tests).
+    /// Reads the denial cache's time, and the local share's, from `clock`
+    /// (for tests).
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            if shared.local.is_some() {
+                shared.local = Some(InMemoryRateStore::with_clock(clock.clone()));
+            }
             shared.clock = clock;
         }
         self
@@ -209,6 +238,10 @@ impl RedisRateStore {
             calls: self.shared.calls.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
             cached_denials: self.shared.cached_denials.load(Ordering::Relaxed),
+            local_decisions: self.shared.local_decisions.load(Ordering::Relaxed),
+            switches: self.shared.switches.load(Ordering::Relaxed),
+            degraded: self.shared.degraded_since.load(Ordering::Relaxed) != 0,
+            degraded_nanos: self.shared.degraded_nanos.load(Ordering::Relaxed),
         }
     }
 
@@ -261,9 +294,46 @@ impl Shared {
         }
     }
 
-    /// What the failure mode says when Redis could not decide.
-    fn failed(&self, error: StoreError, route: &str) -> Result<Decision, StoreError> {
+    /// Redis decided: if it had failed until now, the local spell ends.
+    fn answered(&self) {
+        let since = self.degraded_since.swap(0, Ordering::AcqRel);
+        if since != 0 {
+            let spell = self.clock.now().saturating_sub(since - 1);
+            self.degraded_nanos.fetch_add(spell, Ordering::Relaxed);
+            self.switches.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::rate_store_mode("redis");
+            #[cfg(feature = "tracing")]
+            tracing::warn!(target: "tollgate", degraded_for = ?Duration::from_nanos(spell), "Redis answers again: deciding in Redis again");
+        }
+    }
+
+    /// What the failure mode says when Redis could not decide; `local` are
+    /// the buckets of this instance's share and the request's cost.
+    fn failed(
+        &self,
+        error: StoreError,
+        route: &str,
+        local: (&[(u64, crate::context::gcra::Gcra)], u64),
+    ) -> Result<Decision, StoreError> {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(store) = &self.local {
+            let now = self.clock.now();
+            if self
+                .degraded_since
+                .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.switches.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::metrics::rate_store_mode("local");
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "tollgate", %error, route, instances = self.instances, "Redis rate store failed: deciding by this instance's share in memory");
+            }
+            let _ = (&error, route);
+            self.local_decisions.fetch_add(1, Ordering::Relaxed);
+            return Ok(store.decide_keyed(local.0, local.1));
+        }
         match self.on_failure {
             FailureMode::Open => {
                 #[cfg(feature = "tracing")]
@@ -271,7 +341,7 @@ impl Shared {
                 let _ = (error, route);
                 Ok(Decision::allowed(&[]))
             }
-            FailureMode::Closed => Err(error),
+            FailureMode::Closed | FailureMode::Local => Err(error),
         }
     }
 }
@@ -314,6 +384,17 @@ impl RateStore for RedisRateStore {
             *slot = quota.gcra;
         }
         let count = quotas.len().min(MAX_STACKED_QUOTAS);
+        // This instance's share of each bucket, should Redis fail.
+        let mut local = [(0, quotas[0].gcra); MAX_STACKED_QUOTAS];
+        if shared.local.is_some() {
+            for (index, (slot, quota)) in local.iter_mut().zip(quotas).enumerate() {
+                *slot = (
+                    quota.bucket_key(bucket, index),
+                    quota.gcra.share(shared.instances, limits.cost()),
+                );
+            }
+        }
+        let cost = limits.cost();
         let route: Box<str> = bucket.route().into();
         shared.calls.fetch_add(1, Ordering::Relaxed);
         Answer::Pending(Box::pin(async move {
@@ -340,12 +421,13 @@ impl RateStore for RedisRateStore {
             };
             match reply {
                 Ok((decision, debts)) => {
+                    this.answered();
                     if !decision.is_allowed() {
                         this.remember(id, &decision, debts);
                     }
                     Ok(decision)
                 }
-                Err(error) => this.failed(error, &route),
+                Err(error) => this.failed(error, &route, (&local[..count], cost)),
             }
         }))
     }

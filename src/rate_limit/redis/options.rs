@@ -22,6 +22,13 @@ pub enum FailureMode {
     /// Refuse the request with `upstream_failed` (502). Limits over
     /// availability: nothing is admitted that was not counted.
     Closed,
+    /// Decide in this process's memory by its share of every quota (the
+    /// quota divided by [`RedisOptions::instances`]), so that the fleet
+    /// together admits about the budget while Redis is unreachable; back to
+    /// Redis as soon as it answers (its buckets are as they were). Each
+    /// switch is logged and counted
+    /// ([`RedisStats::local_decisions`](super::RedisStats::local_decisions)).
+    Local,
 }
 
 /// How to reach Redis and what to do when it fails. Deserialises from the
@@ -32,7 +39,8 @@ pub enum FailureMode {
 /// url = "redis://10.0.0.5:6379"
 /// prefix = "tollgate:"      # every key starts with it
 /// timeout_ms = 50            # per decision, connecting included
-/// on_failure = "open"        # or "closed"
+/// on_failure = "open"        # or "closed", or "local" (each instance its share)
+/// instances = 1              # for "local": how many instances share the budget
 /// denial_cache = 100000      # buckets remembered as refused; 0: off
 /// ```
 ///
@@ -55,6 +63,7 @@ pub struct RedisOptions {
     pub(super) timeout_ms: u64,
     pub(super) on_failure: FailureMode,
     pub(super) denial_cache: usize,
+    pub(super) instances: u64,
 }
 
 impl Default for RedisOptions {
@@ -66,6 +75,7 @@ impl Default for RedisOptions {
             timeout_ms: 50,
             on_failure: FailureMode::Open,
             denial_cache: 100_000,
+            instances: 1,
         }
     }
 }
@@ -121,6 +131,15 @@ impl RedisOptions {
         self
     }
 
+    /// How many instances share the budget (default 1): with
+    /// [`FailureMode::Local`], each decides by `1 / instances` of every
+    /// quota while Redis is unreachable.
+    #[must_use]
+    pub fn instances(mut self, instances: u64) -> Self {
+        self.instances = instances;
+        self
+    }
+
     /// Remembers up to `capacity` refused buckets (default 100 000; 0 turns
     /// the cache off): until the refusal's `Retry-After` has passed, later
     /// requests for them are refused here, without asking Redis.
@@ -136,6 +155,12 @@ impl RedisOptions {
             return fail(
                 "redis.timeout_ms",
                 "the timeout must be at least 1 ms".into(),
+            );
+        }
+        if self.instances == 0 {
+            return fail(
+                "redis.instances",
+                "at least 1 instance shares the budget".into(),
             );
         }
         if self.cluster.is_empty() {
@@ -194,6 +219,7 @@ impl fmt::Debug for RedisOptions {
             .field("timeout_ms", &self.timeout_ms)
             .field("on_failure", &self.on_failure)
             .field("denial_cache", &self.denial_cache)
+            .field("instances", &self.instances)
             .finish()
     }
 }
