@@ -69,9 +69,13 @@ pub struct RedisStats {
 ///   `Retry-After`, with no Redis call. A bucket refused by one instance may
 ///   still be admitted by another meanwhile; the cache only saves calls,
 ///   it never admits.
+/// - **One node or a cluster** ([`RedisOptions::cluster`]): a cluster's
+///   decisions go to the master of the partition's slot, through redis-rs's
+///   cluster client (`MOVED`, `ASK`, fail-overs).
 /// - **Failures**: the connection is re-established by itself
-///   ([`ConnectionManager`]); every decision waits at most the timeout, then
-///   follows the [`FailureMode`]. A decision that timed out may still have
+///   ([`ConnectionManager`], or the cluster client); every decision waits at
+///   most the timeout, then follows the [`FailureMode`] (admit, refuse, or
+///   decide by this instance's share in memory). A decision that timed out may still have
 ///   reached Redis and be counted there once it answers: a timeout cannot
 ///   take back a command already sent.
 ///
