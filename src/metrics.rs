@@ -9,6 +9,9 @@
 //! | `tollgate_store_duration_seconds` | histogram | `store` (`key`, `rate`): lookups and decisions that had to wait (Redis, your key store) |
 //! | `tollgate_store_failures_total` | counter | `store` |
 //! | `tollgate_rate_limit_buckets` | gauge | live buckets of the in-memory rate store |
+//! | `tollgate_rate_store_decisions_total` | counter | `mode`: how the Redis rate store decided (`redis`: a round trip; `denial_cache`: a refusal remembered; `local`: this instance's share, Redis failing) |
+//! | `tollgate_rate_store_switches_total` | counter | `to` (`local`, `redis`): the Redis rate store switching to its local share and back |
+//! | `tollgate_rate_store_degraded_seconds` | gauge | seconds spent on the local share, over finished spells (only grows) |
 //!
 //! No label carries a key, a digest, a path or other unbounded input: route
 //! patterns, codes and policy names come from the configuration. The
@@ -35,6 +38,10 @@ pub const STORE_FAILURES: &str = "tollgate_store_failures_total";
 /// Redis rate store with `on_failure = "local"` switching to its share in
 /// memory and back.
 pub const RATE_STORE_SWITCHES: &str = "tollgate_rate_store_switches_total";
+/// `tollgate_rate_store_decisions_total`, by `mode`.
+pub const RATE_STORE_DECISIONS: &str = "tollgate_rate_store_decisions_total";
+/// `tollgate_rate_store_degraded_seconds`.
+pub const RATE_STORE_DEGRADED: &str = "tollgate_rate_store_degraded_seconds";
 /// `tollgate_rate_limit_buckets`.
 pub const BUCKETS: &str = "tollgate_rate_limit_buckets";
 
@@ -176,6 +183,16 @@ pub(crate) fn store_failure(store: &'static str) {
 /// deciding by its share in memory, `redis` when it went back.
 pub(crate) fn rate_store_mode(mode: &'static str) {
     counter!(RATE_STORE_SWITCHES, "to" => mode).increment(1);
+}
+
+/// Counts a decision of a shared rate store, by how it was made.
+pub(crate) fn rate_store_decision(mode: &'static str) {
+    counter!(RATE_STORE_DECISIONS, "mode" => mode).increment(1);
+}
+
+/// Adds a finished spell on the local share.
+pub(crate) fn rate_store_degraded(spell: Duration) {
+    gauge!(RATE_STORE_DEGRADED).increment(spell.as_secs_f64());
 }
 
 /// Sets the gauge of live in-memory buckets.

@@ -196,6 +196,9 @@ async fn the_gate_counts_what_it_decided() {
             assert!(!name.contains(secret), "{name}");
         }
     }
+    // The Redis rate store's modes (with the `redis` feature).
+    #[cfg(feature = "redis")]
+    redis_modes(&snapshotter).await;
 }
 
 /// The demo serves the Prometheus text format on its own listener; the
@@ -264,4 +267,94 @@ async fn the_demo_serves_its_metrics_to_a_scraper() {
         reply.body
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How the Redis rate store decided, counted by mode: round trips, the
+/// denial cache, the local share while Redis is away; its switches; the
+/// time spent on the local share.
+#[cfg(feature = "redis")]
+async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
+    use std::process::{Command, Stdio};
+    use tollgate::Answer;
+    use tollgate::rate_limit::redis::{FailureMode, RedisOptions, RedisRateStore};
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    use tollgate::rate_limit::{Quota, RateLimit};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        // Readiness, not timing.
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    };
+    let mut server = start();
+    let store = RedisRateStore::connect(
+        RedisOptions::new(format!("redis://127.0.0.1:{port}"))
+            .timeout(Duration::from_millis(100))
+            .on_failure(FailureMode::Local)
+            .instances(2),
+    )
+    .await
+    .unwrap();
+    let limits = RouteLimits::new(&RateLimit::new(Quota::per_day(4).burst(4))).unwrap();
+    let decide = async |project: &str| {
+        let bucket = Bucket::new(PartitionKey::project(project), "POST /v1/track");
+        match store.decide(&bucket, &limits) {
+            Answer::Ready(decision) => decision.unwrap(),
+            Answer::Pending(future) => future.await.unwrap(),
+        }
+    };
+    // 4 admitted and 1 refused by Redis, then 1 refused from the cache.
+    for _ in 0..5 {
+        decide("acme").await;
+    }
+    assert!(!decide("acme").await.is_allowed());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // The local share (another project: acme's refusal is remembered): 2
+    // of the 4.
+    let mut admitted = 0;
+    for _ in 0..3 {
+        admitted += usize::from(decide("beta").await.is_allowed());
+    }
+    assert_eq!(admitted, 2);
+    let mut server = start();
+    while store.stats().degraded {
+        decide("beta").await;
+    }
+    let metrics = snapshot(snapshotter);
+    let decisions = |mode: &str| {
+        counter(
+            &metrics,
+            &format!("tollgate_rate_store_decisions_total{{mode={mode}}}"),
+        )
+    };
+    assert!(decisions("redis") >= 6, "{metrics:#?}");
+    assert_eq!(decisions("denial_cache"), 1);
+    assert!(decisions("local") >= 3);
+    assert_eq!(
+        counter(&metrics, "tollgate_rate_store_switches_total{to=local}"),
+        1
+    );
+    assert_eq!(
+        counter(&metrics, "tollgate_rate_store_switches_total{to=redis}"),
+        1
+    );
+    match metrics.get("tollgate_rate_store_degraded_seconds{}") {
+        Some(DebugValue::Gauge(seconds)) => assert!(seconds.into_inner() > 0.0),
+        other => panic!("{other:?}"),
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

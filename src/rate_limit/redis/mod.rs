@@ -276,6 +276,8 @@ impl Shared {
                 .state(denial.debts[index].saturating_sub(elapsed), 0);
         }
         self.cached_denials.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::rate_store_decision("denial_cache");
         Some(Decision::denied(
             denial.until - now,
             denial.denied_by,
@@ -306,7 +308,10 @@ impl Shared {
             self.degraded_nanos.fetch_add(spell, Ordering::Relaxed);
             self.switches.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
-            crate::metrics::rate_store_mode("redis");
+            {
+                crate::metrics::rate_store_mode("redis");
+                crate::metrics::rate_store_degraded(Duration::from_nanos(spell));
+            }
             #[cfg(feature = "tracing")]
             tracing::warn!(target: "tollgate", degraded_for = ?Duration::from_nanos(spell), "Redis answers again: deciding in Redis again");
         }
@@ -336,6 +341,8 @@ impl Shared {
             }
             let _ = (&error, route);
             self.local_decisions.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::rate_store_decision("local");
             return Ok(store.decide_keyed(local.0, local.1));
         }
         match self.on_failure {
@@ -426,6 +433,8 @@ impl RateStore for RedisRateStore {
             match reply {
                 Ok((decision, debts)) => {
                     this.answered();
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::rate_store_decision("redis");
                     if !decision.is_allowed() {
                         this.remember(id, &decision, debts);
                     }
