@@ -92,6 +92,9 @@ impl PostgresServer {
                 "postgres",
                 "-E",
                 "UTF8",
+                // Whatever locale the machine's environment names may not
+                // be installed: the C locale always is.
+                "--locale=C",
                 "--no-sync",
             ],
         );
