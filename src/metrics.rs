@@ -9,7 +9,7 @@
 //! | `tollgate_store_duration_seconds` | histogram | `store` (`key`, `rate`): lookups and decisions that had to wait (Redis, your key store) |
 //! | `tollgate_store_failures_total` | counter | `store` |
 //! | `tollgate_rate_limit_buckets` | gauge | live buckets of the in-memory rate store |
-//! | `tollgate_rate_store_decisions_total` | counter | `mode`: how the Redis rate store decided (`redis`: a round trip; `denial_cache`: a refusal remembered; `local`: this instance's share, Redis failing) |
+//! | `tollgate_rate_store_decisions_total` | counter | `mode`: how the Redis rate store decided (`redis`: a round trip; `denial_cache`: a refusal remembered; `local`: this instance's share, Redis failing; `approximate`: in memory, synced in batches) |
 //! | `tollgate_rate_store_switches_total` | counter | `to` (`local`, `redis`): the Redis rate store switching to its local share and back |
 //! | `tollgate_rate_store_degraded_seconds` | gauge | seconds spent on the local share, over finished spells (only grows) |
 //!

@@ -153,6 +153,18 @@ impl InMemoryRateStore {
         decision
     }
 
+    /// Moves the bucket `key`'s TAT to at least `debt` nanoseconds ahead of
+    /// now: what a shared store reports the fleet has spent
+    /// ([`Mode::Approximate`](super::redis::Mode::Approximate)).
+    #[cfg(feature = "redis")]
+    pub(crate) fn owe(&self, key: u64, debt: Nanos) {
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        let _ = shared.with_bucket(key, now, |tat| {
+            tat.fetch_max(now.saturating_add(debt), Ordering::AcqRel)
+        });
+    }
+
     /// Decides a request costing `cost` from the buckets `keys` (each its
     /// key and quota, as [`decide_now`](Self::decide_now) makes them), for
     /// a store deciding here in another's place.

@@ -641,6 +641,117 @@ async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approximate_stores_decide_in_memory_within_the_stated_bound() {
+    use tollgate::rate_limit::redis::Mode;
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    let server = RedisServer::start();
+    // Synced by hand here (the interval is an hour).
+    let approximate = || {
+        options(&server)
+            .mode(Mode::Approximate)
+            .sync_interval(Duration::from_secs(3600))
+    };
+    let stores = [
+        store(&server, approximate()).await,
+        store(&server, approximate()).await,
+    ];
+    // 20 a day: no refill within the test.
+    const BURST: usize = 20;
+    let limits = Arc::new(RouteLimits::new(&RateLimit::new(Quota::per_day(20).burst(20))).unwrap());
+    let decide = |store: &RedisRateStore| {
+        let bucket = Bucket::new(PartitionKey::project("acme"), "POST /v1/track");
+        match store.decide(&bucket, &limits) {
+            tollgate::Answer::Ready(decision) => decision.unwrap(),
+            tollgate::Answer::Pending(_) => panic!("an approximate decision waited for Redis"),
+        }
+    };
+    // Eight clients on each instance at once, 10 requests each.
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let store = stores[client % 2].clone();
+            let limits = Arc::clone(&limits);
+            tokio::spawn(async move {
+                let mut admitted = 0;
+                for _ in 0..10 {
+                    let bucket = Bucket::new(PartitionKey::project("acme"), "POST /v1/track");
+                    let tollgate::Answer::Ready(decision) = store.decide(&bucket, &limits) else {
+                        panic!("an approximate decision waited for Redis");
+                    };
+                    admitted += usize::from(decision.unwrap().is_allowed());
+                    tokio::task::yield_now().await;
+                }
+                (client % 2, admitted)
+            })
+        })
+        .collect();
+    let mut admitted = [0; 2];
+    for client in clients {
+        let (instance, count) = client.await.unwrap();
+        admitted[instance] += count;
+    }
+    // Neither saw the other's spending: each admitted the whole burst. The
+    // stated bound: (instances − 1) × (burst + rate × (interval + round
+    // trip)) over the quota; the rate here is 20 a day, so about 1 × 20.
+    assert_eq!(admitted, [BURST, BURST]);
+    const INSTANCES: usize = 2;
+    assert!(admitted[0] + admitted[1] <= BURST + (INSTANCES - 1) * (BURST + 1));
+    assert_eq!(
+        stores[0].stats().calls + stores[1].stats().calls,
+        0,
+        "no round trip on the way"
+    );
+    assert_eq!(stores[0].stats().approximate_decisions, 80);
+
+    // Synced: each instance's spending reaches Redis, and the fleet's total
+    // comes back. The second to sync learns that 40 were spent: its next
+    // refusal says so (21 emission intervals, not 1).
+    let emission = Duration::from_secs(86_400 / 20);
+    let before = decide(&stores[1]);
+    assert!(!before.is_allowed());
+    assert!(Duration::from_nanos(before.retry_after()) <= emission);
+    assert_eq!(stores[0].sync().await.unwrap(), 1);
+    assert_eq!(stores[1].sync().await.unwrap(), 1);
+    let after = decide(&stores[1]);
+    assert!(!after.is_allowed());
+    assert!(
+        Duration::from_nanos(after.retry_after()) > emission * 20,
+        "{after:?}"
+    );
+    let debt_ms: i64 =
+        server.query(redis::cmd("PTTL").arg("tollgate:{project:acme}:POST /v1/track:0"));
+    assert!(
+        debt_ms > 39 * emission.as_millis() as i64,
+        "the bucket in Redis holds all 40: {debt_ms}"
+    );
+    assert_eq!(stores[1].stats().batches, 1);
+    // Nothing spent since: a sync sends nothing.
+    assert_eq!(stores[1].sync().await.unwrap(), 0);
+
+    // By itself, every sync_interval_ms.
+    let ticking = store(
+        &server,
+        approximate().sync_interval(Duration::from_millis(20)),
+    )
+    .await;
+    let bucket = Bucket::new(PartitionKey::project("beta"), "POST /v1/track");
+    let tollgate::Answer::Ready(Ok(decision)) = ticking.decide(&bucket, &limits) else {
+        panic!("decided in memory");
+    };
+    assert!(decision.is_allowed());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ticking.stats().synced_buckets == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never synced by itself"
+        );
+        tokio::task::yield_now().await;
+    }
+    let debt_ms: i64 =
+        server.query(redis::cmd("PTTL").arg("tollgate:{project:beta}:POST /v1/track:0"));
+    assert!(debt_ms > 0, "the spending reached Redis");
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -15,8 +15,8 @@ use redis::cluster_async::ClusterConnection;
 mod options;
 mod script;
 
-pub use options::{FailureMode, RedisOptions};
-use script::{SCRIPT, micros, read_reply};
+pub use options::{FailureMode, Mode, RedisOptions};
+use script::{CONSUME, SCRIPT, micros, read_reply};
 
 use super::limit::MAX_STACKED_QUOTAS;
 use super::memory::InMemoryRateStore;
@@ -46,6 +46,13 @@ pub struct RedisStats {
     pub degraded: bool,
     /// Nanoseconds spent deciding by the local share, over finished spells.
     pub degraded_nanos: u64,
+    /// Decisions made in memory by the fleet's view ([`Mode::Approximate`]).
+    pub approximate_decisions: u64,
+    /// Batches of consumption sent to Redis (one round trip per bucket
+    /// spent in the interval), and the buckets they carried.
+    pub batches: u64,
+    /// Buckets synced by those batches.
+    pub synced_buckets: u64,
 }
 
 /// Buckets in Redis, shared by every instance that uses the same Redis and
@@ -146,6 +153,28 @@ struct Shared {
     local_decisions: AtomicU64,
     switches: AtomicU64,
     degraded_nanos: AtomicU64,
+    /// The fleet's view and what this instance spent since it last synced
+    /// ([`Mode::Approximate`]).
+    approximate: Option<Approximate>,
+}
+
+/// Decisions in memory by a view of the fleet's buckets, synced in batches.
+struct Approximate {
+    view: InMemoryRateStore,
+    consume: redis::Script,
+    /// Spent since the last sync, by bucket.
+    spent: std::sync::Mutex<std::collections::HashMap<u64, Spent, BuildPrehashed>>,
+    decisions: AtomicU64,
+    batches: AtomicU64,
+    synced: AtomicU64,
+}
+
+/// What one bucket (a route's quotas for one partition) spent since the
+/// last sync: its Redis keys and view keys, made once per interval.
+struct Spent {
+    keys: Vec<String>,
+    quotas: Vec<(u64, crate::context::gcra::Gcra)>,
+    tokens: u64,
 }
 
 /// A refusal remembered: until when, and each quota's debt then.
@@ -201,7 +230,7 @@ impl RedisRateStore {
                 quick_cache::sync::DefaultLifecycle::default(),
             )
         });
-        Ok(Self {
+        let store = Self {
             shared: Arc::new(Shared {
                 connection,
                 script,
@@ -219,17 +248,37 @@ impl RedisRateStore {
                 local_decisions: AtomicU64::new(0),
                 switches: AtomicU64::new(0),
                 degraded_nanos: AtomicU64::new(0),
+                approximate: (options.mode == Mode::Approximate).then(|| Approximate {
+                    view: InMemoryRateStore::new(),
+                    consume: redis::Script::new(CONSUME),
+                    spent: std::sync::Mutex::default(),
+                    decisions: AtomicU64::new(0),
+                    batches: AtomicU64::new(0),
+                    synced: AtomicU64::new(0),
+                }),
             }),
-        })
+        };
+        if store.shared.approximate.is_some() {
+            tokio::spawn(sync_every(
+                Arc::downgrade(&store.shared),
+                Duration::from_millis(options.sync_interval_ms),
+            ));
+        }
+        Ok(store)
     }
 
     /// Reads the denial cache's time, and the local share's, from `clock`
-    /// (for tests).
+    /// (for tests). Only before the store is cloned, and not in
+    /// [`Mode::Approximate`] (its view keeps the system clock): otherwise
+    /// this changes nothing.
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             if shared.local.is_some() {
                 shared.local = Some(InMemoryRateStore::with_clock(clock.clone()));
+            }
+            if let Some(approximate) = &mut shared.approximate {
+                approximate.view = InMemoryRateStore::with_clock(clock.clone());
             }
             shared.clock = clock;
         }
@@ -246,7 +295,31 @@ impl RedisRateStore {
             switches: self.shared.switches.load(Ordering::Relaxed),
             degraded: self.shared.degraded_since.load(Ordering::Relaxed) != 0,
             degraded_nanos: self.shared.degraded_nanos.load(Ordering::Relaxed),
+            approximate_decisions: self
+                .shared
+                .approximate
+                .as_ref()
+                .map_or(0, |a| a.decisions.load(Ordering::Relaxed)),
+            batches: self
+                .shared
+                .approximate
+                .as_ref()
+                .map_or(0, |a| a.batches.load(Ordering::Relaxed)),
+            synced_buckets: self
+                .shared
+                .approximate
+                .as_ref()
+                .map_or(0, |a| a.synced.load(Ordering::Relaxed)),
         }
+    }
+
+    /// With [`Mode::Approximate`], sends what this instance spent since the
+    /// last sync to Redis now, and reads the fleet's buckets back into its
+    /// view (the store does this by itself every `sync_interval_ms`);
+    /// returns how many buckets it synced. What could not be sent is kept
+    /// for the next sync.
+    pub async fn sync(&self) -> Result<usize, StoreError> {
+        self.shared.sync().await
     }
 
     /// The Redis key of `quota`, the `index`th quota of `bucket`'s route.
@@ -374,6 +447,14 @@ impl RateStore for RedisRateStore {
         }
         let shared = &*self.shared;
         let id = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        if let Some(approximate) = &shared.approximate {
+            return Answer::Ready(Ok(self.decide_approximately(
+                approximate,
+                id,
+                bucket,
+                limits,
+            )));
+        }
         if let Some(decision) = shared.cached_denial(id, limits) {
             return Answer::Ready(Ok(decision));
         }
@@ -443,6 +524,155 @@ impl RateStore for RedisRateStore {
                 Err(error) => this.failed(error, &route, (&local[..count], cost)),
             }
         }))
+    }
+}
+
+impl RedisRateStore {
+    /// Decides in memory by the fleet's view, and notes what was spent.
+    fn decide_approximately(
+        &self,
+        approximate: &Approximate,
+        id: u64,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+    ) -> Decision {
+        let decision = approximate.view.decide_now(bucket, limits);
+        approximate.decisions.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::rate_store_decision("approximate");
+        if decision.is_allowed() {
+            let mut spent = approximate
+                .spent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            spent
+                .entry(id)
+                .or_insert_with(|| Spent {
+                    keys: limits
+                        .quotas()
+                        .iter()
+                        .enumerate()
+                        .map(|(index, quota)| self.key(bucket, quota, index))
+                        .collect(),
+                    quotas: limits
+                        .quotas()
+                        .iter()
+                        .enumerate()
+                        .map(|(index, quota)| (quota.bucket_key(bucket, index), quota.gcra))
+                        .collect(),
+                    tokens: 0,
+                })
+                .tokens += limits.cost();
+        }
+        decision
+    }
+}
+
+impl Shared {
+    /// Sends each bucket's spending (one script per bucket, atomic over its
+    /// quotas) and moves the view to the fleet's debt.
+    async fn sync(&self) -> Result<usize, StoreError> {
+        let Some(approximate) = &self.approximate else {
+            return Ok(0);
+        };
+        let batch = std::mem::take(
+            &mut *approximate
+                .spent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        approximate.batches.fetch_add(1, Ordering::Relaxed);
+        let mut synced = 0;
+        let mut failed = None;
+        let mut unsent = Vec::new();
+        for (id, spent) in batch {
+            let mut invocation = approximate.consume.prepare_invoke();
+            for key in &spent.keys {
+                invocation.key(key);
+            }
+            invocation.arg(spent.tokens.to_string());
+            for (_, gcra) in &spent.quotas {
+                invocation.arg(micros(gcra.increment(1)));
+                invocation.arg(micros(gcra.state(0, 0).window));
+            }
+            let mut connection = self.connection.clone();
+            let reply = tokio::time::timeout(
+                self.timeout,
+                invocation.invoke_async::<Vec<i64>>(&mut connection),
+            )
+            .await;
+            match reply {
+                Ok(Ok(debts)) if debts.len() == spent.quotas.len() => {
+                    for ((key, _), debt) in spent.quotas.iter().zip(debts) {
+                        let debt = u64::try_from(debt).unwrap_or(0).saturating_mul(1_000);
+                        approximate.view.owe(*key, debt);
+                    }
+                    synced += 1;
+                }
+                Ok(Ok(_)) => {
+                    failed = Some(StoreError::new(
+                        "the Redis script answered for other quotas",
+                    ));
+                    unsent.push((id, spent));
+                }
+                Ok(Err(error)) => {
+                    failed = Some(StoreError::new(error));
+                    unsent.push((id, spent));
+                }
+                Err(_) => {
+                    failed = Some(StoreError::new(format!(
+                        "Redis did not answer within {:?}",
+                        self.timeout
+                    )));
+                    unsent.push((id, spent));
+                }
+            }
+        }
+        approximate
+            .synced
+            .fetch_add(synced as u64, Ordering::Relaxed);
+        if !unsent.is_empty() {
+            // Kept for the next sync: nothing spent is lost.
+            let mut spent = approximate
+                .spent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, entry) in unsent {
+                spent
+                    .entry(id)
+                    .and_modify(|later| later.tokens += entry.tokens)
+                    .or_insert(entry);
+            }
+        }
+        match failed {
+            Some(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+            None => Ok(synced),
+        }
+    }
+}
+
+/// Syncs every `interval` until the store is dropped.
+async fn sync_every(shared: std::sync::Weak<Shared>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: nothing is spent yet.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Err(error) = shared.sync().await {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(target: "tollgate", %error, "syncing the approximate rate store with Redis failed; kept for the next sync");
+            let _ = error;
+        }
     }
 }
 

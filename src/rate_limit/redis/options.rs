@@ -31,6 +31,23 @@ pub enum FailureMode {
     Local,
 }
 
+/// Where a [`RedisRateStore`](super::RedisRateStore) decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Mode {
+    /// Every decision in Redis: one round trip, exact across instances.
+    #[default]
+    Exact,
+    /// Decisions in this process's memory, each instance's consumption sent
+    /// to Redis in batches every `sync_interval_ms` and the fleet's total
+    /// read back into the view it decides by. No round trip on a request's
+    /// path; the fleet may admit more than a quota allows, by at most
+    /// `(instances − 1) × (burst + rate × (sync interval + round trip))` per
+    /// bucket.
+    Approximate,
+}
+
 /// How to reach Redis and what to do when it fails. Deserialises from the
 /// `[redis]` table of a gateway config:
 ///
@@ -41,6 +58,8 @@ pub enum FailureMode {
 /// timeout_ms = 50            # per decision, connecting included
 /// on_failure = "open"        # or "closed", or "local" (each instance its share)
 /// instances = 1              # for "local": how many instances share the budget
+/// mode = "exact"             # or "approximate": decide in memory, sync in batches
+/// sync_interval_ms = 100     # for "approximate"
 /// denial_cache = 100000      # buckets remembered as refused; 0: off
 /// ```
 ///
@@ -64,6 +83,8 @@ pub struct RedisOptions {
     pub(super) on_failure: FailureMode,
     pub(super) denial_cache: usize,
     pub(super) instances: u64,
+    pub(super) mode: Mode,
+    pub(super) sync_interval_ms: u64,
 }
 
 impl Default for RedisOptions {
@@ -76,6 +97,8 @@ impl Default for RedisOptions {
             on_failure: FailureMode::Open,
             denial_cache: 100_000,
             instances: 1,
+            mode: Mode::Exact,
+            sync_interval_ms: 100,
         }
     }
 }
@@ -140,6 +163,21 @@ impl RedisOptions {
         self
     }
 
+    /// Where decisions are made (default [`Mode::Exact`]).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// With [`Mode::Approximate`], how often this instance's consumption is
+    /// sent to Redis and the fleet's read back (default 100 ms).
+    #[must_use]
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// Remembers up to `capacity` refused buckets (default 100 000; 0 turns
     /// the cache off): until the refusal's `Retry-After` has passed, later
     /// requests for them are refused here, without asking Redis.
@@ -155,6 +193,12 @@ impl RedisOptions {
             return fail(
                 "redis.timeout_ms",
                 "the timeout must be at least 1 ms".into(),
+            );
+        }
+        if self.sync_interval_ms == 0 {
+            return fail(
+                "redis.sync_interval_ms",
+                "the interval must be at least 1 ms".into(),
             );
         }
         if self.instances == 0 {
@@ -220,6 +264,8 @@ impl fmt::Debug for RedisOptions {
             .field("on_failure", &self.on_failure)
             .field("denial_cache", &self.denial_cache)
             .field("instances", &self.instances)
+            .field("mode", &self.mode)
+            .field("sync_interval_ms", &self.sync_interval_ms)
             .finish()
     }
 }

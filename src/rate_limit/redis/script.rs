@@ -54,6 +54,31 @@ end
 return out
 ";
 
+/// Takes what an instance admitted on its own from each quota's bucket, in
+/// one atomic step ([`Mode::Approximate`](super::Mode::Approximate)): the
+/// tokens are already spent, so nothing is refused.
+///
+/// `KEYS`: one per quota. `ARGV[1]`: the tokens spent; then, per quota, its
+/// emission interval and tolerance in microseconds. The TAT is stored as the
+/// exact script stores it. Returns each quota's debt (how far its TAT is
+/// ahead of now) in microseconds, the fleet's whole consumption in it.
+pub(super) const CONSUME: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local spent = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local emission = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  tat = tat + emission * spent
+  local debt = tat - now
+  redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.max(1, math.ceil(debt / 1000)))
+  out[i] = math.ceil(debt)
+end
+return out
+";
+
 /// Reads the script's answer into a decision and each quota's debt.
 pub(super) fn read_reply(
     reply: &[i64],
