@@ -15,14 +15,17 @@
 //!   (the rest as above); the denial cache answers most of them locally.
 //!
 //! Then `admitted` once more on a three-master Redis Cluster on loopback
-//! (`benches/support/redis_cluster.rs`), beside the single node.
+//! (`benches/support/redis_cluster.rs`), beside the single node; and two
+//! instances in approximate mode (syncing every 100 ms) on one tight quota
+//! per project for the whole run: what the fleet admitted beside what an
+//! exact store would have (burst + rate × time) and the stated bound.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate::Answer;
-use tollgate::rate_limit::redis::{RedisOptions, RedisRateStore};
+use tollgate::rate_limit::redis::{Mode, RedisOptions, RedisRateStore};
 use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
 use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 
@@ -239,5 +242,81 @@ fn main() {
             "{:<34} redis calls {}, failures {}",
             "", stats.calls, stats.failures
         );
+        approximate_fleet(&url, args.tasks, args.seconds).await;
     });
+}
+
+/// Two approximate instances, `tasks` callers each, on 10 projects limited
+/// to 1 000 a second (burst 1 000) for `seconds`: the fleet's admissions
+/// per project beside an exact store's allowance and the stated bound.
+async fn approximate_fleet(url: &str, tasks: usize, seconds: u64) {
+    const RATE: u64 = 1_000;
+    const PROJECTS: usize = 10;
+    let interval = Duration::from_millis(100);
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        stores.push(
+            RedisRateStore::connect(
+                RedisOptions::new(url)
+                    .prefix("bench:approximate:")
+                    .mode(Mode::Approximate)
+                    .sync_interval(interval),
+            )
+            .await
+            .expect("connect"),
+        );
+    }
+    let limits =
+        Arc::new(RouteLimits::new(&RateLimit::new(Quota::per_second(RATE).burst(RATE))).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for task in 0..2 * tasks {
+        let (store, limits) = (stores[task % 2].clone(), limits.clone());
+        handles.push(tokio::spawn(async move {
+            let mut admitted = [0u64; PROJECTS];
+            let mut i = task;
+            while Instant::now() < deadline {
+                i = i.wrapping_add(1);
+                let project = format!("project_{}", i % PROJECTS);
+                let bucket = Bucket::new(PartitionKey::project(&project), "POST /v1/track");
+                let allowed = match store.decide(&bucket, &limits) {
+                    Answer::Ready(decision) => decision.map(|d| d.is_allowed()).unwrap_or(false),
+                    Answer::Pending(future) => {
+                        future.await.map(|d| d.is_allowed()).unwrap_or(false)
+                    }
+                };
+                admitted[i % PROJECTS] += u64::from(allowed);
+                tokio::task::yield_now().await;
+            }
+            admitted
+        }));
+    }
+    let mut admitted = [0u64; PROJECTS];
+    for handle in handles {
+        for (total, own) in admitted.iter_mut().zip(handle.await.unwrap()) {
+            *total += own;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let exact = RATE as f64 + RATE as f64 * elapsed;
+    // (instances − 1) × (burst + rate × (interval + a round trip, taken
+    // here as 1 ms)).
+    let bound = RATE as f64 + RATE as f64 * (interval.as_secs_f64() + 0.001);
+    let worst = admitted.iter().copied().max().unwrap_or(0) as f64;
+    let mean = admitted.iter().sum::<u64>() as f64 / PROJECTS as f64;
+    println!(
+        "approximate, 2 instances x {tasks} callers, {RATE}/s burst {RATE}, {PROJECTS} projects, \
+         {elapsed:.1} s: admitted per project mean {mean:.0}, most {worst:.0}; exact allowance \
+         {exact:.0}; over it by at most {:.0} ({:.1} % of the bound {bound:.0})",
+        worst - exact,
+        100.0 * (worst - exact).max(0.0) / bound
+    );
+    for store in &stores {
+        let stats = store.stats();
+        println!(
+            "{:<34} decisions {}, batches {}, buckets synced {}, failures {}",
+            "", stats.approximate_decisions, stats.batches, stats.synced_buckets, stats.failures
+        );
+    }
 }
