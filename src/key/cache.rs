@@ -355,6 +355,20 @@ impl Shared {
         }
     }
 
+    /// What a lookup of the inner store begun at change count `began`
+    /// answers: remembered (unless its key changed since), and the stale
+    /// record within its grace if the inner store failed.
+    fn finish(
+        &self,
+        digest: KeyDigest,
+        result: LookupResult,
+        began: u64,
+        stale: Option<Arc<KeyRecord>>,
+    ) -> LookupResult {
+        self.remember(digest, &result, began);
+        Self::settle(result, stale)
+    }
+
     /// The lookup's answer, or the stale record within its grace if the
     /// inner store failed.
     fn settle(result: LookupResult, stale: Option<Arc<KeyRecord>>) -> LookupResult {
@@ -401,8 +415,7 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         match self.inner.lookup(digest) {
             Answer::Ready(result) => {
                 drop(flights);
-                self.shared.remember(*digest, &result, began);
-                Answer::Ready(Shared::settle(result, stale))
+                Answer::Ready(self.shared.finish(*digest, result, began, stale))
             }
             Answer::Pending(future) => {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -456,10 +469,10 @@ async fn fly<F: Future<Output = LookupResult>>(
         flight,
     };
     let result = future.await;
-    landing
+    let result = landing
         .shared
-        .remember(digest, &result, landing.flight.began);
-    landing.flight.land(Shared::settle(result, stale));
+        .finish(digest, result, landing.flight.began, stale);
+    landing.flight.land(result);
 }
 
 /// Takes a flight off the list once it is over, and lands it with an
@@ -604,8 +617,7 @@ where
                 stale,
             } => {
                 let result = std::task::ready!(future.poll(cx));
-                shared.remember(*digest, &result, *began);
-                Poll::Ready(Shared::settle(result, stale.take()))
+                Poll::Ready(shared.finish(*digest, result, *began, stale.take()))
             }
         }
     }

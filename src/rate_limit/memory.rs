@@ -127,30 +127,12 @@ impl InMemoryRateStore {
 
     /// Decides at once; see [`RateStore::decide`].
     pub fn decide_now(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Decision {
-        let shared = &*self.shared;
-        let now = shared.clock.now();
-        let decision = match limits.quotas() {
-            [] => Decision::allowed(&[]),
-            [single] => shared.take(
-                single.bucket_key(bucket, 0),
-                single.gcra,
-                now,
-                limits.cost(),
-            ),
-            quotas => {
-                let mut keys = [(0, quotas[0].gcra); MAX_STACKED_QUOTAS];
-                for (index, (slot, quota)) in keys.iter_mut().zip(quotas).enumerate() {
-                    *slot = (quota.bucket_key(bucket, index), quota.gcra);
-                }
-                shared.take_all(
-                    &keys[..quotas.len().min(MAX_STACKED_QUOTAS)],
-                    now,
-                    limits.cost(),
-                )
-            }
-        };
-        shared.tick(now);
-        decision
+        if let [single] = limits.quotas() {
+            let key = (single.bucket_key(bucket, 0), single.gcra);
+            return self.decide_keyed(&[key], limits.cost());
+        }
+        let (keys, count) = limits.bucket_keys(bucket);
+        self.decide_keyed(&keys[..count], limits.cost())
     }
 
     /// Moves the bucket `key`'s TAT to at least `debt` nanoseconds ahead of
@@ -166,8 +148,10 @@ impl InMemoryRateStore {
     }
 
     /// Decides a request costing `cost` from the buckets `keys` (each its
-    /// key and quota, as [`decide_now`](Self::decide_now) makes them), for
-    /// a store deciding here in another's place.
+    /// key and quota, as [`RouteLimits`] gives them): what
+    /// [`decide_now`](Self::decide_now) does, and a store deciding here in
+    /// another's place.
+    #[inline]
     pub(crate) fn decide_keyed(&self, keys: &[(u64, Gcra)], cost: u64) -> Decision {
         let shared = &*self.shared;
         let now = shared.clock.now();

@@ -213,16 +213,12 @@ impl KeyStore for Source {
     }
 }
 
-const SELECT: &str = "SELECT key_id, project, kind, environment, status, scopes, origins, tier, \
-                      body_limit, quotas, expires_at FROM tollgate_keys WHERE digest = $1";
-
 impl Core {
     async fn query(&self, digest: &KeyDigest) -> LookupResult {
-        debug_assert!(SELECT.contains(row::COLUMNS));
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let client = self.pool.get().await.map_err(StoreError::new)?;
         let statement = client
-            .prepare_cached(SELECT)
+            .prepare_cached(row::SELECT)
             .await
             .map_err(StoreError::new)?;
         let bytes: &[u8] = digest.as_bytes();

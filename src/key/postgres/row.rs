@@ -12,9 +12,10 @@ use crate::context::quota::Quota;
 use crate::context::record::{KeyRecord, KeyStatus};
 use crate::key::config::KeyConfig;
 
-/// The columns a lookup reads, in the order [`record`] reads them.
-pub(super) const COLUMNS: &str = "key_id, project, kind, environment, status, scopes, origins, \
-                                  tier, body_limit, quotas, expires_at";
+/// A lookup by digest: the columns in the order [`record`] reads them.
+pub(super) const SELECT: &str = "SELECT key_id, project, kind, environment, status, scopes, \
+                                 origins, tier, body_limit, quotas, expires_at \
+                                 FROM tollgate_keys WHERE digest = $1";
 
 /// One of the enumerations stored as its lower-case name.
 fn named<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, String> {

@@ -25,10 +25,10 @@ impl Usage {
     /// Marks `digest` used.
     pub(super) fn touch(&self, digest: &KeyDigest) {
         let shard = &self.shards[usize::from(digest.as_bytes()[30]) % SHARDS];
-        let mut used = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if !used.contains(digest) {
-            used.insert(*digest);
-        }
+        shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*digest);
     }
 
     /// Takes the marks.

@@ -23,7 +23,7 @@ use super::memory::InMemoryRateStore;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
-use crate::context::gcra::QuotaState;
+use crate::context::gcra::{Gcra, QuotaState};
 use crate::error::StoreError;
 use crate::hash::{BuildPrehashed, combine};
 
@@ -137,15 +137,14 @@ struct Shared {
     script: redis::Script,
     prefix: Box<str>,
     timeout: Duration,
-    on_failure: FailureMode,
+    on_failure: OnFailure,
     denials:
         Option<quick_cache::sync::Cache<u64, Denial, quick_cache::UnitWeighter, BuildPrehashed>>,
     clock: Clock,
     calls: AtomicU64,
     failures: AtomicU64,
     cached_denials: AtomicU64,
-    /// Buckets of this instance's share, for [`FailureMode::Local`].
-    local: Option<InMemoryRateStore>,
+    /// How many instances share the budget ([`FailureMode::Local`]).
     instances: u64,
     /// When the current spell on the local share began (clock nanoseconds
     /// plus one), or 0 while Redis answers.
@@ -156,6 +155,32 @@ struct Shared {
     /// The fleet's view and what this instance spent since it last synced
     /// ([`Mode::Approximate`]).
     approximate: Option<Approximate>,
+}
+
+/// The [`FailureMode`], with the buckets of this instance's share for
+/// [`FailureMode::Local`].
+enum OnFailure {
+    Open,
+    Closed,
+    Local(InMemoryRateStore),
+}
+
+impl OnFailure {
+    fn new(mode: FailureMode) -> Self {
+        match mode {
+            FailureMode::Open => Self::Open,
+            FailureMode::Closed => Self::Closed,
+            FailureMode::Local => Self::Local(InMemoryRateStore::new()),
+        }
+    }
+
+    fn mode(&self) -> FailureMode {
+        match self {
+            Self::Open => FailureMode::Open,
+            Self::Closed => FailureMode::Closed,
+            Self::Local(_) => FailureMode::Local,
+        }
+    }
 }
 
 /// Decisions in memory by a view of the fleet's buckets, synced in batches.
@@ -173,7 +198,7 @@ struct Approximate {
 /// last sync: its Redis keys and view keys, made once per interval.
 struct Spent {
     keys: Vec<String>,
-    quotas: Vec<(u64, crate::context::gcra::Gcra)>,
+    quotas: Vec<(u64, Gcra)>,
     tokens: u64,
 }
 
@@ -194,7 +219,6 @@ impl RedisRateStore {
     pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
         let client = options.check().map_err(StoreError::new)?;
         let timeout = Duration::from_millis(options.timeout_ms);
-        let unanswered = || StoreError::new(format!("Redis did not answer within {timeout:?}"));
         let connection = match client {
             options::Client::Single(client) => {
                 let config = ConnectionManagerConfig::new()
@@ -210,7 +234,7 @@ impl RedisRateStore {
             options::Client::Cluster(client) => Connection::Cluster(
                 tokio::time::timeout(timeout, client.get_async_connection())
                     .await
-                    .map_err(|_| unanswered())?
+                    .map_err(|_| unanswered(timeout))?
                     .map_err(StoreError::new)?,
             ),
         };
@@ -219,7 +243,7 @@ impl RedisRateStore {
         match tokio::time::timeout(timeout, script.prepare_invoke().load_async(&mut probe)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => return Err(StoreError::new(error)),
-            Err(_) => return Err(unanswered()),
+            Err(_) => return Err(unanswered(timeout)),
         }
         let denials = (options.denial_cache > 0).then(|| {
             quick_cache::sync::Cache::with(
@@ -236,13 +260,12 @@ impl RedisRateStore {
                 script,
                 prefix: options.prefix.into(),
                 timeout,
-                on_failure: options.on_failure,
+                on_failure: OnFailure::new(options.on_failure),
                 denials,
                 clock: Clock::system(),
                 calls: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 cached_denials: AtomicU64::new(0),
-                local: (options.on_failure == FailureMode::Local).then(InMemoryRateStore::new),
                 instances: options.instances,
                 degraded_since: AtomicU64::new(0),
                 local_decisions: AtomicU64::new(0),
@@ -274,8 +297,8 @@ impl RedisRateStore {
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            if shared.local.is_some() {
-                shared.local = Some(InMemoryRateStore::with_clock(clock.clone()));
+            if let OnFailure::Local(local) = &mut shared.on_failure {
+                *local = InMemoryRateStore::with_clock(clock.clone());
             }
             if let Some(approximate) = &mut shared.approximate {
                 approximate.view = InMemoryRateStore::with_clock(clock.clone());
@@ -396,38 +419,69 @@ impl Shared {
         &self,
         error: StoreError,
         route: &str,
-        local: (&[(u64, crate::context::gcra::Gcra)], u64),
+        local: (&[(u64, Gcra)], u64),
     ) -> Result<Decision, StoreError> {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        if let Some(store) = &self.local {
-            let now = self.clock.now();
-            if self
-                .degraded_since
-                .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.switches.fetch_add(1, Ordering::Relaxed);
-                #[cfg(feature = "metrics")]
-                crate::metrics::rate_store_mode("local");
-                #[cfg(feature = "tracing")]
-                tracing::warn!(target: "tollgate", %error, route, instances = self.instances, "Redis rate store failed: deciding by this instance's share in memory");
-            }
-            let _ = (&error, route);
-            self.local_decisions.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "metrics")]
-            crate::metrics::rate_store_decision("local");
-            return Ok(store.decide_keyed(local.0, local.1));
-        }
-        match self.on_failure {
-            FailureMode::Open => {
+        match &self.on_failure {
+            OnFailure::Open => {
                 #[cfg(feature = "tracing")]
                 tracing::warn!(target: "tollgate", %error, route, "Redis rate store failed; admitting (fail open)");
                 let _ = (error, route);
                 Ok(Decision::allowed(&[]))
             }
-            FailureMode::Closed | FailureMode::Local => Err(error),
+            OnFailure::Closed => Err(error),
+            OnFailure::Local(store) => {
+                let now = self.clock.now();
+                if self
+                    .degraded_since
+                    .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.switches.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::rate_store_mode("local");
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(target: "tollgate", %error, route, instances = self.instances, "Redis rate store failed: deciding by this instance's share in memory");
+                }
+                let _ = (&error, route);
+                self.local_decisions.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::metrics::rate_store_decision("local");
+                Ok(store.decide_keyed(local.0, local.1))
+            }
         }
     }
+
+    /// Runs `script` on `keys` with `tokens` and each quota's emission
+    /// interval and tolerance (the arguments both scripts take): one round
+    /// trip, waiting at most the timeout.
+    async fn invoke(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        tokens: u64,
+        quotas: impl IntoIterator<Item = Gcra>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(tokens.to_string());
+        for gcra in quotas {
+            invocation.arg(micros(gcra.increment(1)));
+            invocation.arg(micros(gcra.state(0, 0).window));
+        }
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
+            Ok(reply) => reply.map_err(StoreError::new),
+            Err(_) => Err(unanswered(self.timeout)),
+        }
+    }
+}
+
+/// Redis did not answer within `timeout`.
+fn unanswered(timeout: Duration) -> StoreError {
+    StoreError::new(format!("Redis did not answer within {timeout:?}"))
 }
 
 /// A decision waiting for Redis.
@@ -463,54 +517,29 @@ impl RateStore for RedisRateStore {
             .enumerate()
             .map(|(index, quota)| self.key(bucket, quota, index))
             .collect();
-        let mut args = Vec::with_capacity(1 + 2 * quotas.len());
-        args.push(limits.cost().to_string());
-        for quota in quotas {
-            args.push(micros(quota.emission_nanos()));
-            args.push(micros(quota.tolerance_nanos()));
-        }
         let this = Arc::clone(&self.shared);
-        // What reading the reply needs of the quotas, copied (no allocation).
-        let mut gcras = [quotas[0].gcra; MAX_STACKED_QUOTAS];
-        for (slot, quota) in gcras.iter_mut().zip(quotas) {
-            *slot = quota.gcra;
-        }
-        let count = quotas.len().min(MAX_STACKED_QUOTAS);
-        // This instance's share of each bucket, should Redis fail.
-        let mut local = [(0, quotas[0].gcra); MAX_STACKED_QUOTAS];
-        if shared.local.is_some() {
-            for (index, (slot, quota)) in local.iter_mut().zip(quotas).enumerate() {
-                *slot = (
-                    quota.bucket_key(bucket, index),
-                    quota.gcra.share(shared.instances, limits.cost()),
-                );
-            }
+        // What the script and reading its reply need of the quotas, copied
+        // (no allocation).
+        let (mut local, count) = limits.bucket_keys(bucket);
+        let mut gcras = [local[0].1; MAX_STACKED_QUOTAS];
+        for (slot, (_, gcra)) in gcras.iter_mut().zip(&local) {
+            *slot = *gcra;
         }
         let cost = limits.cost();
+        // This instance's share of each bucket, should Redis fail.
+        if let OnFailure::Local(_) = shared.on_failure {
+            for (_, gcra) in &mut local[..count] {
+                *gcra = gcra.share(shared.instances, cost);
+            }
+        }
         let route: Box<str> = bucket.route().into();
         shared.calls.fetch_add(1, Ordering::Relaxed);
         Answer::Pending(Box::pin(async move {
-            let mut connection = this.connection.clone();
-            let mut invocation = this.script.prepare_invoke();
-            for key in &keys {
-                invocation.key(key);
-            }
-            for arg in &args {
-                invocation.arg(arg);
-            }
-            let reply = tokio::time::timeout(
-                this.timeout,
-                invocation.invoke_async::<Vec<i64>>(&mut connection),
-            )
-            .await;
-            let reply = match reply {
-                Ok(Ok(reply)) => read_reply(&reply, &gcras[..count]),
-                Ok(Err(error)) => Err(StoreError::new(error)),
-                Err(_) => Err(StoreError::new(format!(
-                    "Redis did not answer within {:?}",
-                    this.timeout
-                ))),
-            };
+            let quotas = &gcras[..count];
+            let reply = this
+                .invoke(&this.script, &keys, cost, quotas.iter().copied())
+                .await
+                .and_then(|reply| read_reply(&reply, quotas));
             match reply {
                 Ok((decision, debts)) => {
                     this.answered();
@@ -554,12 +583,10 @@ impl RedisRateStore {
                         .enumerate()
                         .map(|(index, quota)| self.key(bucket, quota, index))
                         .collect(),
-                    quotas: limits
-                        .quotas()
-                        .iter()
-                        .enumerate()
-                        .map(|(index, quota)| (quota.bucket_key(bucket, index), quota.gcra))
-                        .collect(),
+                    quotas: {
+                        let (quotas, count) = limits.bucket_keys(bucket);
+                        quotas[..count].to_vec()
+                    },
                     tokens: 0,
                 })
                 .tokens += limits.cost();
@@ -589,44 +616,33 @@ impl Shared {
         let mut failed = None;
         let mut unsent = Vec::new();
         for (id, spent) in batch {
-            let mut invocation = approximate.consume.prepare_invoke();
-            for key in &spent.keys {
-                invocation.key(key);
-            }
-            invocation.arg(spent.tokens.to_string());
-            for (_, gcra) in &spent.quotas {
-                invocation.arg(micros(gcra.increment(1)));
-                invocation.arg(micros(gcra.state(0, 0).window));
-            }
-            let mut connection = self.connection.clone();
-            let reply = tokio::time::timeout(
-                self.timeout,
-                invocation.invoke_async::<Vec<i64>>(&mut connection),
-            )
-            .await;
+            let reply = self
+                .invoke(
+                    &approximate.consume,
+                    &spent.keys,
+                    spent.tokens,
+                    spent.quotas.iter().map(|(_, gcra)| *gcra),
+                )
+                .await
+                .and_then(|debts| {
+                    if debts.len() == spent.quotas.len() {
+                        Ok(debts)
+                    } else {
+                        Err(StoreError::new(
+                            "the Redis script answered for other quotas",
+                        ))
+                    }
+                });
             match reply {
-                Ok(Ok(debts)) if debts.len() == spent.quotas.len() => {
+                Ok(debts) => {
                     for ((key, _), debt) in spent.quotas.iter().zip(debts) {
                         let debt = u64::try_from(debt).unwrap_or(0).saturating_mul(1_000);
                         approximate.view.owe(*key, debt);
                     }
                     synced += 1;
                 }
-                Ok(Ok(_)) => {
-                    failed = Some(StoreError::new(
-                        "the Redis script answered for other quotas",
-                    ));
-                    unsent.push((id, spent));
-                }
-                Ok(Err(error)) => {
-                    failed = Some(StoreError::new(error));
-                    unsent.push((id, spent));
-                }
-                Err(_) => {
-                    failed = Some(StoreError::new(format!(
-                        "Redis did not answer within {:?}",
-                        self.timeout
-                    )));
+                Err(error) => {
+                    failed = Some(error);
                     unsent.push((id, spent));
                 }
             }
@@ -681,7 +697,7 @@ impl fmt::Debug for RedisRateStore {
         f.debug_struct("RedisRateStore")
             .field("prefix", &self.shared.prefix)
             .field("timeout", &self.shared.timeout)
-            .field("on_failure", &self.shared.on_failure)
+            .field("on_failure", &self.shared.on_failure.mode())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }

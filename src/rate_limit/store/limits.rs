@@ -278,6 +278,20 @@ impl RouteLimits {
         &self.quotas
     }
 
+    /// Each quota's in-memory bucket key in `bucket` with its GCRA, in
+    /// route order: the first `count` entries of the array.
+    #[inline]
+    pub(crate) fn bucket_keys(
+        &self,
+        bucket: &Bucket<'_>,
+    ) -> ([(u64, Gcra); MAX_STACKED_QUOTAS], usize) {
+        let mut keys = [(0, Gcra::new(0, 0, 0)); MAX_STACKED_QUOTAS];
+        for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
+            *slot = (quota.bucket_key(bucket, index), quota.gcra);
+        }
+        (keys, self.quotas.len().min(MAX_STACKED_QUOTAS))
+    }
+
     /// What one request costs.
     pub fn cost(&self) -> u64 {
         self.cost
