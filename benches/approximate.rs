@@ -8,14 +8,15 @@
 //! `cargo bench --features redis --bench approximate`
 
 use std::hint::black_box;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::Answer;
 use tollgate::rate_limit::redis::{Mode, RedisOptions, RedisRateStore};
 use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
 use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 fn decide<St: RateStore>(store: &St, project: &str, limits: &RouteLimits) -> bool {
     let bucket = Bucket::new(PartitionKey::project(project), "POST /v1/track");
@@ -26,31 +27,16 @@ fn decide<St: RateStore>(store: &St, project: &str, limits: &RouteLimits) -> boo
 }
 
 fn bench_approximate(c: &mut Criterion) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is needed: apt-get install -y redis-server");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let server = redis_server::RedisServer::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let approximate = runtime.block_on(async {
-        RedisRateStore::connect(
-            RedisOptions::new(format!("redis://127.0.0.1:{port}")).mode(Mode::Approximate),
-        )
-        .await
-        .unwrap()
+        RedisRateStore::connect(RedisOptions::new(server.url()).mode(Mode::Approximate))
+            .await
+            .unwrap()
     });
     let memory = InMemoryRateStore::new();
     let limits = RouteLimits::new(&RateLimit::new(
@@ -82,8 +68,7 @@ fn bench_approximate(c: &mut Criterion) {
     );
     drop(approximate);
     drop(runtime);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 criterion_group!(benches, bench_approximate);

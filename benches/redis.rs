@@ -20,7 +20,6 @@
 //! per project for the whole run: what the fleet admitted beside what an
 //! exact store would have (burst + rate × time) and the stated bound.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,8 @@ use tollgate::rate_limit::{InMemoryRateStore, Quota, RateLimit};
 
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 struct Args {
     seconds: u64,
@@ -51,39 +52,6 @@ fn parse_args() -> Args {
         }
     }
     args
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> (Server, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server(
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed: apt-get install -y redis-server"),
-    );
-    let url = format!("redis://127.0.0.1:{port}");
-    for _ in 0..1_000 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, url);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("redis-server did not start");
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -182,7 +150,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (_server, url) = start_redis();
+        let server = redis_server::RedisServer::start();
+        let url = server.url();
         println!(
             "{} concurrent callers, {} s per run, redis-server on loopback, system clock",
             args.tasks, args.seconds

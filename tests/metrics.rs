@@ -273,34 +273,21 @@ async fn the_demo_serves_its_metrics_to_a_scraper() {
 /// denial cache, the local share while Redis is away; its switches; the
 /// time spent on the local share.
 #[cfg(feature = "redis")]
+#[path = "../benches/support/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
 async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
-    use std::process::{Command, Stdio};
+    use redis_server::RedisServer;
     use tollgate::Answer;
     use tollgate::rate_limit::redis::{FailureMode, RedisOptions, RedisRateStore};
     use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
     use tollgate::rate_limit::{Quota, RateLimit};
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start = || {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        // Readiness, not timing.
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child
-    };
-    let mut server = start();
+    let server = RedisServer::start();
+    let port = server.port;
     let store = RedisRateStore::connect(
-        RedisOptions::new(format!("redis://127.0.0.1:{port}"))
+        RedisOptions::new(server.url())
             .timeout(Duration::from_millis(100))
             .on_failure(FailureMode::Local)
             .instances(2),
@@ -320,8 +307,7 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
         decide("acme").await;
     }
     assert!(!decide("acme").await.is_allowed());
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     // The local share (another project: acme's refusal is remembered): 2
     // of the 4.
     let mut admitted = 0;
@@ -329,7 +315,7 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
         admitted += usize::from(decide("beta").await.is_allowed());
     }
     assert_eq!(admitted, 2);
-    let mut server = start();
+    let server = RedisServer::on(port);
     while store.stats().degraded {
         decide("beta").await;
     }
@@ -355,6 +341,5 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
         Some(DebugValue::Gauge(seconds)) => assert!(seconds.into_inner() > 0.0),
         other => panic!("{other:?}"),
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
