@@ -92,7 +92,8 @@ impl Gcra {
     /// One of `instances` equal shares of this quota: the burst divided
     /// (at least `cost`, so a request can still pass), the refill slowed as
     /// many times. `instances` processes each deciding by its share admit
-    /// about the whole quota together.
+    /// about the whole quota together (the Redis store's local share).
+    #[cfg(feature = "redis")]
     pub(crate) fn share(&self, instances: u64, cost: u64) -> Self {
         let instances = instances.max(1);
         let burst = (self.burst / instances).max(cost).max(1);
@@ -153,6 +154,7 @@ mod tests {
         assert_eq!(gcra.admit(tat, SECOND / 2, 1), Err(empty.next_after()));
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn a_share_holds_its_part_of_the_burst_and_refills_as_slowly() {
         let gcra = Gcra::new(SECOND, 30 * SECOND, 30);
