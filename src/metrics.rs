@@ -12,6 +12,8 @@
 //! | `tollgate_rate_store_decisions_total` | counter | `mode`: how the Redis rate store decided (`redis`: a round trip; `denial_cache`: a refusal remembered; `local`: this instance's share, Redis failing; `approximate`: in memory, synced in batches) |
 //! | `tollgate_rate_store_switches_total` | counter | `to` (`local`, `redis`): the Redis rate store switching to its local share and back |
 //! | `tollgate_rate_store_degraded_seconds` | gauge | seconds spent on the local share, over finished spells (only grows) |
+//! | `tollgate_rate_store_round_trips_total` | counter | `result` (`ok`, `failed`): scripts the Redis rate store ran, for decisions and for syncs |
+//! | `tollgate_rate_store_batches_total` | counter | syncs of an approximate Redis rate store that sent something |
 //!
 //! No label carries a key, a digest, a path or other unbounded input: route
 //! patterns, codes and policy names come from the configuration. The
@@ -42,6 +44,10 @@ pub const RATE_STORE_SWITCHES: &str = "tollgate_rate_store_switches_total";
 pub const RATE_STORE_DECISIONS: &str = "tollgate_rate_store_decisions_total";
 /// `tollgate_rate_store_degraded_seconds`.
 pub const RATE_STORE_DEGRADED: &str = "tollgate_rate_store_degraded_seconds";
+/// `tollgate_rate_store_round_trips_total`, by `result` (`ok`, `failed`).
+pub const RATE_STORE_ROUND_TRIPS: &str = "tollgate_rate_store_round_trips_total";
+/// `tollgate_rate_store_batches_total`.
+pub const RATE_STORE_BATCHES: &str = "tollgate_rate_store_batches_total";
 /// `tollgate_rate_limit_buckets`.
 pub const BUCKETS: &str = "tollgate_rate_limit_buckets";
 
@@ -193,6 +199,16 @@ pub(crate) fn rate_store_decision(mode: &'static str) {
 /// Adds a finished spell on the local share.
 pub(crate) fn rate_store_degraded(spell: Duration) {
     gauge!(RATE_STORE_DEGRADED).increment(spell.as_secs_f64());
+}
+
+/// Counts a round trip to Redis, answered or not.
+pub(crate) fn rate_store_round_trip(ok: bool) {
+    counter!(RATE_STORE_ROUND_TRIPS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// Counts a sync batch of an approximate store.
+pub(crate) fn rate_store_batch() {
+    counter!(RATE_STORE_BATCHES).increment(1);
 }
 
 /// Sets the gauge of live in-memory buckets.

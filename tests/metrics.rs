@@ -286,6 +286,7 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
 
     let server = RedisServer::start();
     let port = server.port;
+    let fake = tollgate::clock::FakeClock::new();
     let store = RedisRateStore::connect(
         RedisOptions::new(server.url())
             .timeout(Duration::from_millis(100))
@@ -293,7 +294,8 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
             .instances(2),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .with_clock(fake.clock());
     let limits = RouteLimits::new(&RateLimit::new(Quota::per_day(4).burst(4))).unwrap();
     let decide = async |project: &str| {
         let bucket = Bucket::new(PartitionKey::project(project), "POST /v1/track");
@@ -317,8 +319,23 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
     assert_eq!(admitted, 2);
     let server = RedisServer::on(port);
     while store.stats().degraded {
+        fake.advance(Duration::from_secs(1));
         decide("beta").await;
     }
+    // An approximate store's sync: one batch, one round trip per bucket.
+    let approximate = RedisRateStore::connect(
+        RedisOptions::new(server.url()).mode(tollgate::rate_limit::redis::Mode::Approximate),
+    )
+    .await
+    .unwrap();
+    for project in ["gamma", "delta"] {
+        let bucket = Bucket::new(PartitionKey::project(project), "POST /v1/track");
+        assert!(matches!(
+            approximate.decide(&bucket, &limits),
+            Answer::Ready(Ok(_))
+        ));
+    }
+    assert_eq!(approximate.sync().await.unwrap(), 2);
     let metrics = snapshot(snapshotter);
     let decisions = |mode: &str| {
         counter(
@@ -337,6 +354,20 @@ async fn redis_modes(snapshotter: &metrics_util::debugging::Snapshotter) {
         counter(&metrics, "tollgate_rate_store_switches_total{to=redis}"),
         1
     );
+    // Round trips: each decision Redis made, the failed ones (one per
+    // retry interval while it was away), the two synced buckets.
+    let ok = counter(&metrics, "tollgate_rate_store_round_trips_total{result=ok}");
+    let failed = counter(
+        &metrics,
+        "tollgate_rate_store_round_trips_total{result=failed}",
+    );
+    assert_eq!(ok, decisions("redis") + 2, "{metrics:#?}");
+    assert!(failed >= 1, "{metrics:#?}");
+    assert!(
+        failed < decisions("local"),
+        "skipped while it failed: {metrics:#?}"
+    );
+    assert_eq!(counter(&metrics, "tollgate_rate_store_batches_total{}"), 1);
     match metrics.get("tollgate_rate_store_degraded_seconds{}") {
         Some(DebugValue::Gauge(seconds)) => assert!(seconds.into_inner() > 0.0),
         other => panic!("{other:?}"),

@@ -17,9 +17,11 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tollgate::body_limit::LimitedBody;
 use tollgate::clock::FakeClock;
+use tollgate::error::StoreError;
 use tollgate::gate::{Gate, RoutePolicy, TierPolicy};
 use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord, Principal};
 use tollgate::rate_limit::redis::{FailureMode, RedisOptions, RedisRateStore};
+use tollgate::rate_limit::store::Decision;
 use tollgate::rate_limit::{Quota, RateLimit, RateLimitLayer};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -276,14 +278,18 @@ type Limited = BoxCloneService<
     Infallible,
 >;
 
-/// A Redis server, a store on it failing `on_failure`, and a layer with
+/// A Redis server, a store on it failing `on_failure` (on `fake`'s clock:
+/// its retry interval passes only when the test says), and a layer with
 /// burst `burst` that has admitted one request.
 async fn admitting(
     on_failure: FailureMode,
     burst: u64,
+    fake: &FakeClock,
 ) -> (RedisServer, RedisRateStore, Handler, Limited) {
     let server = RedisServer::start();
-    let redis = store(&server, options(&server).on_failure(on_failure)).await;
+    let redis = store(&server, options(&server).on_failure(on_failure))
+        .await
+        .with_clock(fake.clock());
     let handler = Handler::default();
     let limit = RateLimit::new(Quota::per_minute(60).burst(burst));
     let service = limited(&redis, limit, &handler);
@@ -292,10 +298,16 @@ async fn admitting(
     (server, redis, handler, service)
 }
 
-/// Sends requests until one is admitted (a store reconnecting), at most 200.
-async fn until_admitted(service: &Limited) -> StatusCode {
+/// The default retry interval: how long a store decides by its failure
+/// mode after Redis failed before it asks again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Sends requests until one is admitted (a store reconnecting), at most
+/// 200, each after a retry interval on `fake`'s clock.
+async fn until_admitted(service: &Limited, fake: &FakeClock) -> StatusCode {
     let mut status = StatusCode::BAD_GATEWAY;
     for _ in 0..200 {
+        fake.advance(RETRY);
         status = send(service.clone(), from("acme")).await.status;
         if status == StatusCode::OK {
             break;
@@ -495,7 +507,8 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_open_logs_and_recovers() {
     let (logs, _guard) = Logs::capture();
-    let (mut server, redis, handler, service) = admitting(FailureMode::Open, 3).await;
+    let fake = FakeClock::new();
+    let (mut server, redis, handler, service) = admitting(FailureMode::Open, 3, &fake).await;
 
     server.kill();
     for _ in 0..5 {
@@ -507,7 +520,10 @@ async fn a_dead_redis_fails_open_logs_and_recovers() {
         );
         assert!(took < Duration::from_secs(5), "waited {took:?}");
     }
-    assert_eq!(redis.stats().failures, 5);
+    // One asked Redis and failed; the four after it, within the retry
+    // interval, were admitted without asking.
+    let stats = redis.stats();
+    assert_eq!((stats.failures, stats.skipped, stats.calls), (1, 4, 2));
     assert_eq!(handler.calls(), 6);
     let text = logs.text();
     assert_eq!(text.matches("admitting (fail open)").count(), 5, "{text}");
@@ -516,6 +532,7 @@ async fn a_dead_redis_fails_open_logs_and_recovers() {
     server.restart();
     let mut recovered = None;
     for attempt in 0..200 {
+        fake.advance(RETRY);
         let answer = send(service.clone(), from("acme")).await;
         if answer.headers.contains_key("ratelimit") {
             recovered = Some(attempt);
@@ -535,7 +552,8 @@ async fn a_dead_redis_fails_open_logs_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_fails_closed_with_upstream_failed() {
-    let (mut server, redis, handler, service) = admitting(FailureMode::Closed, 3).await;
+    let fake = FakeClock::new();
+    let (mut server, redis, handler, service) = admitting(FailureMode::Closed, 3, &fake).await;
 
     server.kill();
     for _ in 0..3 {
@@ -545,10 +563,11 @@ async fn a_dead_redis_fails_closed_with_upstream_failed() {
         assert!(took < Duration::from_secs(5), "waited {took:?}");
     }
     assert_eq!(handler.calls(), 1, "nothing admitted while Redis was away");
-    assert_eq!(redis.stats().failures, 3);
+    let stats = redis.stats();
+    assert_eq!((stats.failures, stats.skipped), (1, 2));
 
     server.restart();
-    let status = until_admitted(&service).await;
+    let status = until_admitted(&service, &fake).await;
     assert_eq!(status, StatusCode::OK, "the store never reconnected");
 }
 
@@ -575,7 +594,11 @@ async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
             .on_failure(FailureMode::Local)
             .instances(2)
     };
-    let stores = [store(&server, local()).await, store(&server, local()).await];
+    let fake = FakeClock::new();
+    let stores = [
+        store(&server, local()).await.with_clock(fake.clock()),
+        store(&server, local()).await.with_clock(fake.clock()),
+    ];
     let gates = [
         serve_gate(&instance(stores[0].clone())).await,
         serve_gate(&instance(stores[1].clone())).await,
@@ -608,6 +631,8 @@ async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
         let stats = store.stats();
         assert!(stats.degraded && stats.switches == 1, "{stats:?}");
         assert_eq!(stats.local_decisions, 8);
+        // Only the first asked the dead Redis.
+        assert_eq!((stats.failures, stats.skipped), (1, 7), "{stats:?}");
     }
 
     // Redis back (empty, as restarted): exact again, without a restart of
@@ -618,6 +643,7 @@ async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
         while store.stats().degraded {
             assert!(attempts < 500, "the store never went back to Redis");
             attempts += 1;
+            fake.advance(RETRY);
             let _ = fetch(track(gates[index], &key)).await;
             if store.stats().degraded {
                 tokio::task::yield_now().await;
@@ -639,6 +665,96 @@ async fn a_dead_redis_leaves_each_gate_its_share_then_redis_decides_again() {
         assert_eq!(stats.switches, 2, "{stats:?}");
         assert!(stats.degraded_nanos > 0);
     }
+}
+
+/// Whether a decision asked Redis (waited), and what it decided.
+async fn asked<F>(
+    answer: tollgate::Answer<Result<Decision, StoreError>, F>,
+) -> (bool, Result<Decision, StoreError>)
+where
+    F: std::future::Future<Output = Result<Decision, StoreError>>,
+{
+    match answer {
+        tollgate::Answer::Ready(decision) => (false, decision),
+        tollgate::Answer::Pending(future) => (true, future.await),
+    }
+}
+
+/// A frozen Redis costs one timeout per retry interval, not one per
+/// request: within the interval the local share decides at once; past it one
+/// decision asks again while the others still decide locally; each switch
+/// is logged once.
+#[tokio::test]
+async fn a_frozen_redis_is_asked_once_per_retry_interval() {
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    let (logs, _guard) = Logs::capture();
+    let server = RedisServer::start();
+    let fake = FakeClock::new();
+    let redis = store(
+        &server,
+        options(&server)
+            .timeout(Duration::from_millis(100))
+            .on_failure(FailureMode::Local)
+            .instances(2),
+    )
+    .await
+    .with_clock(fake.clock());
+    let limits = RouteLimits::new(&RateLimit::new(Quota::per_day(100).burst(100))).unwrap();
+    let bucket = Bucket::new(PartitionKey::project("acme"), "POST /v1/track");
+    // Redis answers: every decision asks it.
+    let (pending, decision) = asked(redis.decide(&bucket, &limits)).await;
+    assert!(pending && decision.unwrap().is_allowed());
+
+    server.signal("-STOP");
+    let started = Instant::now();
+    let (pending, decision) = asked(redis.decide(&bucket, &limits)).await;
+    assert!(pending, "the first decision after the freeze asks Redis");
+    assert!(decision.unwrap().is_allowed(), "decided by the local share");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "waited the timeout"
+    );
+    // Within the retry interval: 49 decisions at once, by the share of 50.
+    for _ in 0..49 {
+        let (pending, decision) = asked(redis.decide(&bucket, &limits)).await;
+        assert!(!pending, "asked a Redis that failed within the interval");
+        assert!(decision.unwrap().is_allowed());
+    }
+    let (_, decision) = asked(redis.decide(&bucket, &limits)).await;
+    assert!(!decision.unwrap().is_allowed(), "the share is 50");
+    let stats = redis.stats();
+    assert_eq!((stats.calls, stats.failures, stats.skipped), (2, 1, 50));
+    assert_eq!(stats.local_decisions, 51);
+
+    // Past the interval one decision asks again (and fails again); the
+    // rest of the next interval does not.
+    fake.advance(RETRY);
+    let (pending, _) = asked(redis.decide(&bucket, &limits)).await;
+    assert!(pending, "one decision per interval asks again");
+    let (pending, _) = asked(redis.decide(&bucket, &limits)).await;
+    assert!(!pending);
+    assert_eq!(redis.stats().failures, 2);
+
+    // Thawed: the next try finds Redis, and every decision is its again.
+    server.signal("-CONT");
+    let mut tries = 0;
+    while redis.stats().degraded {
+        assert!(tries < 50, "never went back to Redis");
+        tries += 1;
+        fake.advance(RETRY);
+        let _ = asked(redis.decide(&bucket, &limits)).await;
+    }
+    for _ in 0..3 {
+        let (pending, decision) = asked(redis.decide(&bucket, &limits)).await;
+        assert!(pending && decision.is_ok());
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("deciding by this instance's share").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("Redis answers again").count(), 1, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,6 +868,97 @@ async fn approximate_stores_decide_in_memory_within_the_stated_bound() {
     assert!(debt_ms > 0, "the spending reached Redis");
 }
 
+/// Two gates in approximate mode, eight clients each, over many sync
+/// intervals of a refilling quota: the fleet admits no more than the exact
+/// allowance plus the stated bound, and not much less. Real time: the
+/// buckets in Redis refill on Redis's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approximate_gates_hold_the_bound_over_many_sync_intervals() {
+    use tollgate::rate_limit::redis::Mode;
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let key = keys.secret.key().to_owned();
+    const RATE: f64 = 100.0;
+    const BURST: f64 = 10.0;
+    const INTERVAL: Duration = Duration::from_millis(100);
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_second(RATE as u64).burst(BURST as u64)),
+            )
+            .build()
+            .unwrap()
+    };
+    let approximate = || {
+        options(&server)
+            .mode(Mode::Approximate)
+            .sync_interval(INTERVAL)
+    };
+    let stores = [
+        store(&server, approximate()).await,
+        store(&server, approximate()).await,
+    ];
+    let gates = [
+        serve_gate(&instance(stores[0].clone())).await,
+        serve_gate(&instance(stores[1].clone())).await,
+    ];
+    let run_for = Duration::from_millis(1500);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let address = gates[client % 2];
+            let key = key.clone();
+            tokio::spawn(async move {
+                let (mut admitted, mut refused) = (0u64, 0u64);
+                while started.elapsed() < run_for {
+                    let answer = fetch(track(address, &key)).await;
+                    match answer.status {
+                        StatusCode::OK => admitted += 1,
+                        StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                        other => panic!("{other}: {:?}", answer.body),
+                    }
+                }
+                (admitted, refused)
+            })
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for client in clients {
+        let (a, r) = client.await.unwrap();
+        admitted += a;
+        refused += r;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let exact = BURST + RATE * elapsed;
+    // (instances − 1) × (burst + rate × (interval + round trip)), the round
+    // trip taken as a whole interval (loopback answers in well under 1 ms).
+    let bound = BURST + RATE * 2.0 * INTERVAL.as_secs_f64();
+    assert!(refused > 0, "the quota was never reached");
+    assert!(
+        (admitted as f64) <= exact + bound,
+        "admitted {admitted} in {elapsed:.3} s: exact {exact:.0}, bound {bound:.0}"
+    );
+    assert!(
+        (admitted as f64) >= exact / 2.0,
+        "admitted {admitted} in {elapsed:.3} s, exact {exact:.0}: the views refuse too much"
+    );
+    println!("admitted {admitted} in {elapsed:.3} s: exact {exact:.0}, bound {bound:.0}");
+    // Synced through the run (a sync sends something only when the
+    // instance admitted since the last one, so not every interval).
+    let intervals = (elapsed / INTERVAL.as_secs_f64()) as u64;
+    for store in &stores {
+        let stats = store.stats();
+        assert_eq!(stats.calls, 0, "no decision waited for Redis");
+        assert!(
+            stats.batches >= intervals / 3,
+            "{stats:?} in {intervals} intervals"
+        );
+    }
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -826,25 +1033,28 @@ async fn a_config_file_names_the_redis_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
-    let (server, redis, handler, service) = admitting(FailureMode::Closed, 10).await;
+    let fake = FakeClock::new();
+    let (server, redis, handler, service) = admitting(FailureMode::Closed, 10, &fake).await;
 
     // The connection stays up but Redis answers nothing: only the timeout
-    // (200 ms here) ends the wait.
+    // (200 ms here) ends the wait; the next request, within the retry
+    // interval, does not wait at all.
     server.signal("-STOP");
     for _ in 0..2 {
         let (answer, took) = timed(service.clone(), from("acme")).await;
         assert_eq!(answer.code(), "upstream_failed");
         assert!(took < Duration::from_secs(5), "waited {took:?}");
     }
-    assert_eq!(redis.stats().failures, 2);
+    let stats = redis.stats();
+    assert_eq!((stats.failures, stats.skipped, stats.calls), (1, 1, 2));
     assert_eq!(handler.calls(), 1);
 
     server.signal("-CONT");
-    let status = until_admitted(&service).await;
+    let status = until_admitted(&service, &fake).await;
     assert_eq!(status, StatusCode::OK, "the store never came back");
-    // The two requests that timed out reached Redis and were counted when it
+    // The request that timed out reached Redis and was counted when it
     // thawed (a timeout cannot take back a command already sent): of 10,
-    // at most 10 - (1 + 2 + 1 + 1) remain.
+    // at most 10 - (1 + 1 + 1 + 1) remain.
     let answer = send(service.clone(), from("acme")).await;
     let header = answer.headers["ratelimit"].to_str().unwrap();
     let remaining: u64 = header
@@ -853,7 +1063,7 @@ async fn a_frozen_redis_costs_each_request_at_most_the_timeout() {
         .and_then(|rest| rest.split(';').next())
         .and_then(|r| r.parse().ok())
         .unwrap();
-    assert!(remaining <= 5, "{header}");
+    assert!(remaining <= 6, "{header}");
 }
 
 /// Per-key and per-tier quotas and a budget shared by two routes hold

@@ -35,6 +35,9 @@ pub struct RedisStats {
     /// Decisions Redis failed or did not answer in time (decided by the
     /// [`FailureMode`]).
     pub failures: u64,
+    /// Decisions made by the [`FailureMode`] without asking Redis, within
+    /// `retry_interval_ms` of a failure ([`RedisOptions::retry_interval`]).
+    pub skipped: u64,
     /// Refusals answered from the denial cache, without Redis.
     pub cached_denials: u64,
     /// Decisions made in memory by this instance's share while Redis failed
@@ -80,11 +83,14 @@ pub struct RedisStats {
 ///   decisions go to the master of the partition's slot, through redis-rs's
 ///   cluster client (`MOVED`, `ASK`, fail-overs).
 /// - **Failures**: the connection is re-established by itself
-///   ([`ConnectionManager`], or the cluster client); every decision waits at
+///   ([`ConnectionManager`], or the cluster client); a decision waits at
 ///   most the timeout, then follows the [`FailureMode`] (admit, refuse, or
-///   decide by this instance's share in memory). A decision that timed out may still have
-///   reached Redis and be counted there once it answers: a timeout cannot
-///   take back a command already sent.
+///   decide by this instance's share in memory). For
+///   [`retry_interval`](RedisOptions::retry_interval) after a failure,
+///   decisions follow the failure mode at once; then one asks Redis again.
+///   A decision that timed out may still have reached Redis and be counted
+///   there once it answers: a timeout cannot take back a command already
+///   sent.
 ///
 /// Cheap to clone; clones share the connection, cache and counters.
 #[derive(Clone)]
@@ -143,7 +149,13 @@ struct Shared {
     clock: Clock,
     calls: AtomicU64,
     failures: AtomicU64,
+    skipped: AtomicU64,
     cached_denials: AtomicU64,
+    /// After a failure, how long decisions skip Redis (0: never).
+    retry_interval: Nanos,
+    /// When one decision may ask Redis again (clock nanoseconds plus one),
+    /// or 0 while Redis answers.
+    retry_at: AtomicU64,
     /// How many instances share the budget ([`FailureMode::Local`]).
     instances: u64,
     /// When the current spell on the local share began (clock nanoseconds
@@ -192,6 +204,12 @@ struct Approximate {
     decisions: AtomicU64,
     batches: AtomicU64,
     synced: AtomicU64,
+    /// The syncing task starts with the first decision (so that
+    /// [`RedisRateStore::with_clock`] still finds the store unshared), on
+    /// the runtime the store was made in, every `interval`.
+    syncing: std::sync::Once,
+    runtime: tokio::runtime::Handle,
+    interval: Duration,
 }
 
 /// What one bucket (a route's quotas for one partition) spent since the
@@ -265,7 +283,10 @@ impl RedisRateStore {
                 clock: Clock::system(),
                 calls: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
+                skipped: AtomicU64::new(0),
                 cached_denials: AtomicU64::new(0),
+                retry_interval: options.retry_interval_ms.saturating_mul(1_000_000),
+                retry_at: AtomicU64::new(0),
                 instances: options.instances,
                 degraded_since: AtomicU64::new(0),
                 local_decisions: AtomicU64::new(0),
@@ -278,22 +299,18 @@ impl RedisRateStore {
                     decisions: AtomicU64::new(0),
                     batches: AtomicU64::new(0),
                     synced: AtomicU64::new(0),
+                    syncing: std::sync::Once::new(),
+                    runtime: tokio::runtime::Handle::current(),
+                    interval: Duration::from_millis(options.sync_interval_ms),
                 }),
             }),
         };
-        if store.shared.approximate.is_some() {
-            tokio::spawn(sync_every(
-                Arc::downgrade(&store.shared),
-                Duration::from_millis(options.sync_interval_ms),
-            ));
-        }
         Ok(store)
     }
 
     /// Reads the denial cache's time, and the local share's, from `clock`
-    /// (for tests). Only before the store is cloned, and not in
-    /// [`Mode::Approximate`] (its view keeps the system clock): otherwise
-    /// this changes nothing.
+    /// (for tests), and in [`Mode::Approximate`] its view's. Only before
+    /// the store is cloned: otherwise this changes nothing.
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
@@ -313,6 +330,7 @@ impl RedisRateStore {
         RedisStats {
             calls: self.shared.calls.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
+            skipped: self.shared.skipped.load(Ordering::Relaxed),
             cached_denials: self.shared.cached_denials.load(Ordering::Relaxed),
             local_decisions: self.shared.local_decisions.load(Ordering::Relaxed),
             switches: self.shared.switches.load(Ordering::Relaxed),
@@ -398,6 +416,9 @@ impl Shared {
 
     /// Redis decided: if it had failed until now, the local spell ends.
     fn answered(&self) {
+        if self.retry_at.load(Ordering::Relaxed) != 0 {
+            self.retry_at.store(0, Ordering::Release);
+        }
         let since = self.degraded_since.swap(0, Ordering::AcqRel);
         if since != 0 {
             let spell = self.clock.now().saturating_sub(since - 1);
@@ -422,6 +443,56 @@ impl Shared {
         local: (&[(u64, Gcra)], u64),
     ) -> Result<Decision, StoreError> {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.retry_interval > 0 {
+            let retry_at = self
+                .clock
+                .now()
+                .saturating_add(self.retry_interval)
+                .saturating_add(1);
+            self.retry_at.fetch_max(retry_at, Ordering::AcqRel);
+        }
+        self.fall_back(error, route, local)
+    }
+
+    /// Whether this decision asks Redis: yes while it answers; within the
+    /// retry interval after a failure, no; past it, yes for the one
+    /// decision that claims the next try.
+    fn asks_redis(&self) -> bool {
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        if retry_at == 0 {
+            return true;
+        }
+        let now = self.clock.now().saturating_add(1);
+        now >= retry_at
+            && self
+                .retry_at
+                .compare_exchange(
+                    retry_at,
+                    now.saturating_add(self.retry_interval),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Decides by the failure mode without asking Redis (it failed within
+    /// the retry interval).
+    fn skipped(&self, route: &str, local: (&[(u64, Gcra)], u64)) -> Result<Decision, StoreError> {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        let error = StoreError::new(format!(
+            "Redis failed within the last {:?}; not asked again yet",
+            Duration::from_nanos(self.retry_interval)
+        ));
+        self.fall_back(error, route, local)
+    }
+
+    /// What the failure mode decides.
+    fn fall_back(
+        &self,
+        error: StoreError,
+        route: &str,
+        local: (&[(u64, Gcra)], u64),
+    ) -> Result<Decision, StoreError> {
         match &self.on_failure {
             OnFailure::Open => {
                 #[cfg(feature = "tracing")]
@@ -472,10 +543,18 @@ impl Shared {
             invocation.arg(micros(gcra.state(0, 0).window));
         }
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
+        let reply = match tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async(&mut connection),
+        )
+        .await
+        {
             Ok(reply) => reply.map_err(StoreError::new),
             Err(_) => Err(unanswered(self.timeout)),
-        }
+        };
+        #[cfg(feature = "metrics")]
+        crate::metrics::rate_store_round_trip(reply.is_ok());
+        reply
     }
 }
 
@@ -512,12 +591,6 @@ impl RateStore for RedisRateStore {
         if let Some(decision) = shared.cached_denial(id, limits) {
             return Answer::Ready(Ok(decision));
         }
-        let keys: Vec<String> = quotas
-            .iter()
-            .enumerate()
-            .map(|(index, quota)| self.key(bucket, quota, index))
-            .collect();
-        let this = Arc::clone(&self.shared);
         // What the script and reading its reply need of the quotas, copied
         // (no allocation).
         let (mut local, count) = limits.bucket_keys(bucket);
@@ -532,6 +605,15 @@ impl RateStore for RedisRateStore {
                 *gcra = gcra.share(shared.instances, cost);
             }
         }
+        if !shared.asks_redis() {
+            return Answer::Ready(shared.skipped(bucket.route(), (&local[..count], cost)));
+        }
+        let keys: Vec<String> = quotas
+            .iter()
+            .enumerate()
+            .map(|(index, quota)| self.key(bucket, quota, index))
+            .collect();
+        let this = Arc::clone(&self.shared);
         let route: Box<str> = bucket.route().into();
         shared.calls.fetch_add(1, Ordering::Relaxed);
         Answer::Pending(Box::pin(async move {
@@ -565,6 +647,12 @@ impl RedisRateStore {
         bucket: &Bucket<'_>,
         limits: &RouteLimits,
     ) -> Decision {
+        approximate.syncing.call_once(|| {
+            approximate.runtime.spawn(sync_every(
+                Arc::downgrade(&self.shared),
+                approximate.interval,
+            ));
+        });
         let decision = approximate.view.decide_now(bucket, limits);
         approximate.decisions.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -612,6 +700,8 @@ impl Shared {
             return Ok(0);
         }
         approximate.batches.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::rate_store_batch();
         let mut synced = 0;
         let mut failed = None;
         let mut unsent = Vec::new();

@@ -60,6 +60,7 @@ pub enum Mode {
 /// instances = 1              # for "local": how many instances share the budget
 /// mode = "exact"             # or "approximate": decide in memory, sync in batches
 /// sync_interval_ms = 100     # for "approximate"
+/// retry_interval_ms = 1000   # after a failure, decide by on_failure without asking for this long
 /// denial_cache = 100000      # buckets remembered as refused; 0: off
 /// ```
 ///
@@ -85,6 +86,7 @@ pub struct RedisOptions {
     pub(super) instances: u64,
     pub(super) mode: Mode,
     pub(super) sync_interval_ms: u64,
+    pub(super) retry_interval_ms: u64,
 }
 
 impl Default for RedisOptions {
@@ -99,6 +101,7 @@ impl Default for RedisOptions {
             instances: 1,
             mode: Mode::Exact,
             sync_interval_ms: 100,
+            retry_interval_ms: 1000,
         }
     }
 }
@@ -175,6 +178,18 @@ impl RedisOptions {
     #[must_use]
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         self.sync_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// After Redis fails a decision, how long later decisions follow the
+    /// [`FailureMode`] at once, without asking Redis (default 1 s; zero asks
+    /// for every decision). Then one decision asks again (it may wait the
+    /// timeout), the others still decided by the failure mode; once Redis
+    /// answers, every decision is Redis's again. So an outage costs one
+    /// timeout per interval, not one per request.
+    #[must_use]
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
         self
     }
 
@@ -266,6 +281,7 @@ impl fmt::Debug for RedisOptions {
             .field("instances", &self.instances)
             .field("mode", &self.mode)
             .field("sync_interval_ms", &self.sync_interval_ms)
+            .field("retry_interval_ms", &self.retry_interval_ms)
             .finish()
     }
 }
