@@ -16,6 +16,11 @@
 //! - `*_2threads`: two threads at once, each making one decision per
 //!   iteration on its own half of the keys; the time is wall-clock per
 //!   iteration (so two decisions).
+//!
+//! Group `window`: the same 10 000 projects on one route with the bucket
+//! alone, a daily calendar window alone, the bucket with a daily window
+//! stacked on it (limit high enough that every decision admits), and two
+//! stacked buckets for reference.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -159,6 +164,43 @@ fn bench_rate_limit(c: &mut Criterion) {
     group.finish();
 }
 
+/// A bucket, a daily window, and both stacked, on the same keys.
+fn bench_window(c: &mut Criterion) {
+    use tollgate::rate_limit::Calendar;
+    let keys = keys();
+    let routes = Routes::builder().route("POST /v1/track").build().unwrap();
+    let route = routes.get("POST /v1/track").unwrap().clone();
+    let partitions: Vec<PartitionKey<'static>> = keys
+        .iter()
+        .map(|key| PartitionKey::project(Box::leak(key.clone().into_boxed_str())))
+        .collect();
+    let bucket = Quota::per_second(50).burst(200);
+    let window = Quota::per_calendar(u64::from(u32::MAX), Calendar::Day);
+    let cases = [
+        ("bucket_alone", vec![bucket.clone()]),
+        ("daily_window_alone", vec![window.clone()]),
+        ("bucket_and_daily_window", vec![bucket.clone(), window]),
+        (
+            "two_buckets",
+            vec![bucket.clone(), Quota::per_minute(3000).burst(200)],
+        ),
+    ];
+    let mut group = c.benchmark_group("window");
+    for (name, quotas) in cases {
+        let limits = RouteLimits::new(&RateLimit::stacked(quotas)).unwrap();
+        let store = InMemoryRateStore::new();
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                let bucket = Bucket::on_route(partitions[i].clone(), &route);
+                black_box(store.decide_now(&bucket, &limits).is_allowed())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// What one reading of each clock costs.
 fn bench_clock(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
@@ -175,5 +217,5 @@ fn bench_clock(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_rate_limit, bench_clock);
+criterion_group!(benches, bench_rate_limit, bench_window, bench_clock);
 criterion_main!(benches);

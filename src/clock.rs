@@ -42,6 +42,8 @@ enum Source {
         clock: quanta::Clock,
         /// A raw reading taken when the clock was made.
         origin: u64,
+        /// Unix nanoseconds when the clock was made.
+        epoch: u64,
     },
     Fake(Arc<FakeState>),
 }
@@ -51,8 +53,15 @@ impl Clock {
     pub fn system() -> Self {
         let clock = quanta::Clock::new();
         let origin = clock.raw();
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, saturating_nanos);
         Self {
-            source: Source::System { clock, origin },
+            source: Source::System {
+                clock,
+                origin,
+                epoch,
+            },
         }
     }
 
@@ -60,8 +69,23 @@ impl Clock {
     #[inline]
     pub fn now(&self) -> Nanos {
         match &self.source {
-            Source::System { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
+            Source::System { clock, origin, .. } => clock.delta_as_nanos(*origin, clock.raw()),
             Source::Fake(state) => state.elapsed.load(Ordering::Acquire),
+        }
+    }
+
+    /// Unix nanoseconds at this clock's `now() == 0`: `epoch() + now()` is
+    /// the wall time on the monotonic timeline, what calendar windows are
+    /// aligned by. For the system clock it was read once, when the clock was
+    /// made, so a later step of the system's clock does not move a window's
+    /// boundary (nor a bucket's refill) under a running store.
+    pub fn epoch(&self) -> u64 {
+        match &self.source {
+            Source::System { epoch, .. } => *epoch,
+            Source::Fake(state) => state
+                .unix_start
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, saturating_nanos),
         }
     }
 
@@ -163,6 +187,7 @@ mod tests {
         fake.advance(Duration::from_secs(90));
         assert_eq!(clock.now(), 90_000_000_000);
         assert_eq!(clock.unix_seconds(), unix + 90);
+        assert_eq!(clock.epoch(), 1_767_225_600 * 1_000_000_000);
     }
 
     #[test]

@@ -26,14 +26,24 @@ pub struct QuotaState {
     pub remaining: u64,
     /// Nanoseconds until the bucket is full again.
     pub reset_after: Nanos,
-    /// Nanoseconds for the bucket to refill from empty.
+    /// Nanoseconds for the bucket to refill from empty; for a calendar
+    /// window, the current window's length.
     pub window: Nanos,
+    /// A calendar window: its tokens all come back at `reset_after`.
+    pub calendar: bool,
 }
 
 impl QuotaState {
     /// Nanoseconds until one more token is available: 0 when the bucket is
     /// full; for a refused request of cost 1, its retry time.
     pub fn next_after(&self) -> Nanos {
+        if self.calendar {
+            return if self.remaining > 0 {
+                0
+            } else {
+                self.reset_after
+            };
+        }
         if self.limit == 0 || self.remaining >= self.limit {
             return 0;
         }
@@ -82,6 +92,7 @@ impl Gcra {
             remaining: self.tolerance.saturating_sub(debt) / self.emission,
             reset_after: debt,
             window: self.tolerance,
+            calendar: false,
         }
     }
 
@@ -133,7 +144,8 @@ mod tests {
                 limit: 3,
                 remaining: 1,
                 reset_after: 2 * SECOND,
-                window: 3 * SECOND
+                window: 3 * SECOND,
+                calendar: false,
             }
         );
         assert_eq!(gcra.state(tat, 5 * SECOND).remaining, 3);

@@ -42,6 +42,7 @@ use crate::error::{ApiError, ErrorCode};
 pub(crate) mod digest;
 pub(crate) mod gcra;
 pub(crate) mod kind;
+pub(crate) mod meter;
 pub(crate) mod origin;
 pub(crate) mod path;
 pub(crate) mod per_route;
@@ -51,6 +52,7 @@ pub(crate) mod record;
 pub(crate) mod route;
 pub(crate) mod routes;
 pub(crate) mod shadow;
+pub(crate) mod window;
 
 use principal::Principal;
 use route::Route;

@@ -7,10 +7,19 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::gcra::Gcra;
+use super::meter::Meter;
+use super::window::{Calendar, MAX_WINDOW_LIMIT, UtcOffset, Window};
 use crate::ConfigError;
 
 /// A token bucket: it holds `burst` tokens and refills `rate` tokens per
-/// `period`. One request costs one token unless its route says otherwise.
+/// `period`; or a calendar window ([`Quota::per_calendar`]): `limit`
+/// requests from one boundary of an hour, day or month to the next. One
+/// request costs one token unless its route says otherwise.
+///
+/// A rate limit smooths bursts: its tokens come back continuously. A
+/// quota in a calendar window counts usage in a period a person reads on a
+/// calendar: spent, it admits nothing until the boundary, then its whole
+/// limit at once.
 ///
 /// Values are checked when a layer is built: zero or overflowing values are
 /// configuration errors, not panics.
@@ -34,6 +43,8 @@ pub struct Quota {
     name: Option<Arc<str>>,
     code: Option<Arc<str>>,
     sharing: Sharing,
+    /// A calendar window instead of a bucket: its period and offset.
+    window: Option<(Calendar, UtcOffset)>,
 }
 
 /// Whether a quota's bucket belongs to its route or to its name.
@@ -61,7 +72,48 @@ impl Quota {
             name: None,
             code: None,
             sharing: Sharing::Own,
+            window: None,
         }
+    }
+
+    /// `limit` requests in each calendar window (an hour, a day, a month),
+    /// aligned to UTC unless [`utc_offset`](Self::utc_offset) says
+    /// otherwise: spent, the quota refuses until the next boundary (its
+    /// `Retry-After` and reset say when), then admits its whole limit again.
+    /// Stacks with buckets on the same route.
+    ///
+    /// ```
+    /// use tollgate::rate_limit::{Calendar, Quota};
+    ///
+    /// // Bursts of 10, and 30 a day (UTC).
+    /// let quotas = [Quota::per_second(1).burst(10), Quota::per_calendar(30, Calendar::Day)];
+    /// assert_eq!(quotas[1].calendar(), Some(Calendar::Day));
+    /// ```
+    pub const fn per_calendar(limit: u64, calendar: Calendar) -> Self {
+        let mut quota = Self::per(limit, Duration::from_secs(calendar.nominal_seconds()));
+        quota.window = Some((calendar, UtcOffset::UTC));
+        quota
+    }
+
+    /// Aligns a calendar window's boundaries to `offset` (default UTC):
+    /// with `+02:00`, a day begins at 22:00 UTC. No effect on a bucket.
+    #[must_use]
+    pub const fn utc_offset(mut self, offset: UtcOffset) -> Self {
+        if let Some((calendar, _)) = self.window {
+            self.window = Some((calendar, offset));
+        }
+        self
+    }
+
+    /// The calendar window's period, for a quota made by
+    /// [`per_calendar`](Self::per_calendar).
+    pub fn calendar(&self) -> Option<Calendar> {
+        self.window.map(|(calendar, _)| calendar)
+    }
+
+    /// The calendar window's UTC offset.
+    pub fn offset(&self) -> Option<UtcOffset> {
+        self.window.map(|(_, offset)| offset)
     }
 
     /// The shared quota named `name`, declared once on the gate
@@ -185,13 +237,26 @@ impl Quota {
         self.name.as_deref()
     }
 
-    pub(crate) fn gcra(&self) -> Result<Gcra, ConfigError> {
+    pub(crate) fn meter(&self) -> Result<Meter, ConfigError> {
         let fail = |reason: String| Err(ConfigError::new("quota", reason));
         if self.sharing == Sharing::Reference {
             return fail(format!(
                 "no shared quota named `{}` is declared",
                 self.name.as_deref().unwrap_or_default()
             ));
+        }
+        if let Some((calendar, offset)) = self.window {
+            if self.burst.is_some() {
+                return fail(format!(
+                    "{self:?}: a calendar window has a limit, not a burst"
+                ));
+            }
+            if self.rate == 0 || self.rate > MAX_WINDOW_LIMIT {
+                return fail(format!(
+                    "{self:?}: the limit must be between 1 and {MAX_WINDOW_LIMIT}"
+                ));
+            }
+            return Ok(Meter::Window(Window::new(calendar, offset, self.rate)));
         }
         if self.rate == 0 {
             return fail(format!("{self:?}: the rate must be at least 1"));
@@ -215,17 +280,26 @@ impl Quota {
         else {
             return fail(format!("{self:?}: the burst takes too long to refill"));
         };
-        Ok(Gcra::new(emission, tolerance, burst))
+        Ok(Meter::Bucket(Gcra::new(emission, tolerance, burst)))
     }
 }
 
 /// A quota as a configuration file writes it:
-/// `{ rate = 50, per = "second", burst = 200, name = "…" }`.
+/// `{ rate = 50, per = "second", burst = 200, name = "…" }`, or a calendar
+/// window `{ limit = 30, window = "day", utc_offset = "+02:00" }`.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuotaFields {
-    rate: u64,
-    per: Period,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per: Option<Period>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<Calendar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    utc_offset: Option<UtcOffset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     burst: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,9 +348,41 @@ impl<'de> Deserialize<'de> for Quota {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Quota, A::Error> {
+                use serde::de::Error;
                 let fields =
                     QuotaFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                let mut quota = Quota::per(fields.rate, Duration::from_secs(fields.per.seconds()));
+                let mut quota = match fields {
+                    QuotaFields {
+                        rate: Some(rate),
+                        per: Some(per),
+                        limit: None,
+                        window: None,
+                        utc_offset: None,
+                        ..
+                    } => Quota::per(rate, Duration::from_secs(per.seconds())),
+                    QuotaFields {
+                        limit: Some(limit),
+                        window: Some(window),
+                        rate: None,
+                        per: None,
+                        burst: None,
+                        utc_offset,
+                        ..
+                    } => Quota::per_calendar(limit, window)
+                        .utc_offset(utc_offset.unwrap_or_default()),
+                    QuotaFields {
+                        window: Some(_), ..
+                    } => {
+                        return Err(A::Error::custom(
+                            "a calendar window is `{ limit, window, utc_offset }`: `limit` is required, `rate`, `per` and `burst` belong to buckets",
+                        ));
+                    }
+                    _ => {
+                        return Err(A::Error::custom(
+                            "a quota is `{ rate, per, burst }` (a bucket) or `{ limit, window }` (a calendar window)",
+                        ));
+                    }
+                };
                 quota.burst = fields.burst;
                 quota.name = fields.name.map(Arc::from);
                 quota.code = fields.code.map(Arc::from);
@@ -294,6 +400,19 @@ impl Serialize for Quota {
         if self.sharing == Sharing::Reference {
             return serializer.serialize_str(self.name.as_deref().unwrap_or_default());
         }
+        if let Some((calendar, offset)) = self.window {
+            return QuotaFields {
+                rate: None,
+                per: None,
+                limit: Some(self.rate),
+                window: Some(calendar),
+                utc_offset: (offset != UtcOffset::UTC).then_some(offset),
+                burst: None,
+                name: self.name.as_deref().map(str::to_owned),
+                code: self.code.as_deref().map(str::to_owned),
+            }
+            .serialize(serializer);
+        }
         let per = Period::ALL
             .into_iter()
             .find(|period| Duration::from_secs(period.seconds()) == self.period)
@@ -303,8 +422,11 @@ impl Serialize for Quota {
                 ))
             })?;
         QuotaFields {
-            rate: self.rate,
-            per,
+            rate: Some(self.rate),
+            per: Some(per),
+            limit: None,
+            window: None,
+            utc_offset: None,
             burst: self.burst,
             name: self.name.as_deref().map(str::to_owned),
             code: self.code.as_deref().map(str::to_owned),
@@ -326,13 +448,18 @@ impl fmt::Debug for Quota {
                 self.name.as_deref().unwrap_or_default()
             );
         }
-        write!(
-            f,
-            "Quota({}/{:?}, burst {})",
-            self.rate,
-            self.period,
-            self.burst_size()
-        )?;
+        match self.window {
+            Some((calendar, offset)) => {
+                write!(f, "Quota({} a {}, {offset})", self.rate, calendar.as_str())?
+            }
+            None => write!(
+                f,
+                "Quota({}/{:?}, burst {})",
+                self.rate,
+                self.period,
+                self.burst_size()
+            )?,
+        }
         if let Some(name) = &self.name {
             write!(f, " \"{name}\"")?;
         }

@@ -4,8 +4,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use super::digest::KeyDigest;
-use super::gcra::Gcra;
 use super::kind::{KeyEnv, KeyKind};
+use super::meter::Meter;
 use super::origin::OriginPattern;
 use super::quota::Quota;
 use crate::ConfigError;
@@ -45,7 +45,7 @@ pub struct KeyRecord {
     body_limit: Option<u64>,
     tier: Option<Arc<str>>,
     /// Quotas this key draws by instead of the route's, by policy label.
-    quotas: Box<[(Box<str>, Gcra)]>,
+    quotas: Box<[(Box<str>, Meter)]>,
     origins: Vec<OriginPattern>,
     key_id: String,
     project: String,
@@ -176,12 +176,12 @@ impl KeyRecord {
                 "an override gives the quota itself (`{ rate, per, burst }`), not a name",
             ));
         }
-        let gcra = quota
-            .gcra()
+        let meter = quota
+            .meter()
             .map_err(|error| ConfigError::new(field(), error.reason()))?;
         let mut quotas: Vec<_> = std::mem::take(&mut self.quotas).into_vec();
         quotas.retain(|(existing, _)| **existing != *label);
-        quotas.push((Box::from(label), gcra));
+        quotas.push((Box::from(label), meter));
         self.quotas = quotas.into();
         Ok(self)
     }
@@ -300,7 +300,7 @@ impl KeyRecord {
         self.quotas.iter().map(|(label, _)| &**label)
     }
 
-    pub(crate) fn quota_overrides(&self) -> &[(Box<str>, Gcra)] {
+    pub(crate) fn quota_overrides(&self) -> &[(Box<str>, Meter)] {
         &self.quotas
     }
 

@@ -181,18 +181,39 @@ impl<St> RateLimitCheck<St> {
         } else {
             let index = decision.denied_by();
             let quota = limits.quotas().get(index);
-            ApiError::new(
-                quota.map_or(ErrorCode::RATE_LIMITED, |quota| quota.code().clone()),
-                format!(
-                    "Rate limit exceeded on route {}. Retry after {seconds} second{plural}.",
-                    bucket.route()
-                ),
-            )
-            .with_details(json!({
-                "retry_after": seconds,
-                "limit": quota.map(QuotaSpec::burst),
-                "policy": quota.map(|q| q.label(bucket.route(), index)),
-            }))
+            let code = quota.map_or(ErrorCode::RATE_LIMITED, |quota| quota.code().clone());
+            match quota.and_then(QuotaSpec::calendar) {
+                // A calendar window: spent until its boundary, which the
+                // details give as a Unix time.
+                Some(calendar) => ApiError::new(
+                    code,
+                    format!(
+                        "Quota of {} a {} exceeded on route {}. It resets in {seconds} second{plural}.",
+                        quota.map_or(0, QuotaSpec::burst),
+                        calendar.as_str(),
+                        bucket.route()
+                    ),
+                )
+                .with_details(json!({
+                    "retry_after": seconds,
+                    "limit": quota.map(QuotaSpec::burst),
+                    "window": calendar.as_str(),
+                    "reset": self.clock.unix_seconds() + seconds,
+                    "policy": quota.map(|q| q.label(bucket.route(), index)),
+                })),
+                None => ApiError::new(
+                    code,
+                    format!(
+                        "Rate limit exceeded on route {}. Retry after {seconds} second{plural}.",
+                        bucket.route()
+                    ),
+                )
+                .with_details(json!({
+                    "retry_after": seconds,
+                    "limit": quota.map(QuotaSpec::burst),
+                    "policy": quota.map(|q| q.label(bucket.route(), index)),
+                })),
+            }
         };
         Err(error)
     }

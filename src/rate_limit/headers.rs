@@ -316,6 +316,7 @@ mod tests {
             remaining: 9,
             reset_after: 500_000_000,
             window: 10_000_000_000,
+            calendar: false,
         };
         assert_eq!(
             draft(&["\"GET /a\""], &[state]).unwrap(),

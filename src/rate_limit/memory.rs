@@ -11,7 +11,8 @@ use super::limit::MAX_STACKED_QUOTAS;
 use super::store::{Bucket, Decision, RateStore, RouteLimits};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
-use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::gcra::QuotaState;
+use crate::context::meter::Meter;
 use crate::error::StoreError;
 use crate::hash::BuildPrehashed;
 
@@ -61,6 +62,8 @@ struct Shared {
     cursor: AtomicUsize,
     last_full_sweep: AtomicU64,
     clock: Clock,
+    /// The clock's epoch (Unix nanoseconds at its 0), for calendar windows.
+    epoch: u64,
 }
 
 thread_local! {
@@ -82,6 +85,7 @@ impl InMemoryRateStore {
                 max_buckets: DEFAULT_MAX_BUCKETS,
                 cursor: AtomicUsize::new(0),
                 last_full_sweep: AtomicU64::new(0),
+                epoch: clock.epoch(),
                 clock,
             }),
         }
@@ -97,6 +101,7 @@ impl InMemoryRateStore {
             cursor: AtomicUsize::new(0),
             last_full_sweep: AtomicU64::new(0),
             clock: self.shared.clock.clone(),
+            epoch: self.shared.epoch,
         };
         Self {
             shared: Arc::new(shared),
@@ -128,23 +133,26 @@ impl InMemoryRateStore {
     /// Decides at once; see [`RateStore::decide`].
     pub fn decide_now(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Decision {
         if let [single] = limits.quotas() {
-            let key = (single.bucket_key(bucket, 0), single.gcra);
+            let key = (single.bucket_key(bucket, 0), single.meter);
             return self.decide_keyed(&[key], limits.cost());
         }
         let (keys, count) = limits.bucket_keys(bucket);
         self.decide_keyed(&keys[..count], limits.cost())
     }
 
-    /// Moves the bucket `key`'s TAT to at least `debt` nanoseconds ahead of
-    /// now: what a shared store reports the fleet has spent
-    /// ([`Mode::Approximate`](super::redis::Mode::Approximate)).
+    /// Moves the bucket `key` to at least what a shared store reports the
+    /// fleet has spent ([`Mode::Approximate`](super::redis::Mode::Approximate)):
+    /// for a bucket, its TAT `spent` nanoseconds ahead of now; for a
+    /// calendar window, `spent` requests in the current window.
     #[cfg(feature = "redis")]
-    pub(crate) fn owe(&self, key: u64, debt: Nanos) {
+    pub(crate) fn owe(&self, key: u64, meter: &Meter, spent: u64) {
         let shared = &*self.shared;
         let now = shared.clock.now();
-        let _ = shared.with_bucket(key, now, |tat| {
-            tat.fetch_max(now.saturating_add(debt), Ordering::AcqRel)
-        });
+        let state = match meter {
+            Meter::Bucket(_) => now.saturating_add(spent),
+            Meter::Window(window) => window.holding(spent, now, shared.epoch),
+        };
+        let _ = shared.with_bucket(key, now, |tat| tat.fetch_max(state, Ordering::AcqRel));
     }
 
     /// Decides a request costing `cost` from the buckets `keys` (each its
@@ -152,12 +160,12 @@ impl InMemoryRateStore {
     /// [`decide_now`](Self::decide_now) does, and a store deciding here in
     /// another's place.
     #[inline]
-    pub(crate) fn decide_keyed(&self, keys: &[(u64, Gcra)], cost: u64) -> Decision {
+    pub(crate) fn decide_keyed(&self, keys: &[(u64, Meter)], cost: u64) -> Decision {
         let shared = &*self.shared;
         let now = shared.clock.now();
         let decision = match keys {
             [] => Decision::allowed(&[]),
-            [(key, gcra)] => shared.take(*key, *gcra, now, cost),
+            [(key, meter)] => shared.take(*key, meter, now, cost),
             keys => shared.take_all(keys, now, cost),
         };
         shared.tick(now);
@@ -174,27 +182,30 @@ impl Shared {
     }
 
     /// Takes `cost` tokens from one bucket, or refuses without writing.
-    fn take(&self, key: u64, gcra: Gcra, now: Nanos, cost: u64) -> Decision {
-        let outcome = self.with_bucket(key, now, |tat| cas_admit(tat, gcra, now, cost));
+    #[inline]
+    fn take(&self, key: u64, meter: &Meter, now: Nanos, cost: u64) -> Decision {
+        let epoch = self.epoch;
+        let outcome = self.with_bucket(key, now, |tat| cas_admit(tat, meter, now, epoch, cost));
         match outcome {
             None => Decision::over_capacity(1_000_000_000),
-            Some(Ok(tat)) => Decision::allowed(&[gcra.state(tat, now)]),
-            Some(Err((wait, tat))) => Decision::denied(wait, 0, &[gcra.state(tat, now)]),
+            Some(Ok(tat)) => Decision::allowed(&[meter.state(tat, now, epoch)]),
+            Some(Err((wait, tat))) => Decision::denied(wait, 0, &[meter.state(tat, now, epoch)]),
         }
     }
 
     /// Takes `cost` tokens from every bucket of a stack (each its key and
     /// its quota), or from none.
-    fn take_all(&self, quotas: &[(u64, Gcra)], now: Nanos, cost: u64) -> Decision {
+    fn take_all(&self, quotas: &[(u64, Meter)], now: Nanos, cost: u64) -> Decision {
+        let epoch = self.epoch;
         let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
         let count = quotas.len();
         // First a look without writing: a request one quota refuses must
         // consume from none.
         let mut refusal: Option<(Nanos, usize)> = None;
-        for (index, &(key, gcra)) in quotas.iter().enumerate() {
-            let tat = self.peek(key);
-            states[index] = gcra.state(tat, now);
-            if let (Err(wait), None) = (gcra.admit(tat, now, cost), refusal) {
+        for (index, (key, meter)) in quotas.iter().enumerate() {
+            let tat = self.peek(*key);
+            states[index] = meter.state(tat, now, epoch);
+            if let (Err(wait), None) = (meter.admit(tat, now, epoch, cost), refusal) {
                 refusal = Some((wait, index));
             }
         }
@@ -203,21 +214,21 @@ impl Shared {
         }
         // Then take from each; if another request emptied one meanwhile,
         // give back what was taken.
-        for (index, &(key, gcra)) in quotas.iter().enumerate() {
-            match self.with_bucket(key, now, |tat| cas_admit(tat, gcra, now, cost)) {
-                Some(Ok(tat)) => states[index] = gcra.state(tat, now),
+        for (index, (key, meter)) in quotas.iter().enumerate() {
+            match self.with_bucket(*key, now, |tat| cas_admit(tat, meter, now, epoch, cost)) {
+                Some(Ok(tat)) => states[index] = meter.state(tat, now, epoch),
                 refused => {
-                    for &(undo, gcra) in &quotas[..index] {
-                        self.with_bucket(undo, now, |tat| {
+                    for (undo, meter) in &quotas[..index] {
+                        self.with_bucket(*undo, now, |tat| {
                             let _ =
                                 tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
-                                    Some(value.saturating_sub(gcra.increment(cost)))
+                                    Some(value.saturating_sub(meter.increment(cost)))
                                 });
                         });
                     }
                     return match refused {
                         Some(Err((wait, tat))) => {
-                            states[index] = gcra.state(tat, now);
+                            states[index] = meter.state(tat, now, epoch);
                             Decision::denied(wait, index, &states[..count])
                         }
                         _ => Decision::over_capacity(1_000_000_000),
@@ -322,10 +333,16 @@ impl Shared {
 /// The compare-exchange loop on one bucket: the new TAT, or how long to
 /// wait and the TAT as it stands.
 #[inline]
-fn cas_admit(tat: &AtomicU64, gcra: Gcra, now: Nanos, cost: u64) -> Result<Nanos, (Nanos, Nanos)> {
+fn cas_admit(
+    tat: &AtomicU64,
+    meter: &Meter,
+    now: Nanos,
+    epoch: u64,
+    cost: u64,
+) -> Result<Nanos, (Nanos, Nanos)> {
     let mut current = tat.load(Ordering::Acquire);
     loop {
-        match gcra.admit(current, now, cost) {
+        match meter.admit(current, now, epoch, cost) {
             Ok(next) => {
                 match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
                 {

@@ -59,6 +59,7 @@ pub mod redis;
 pub mod store;
 
 pub use crate::context::quota::Quota;
+pub use crate::context::window::{Calendar, UtcOffset};
 pub use check::RateLimitCheck;
 pub use client_ip::IpNet;
 pub use headers::RateLimitHeaders;

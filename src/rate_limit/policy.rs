@@ -128,7 +128,7 @@ pub(crate) fn check_shared_quotas(shared: &[Quota]) -> Result<(), ConfigError> {
             ));
         }
         quota
-            .gcra()
+            .meter()
             .map_err(|error| ConfigError::new(field(), error.reason()))?;
     }
     Ok(())

@@ -23,6 +23,7 @@ mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 mod properties;
+mod quotas;
 mod rate_limit;
 mod readme;
 #[cfg(feature = "redis")]

@@ -959,6 +959,140 @@ async fn approximate_gates_hold_the_bound_over_many_sync_intervals() {
     }
 }
 
+/// A calendar window in Redis: two gates share a daily window exactly; the
+/// refusal waits for the next UTC midnight; the key ends in `:w` and
+/// expires a second after the window; an approximate store's syncs carry
+/// window counts; a local share divides the window's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_windows_are_shared_through_redis() {
+    use tollgate::rate_limit::Calendar;
+    use tollgate::rate_limit::redis::Mode;
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let key = keys.secret.key().to_owned();
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .rate_limit_headers(tollgate::rate_limit::RateLimitHeaders::Both)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new().quotas([
+                    Quota::per_second(100).burst(100),
+                    Quota::per_calendar(5, Calendar::Day),
+                ]),
+            )
+            .build()
+            .unwrap()
+    };
+    let gates = [
+        serve_gate(&instance(store(&server, options(&server)).await)).await,
+        serve_gate(&instance(store(&server, options(&server)).await)).await,
+    ];
+    let mut admitted = 0;
+    let mut refusal = None;
+    for round in 0..12 {
+        let answer = fetch(track(gates[round % 2], &key)).await;
+        match answer.status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => refusal = Some(answer),
+            other => panic!("{other}: {:?}", answer.body),
+        }
+    }
+    assert_eq!(admitted, 5, "one window of 5 across both gates");
+    let refusal = refusal.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let midnight = (now / 86_400 + 1) * 86_400;
+    let retry: u64 = refusal.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        retry.abs_diff(midnight - now) <= 2,
+        "{retry} vs {}",
+        midnight - now
+    );
+    assert_eq!(
+        refusal.headers["x-ratelimit-reset"],
+        midnight.to_string().as_str()
+    );
+    assert_eq!(refusal.body["error"]["details"]["window"], "day");
+    let window_key = "tollgate:{project:demo}:POST /v1/track:1:w";
+    let ttl_ms: i64 = server.query(redis::cmd("PTTL").arg(window_key));
+    let until = (midnight - now) as i64 * 1_000;
+    assert!(
+        ttl_ms > until - 3_000 && ttl_ms <= until + 2_000,
+        "{ttl_ms} ms vs {until} ms to midnight"
+    );
+
+    // Approximate: each instance admits its view's 10, the syncs carry the
+    // counts, and each view then holds the fleet's 20.
+    let limits = RouteLimits::new(&RateLimit::new(Quota::per_calendar(10, Calendar::Day))).unwrap();
+    let approximate = || {
+        options(&server)
+            .mode(Mode::Approximate)
+            .sync_interval(Duration::from_secs(3600))
+    };
+    let stores = [
+        store(&server, approximate()).await,
+        store(&server, approximate()).await,
+    ];
+    let bucket = Bucket::new(PartitionKey::project("acme"), "POST /v1/track");
+    let decide = |store: &RedisRateStore| match store.decide(&bucket, &limits) {
+        tollgate::Answer::Ready(decision) => decision.unwrap(),
+        tollgate::Answer::Pending(_) => panic!("an approximate decision waited for Redis"),
+    };
+    for store in &stores {
+        let allowed = (0..12).filter(|_| decide(store).is_allowed()).count();
+        assert_eq!(allowed, 10);
+    }
+    for store in &stores {
+        assert_eq!(store.sync().await.unwrap(), 1);
+    }
+    let count: String =
+        server.query(redis::cmd("GET").arg("tollgate:{project:acme}:POST /v1/track:0:w"));
+    let count: f64 = count.parse().unwrap();
+    assert_eq!(
+        count as u64 % 1_000_000,
+        20,
+        "the window's end plus the fleet's 20"
+    );
+    let after = decide(&stores[0]);
+    assert!(!after.is_allowed());
+    assert_eq!(after.states()[0].remaining, 0);
+
+    // Local share of a window while Redis is away: 10 / 2 instances.
+    let fake = FakeClock::new();
+    let local = store(
+        &server,
+        options(&server)
+            .on_failure(FailureMode::Local)
+            .instances(2)
+            .timeout(Duration::from_millis(100)),
+    )
+    .await
+    .with_clock(fake.clock());
+    server.signal("-STOP");
+    let mut allowed = 0;
+    for _ in 0..8 {
+        let decision = match local.decide(
+            &Bucket::new(PartitionKey::project("beta"), "POST /v1/track"),
+            &limits,
+        ) {
+            tollgate::Answer::Ready(decision) => decision.unwrap(),
+            tollgate::Answer::Pending(future) => future.await.unwrap(),
+        };
+        allowed += usize::from(decision.is_allowed());
+    }
+    server.signal("-CONT");
+    assert_eq!(allowed, 5, "the share of a window of 10 between 2");
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -23,7 +23,8 @@ use super::memory::InMemoryRateStore;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
-use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::gcra::QuotaState;
+use crate::context::meter::Meter;
 use crate::error::StoreError;
 use crate::hash::{BuildPrehashed, combine};
 
@@ -216,7 +217,7 @@ struct Approximate {
 /// last sync: its Redis keys and view keys, made once per interval.
 struct Spent {
     keys: Vec<String>,
-    quotas: Vec<(u64, Gcra)>,
+    quotas: Vec<(u64, Meter)>,
     tokens: u64,
 }
 
@@ -367,9 +368,12 @@ impl RedisRateStore {
     pub fn key(&self, bucket: &Bucket<'_>, quota: &QuotaSpec, index: usize) -> String {
         let prefix = &self.shared.prefix;
         let partition = bucket.partition().value();
+        // A calendar window's key ends in `:w` (its state means something
+        // else than a bucket's).
+        let window = if quota.calendar().is_some() { ":w" } else { "" };
         match (quota.is_shared(), quota.name()) {
-            (true, Some(name)) => format!("{prefix}{{{partition}}}:shared:{name}"),
-            _ => format!("{prefix}{{{partition}}}:{}:{index}", bucket.route()),
+            (true, Some(name)) => format!("{prefix}{{{partition}}}:shared:{name}{window}"),
+            _ => format!("{prefix}{{{partition}}}:{}:{index}{window}", bucket.route()),
         }
     }
 }
@@ -383,11 +387,12 @@ impl Shared {
             return None;
         }
         let elapsed = now - denial.at;
+        let epoch = self.clock.epoch();
         let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
         for (index, quota) in limits.quotas().iter().enumerate() {
             states[index] = quota
-                .gcra
-                .state(denial.debts[index].saturating_sub(elapsed), 0);
+                .meter
+                .reported(denial.debts[index], elapsed, now, epoch);
         }
         self.cached_denials.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
@@ -440,7 +445,7 @@ impl Shared {
         &self,
         error: StoreError,
         route: &str,
-        local: (&[(u64, Gcra)], u64),
+        local: (&[(u64, Meter)], u64),
     ) -> Result<Decision, StoreError> {
         self.failures.fetch_add(1, Ordering::Relaxed);
         if self.retry_interval > 0 {
@@ -477,7 +482,7 @@ impl Shared {
 
     /// Decides by the failure mode without asking Redis (it failed within
     /// the retry interval).
-    fn skipped(&self, route: &str, local: (&[(u64, Gcra)], u64)) -> Result<Decision, StoreError> {
+    fn skipped(&self, route: &str, local: (&[(u64, Meter)], u64)) -> Result<Decision, StoreError> {
         self.skipped.fetch_add(1, Ordering::Relaxed);
         let error = StoreError::new(format!(
             "Redis failed within the last {:?}; not asked again yet",
@@ -491,7 +496,7 @@ impl Shared {
         &self,
         error: StoreError,
         route: &str,
-        local: (&[(u64, Gcra)], u64),
+        local: (&[(u64, Meter)], u64),
     ) -> Result<Decision, StoreError> {
         match &self.on_failure {
             OnFailure::Open => {
@@ -531,16 +536,26 @@ impl Shared {
         script: &redis::Script,
         keys: &[String],
         tokens: u64,
-        quotas: impl IntoIterator<Item = Gcra>,
+        quotas: impl IntoIterator<Item = Meter>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
         invocation.arg(tokens.to_string());
-        for gcra in quotas {
-            invocation.arg(micros(gcra.increment(1)));
-            invocation.arg(micros(gcra.state(0, 0).window));
+        for meter in quotas {
+            match meter {
+                Meter::Bucket(gcra) => {
+                    invocation.arg(micros(gcra.increment(1)));
+                    invocation.arg(micros(gcra.state(0, 0).window));
+                }
+                Meter::Window(window) => {
+                    let wall = i128::from(self.clock.epoch()) + i128::from(self.clock.now());
+                    let end_us = window.bounds_at(wall).1 / 1_000;
+                    invocation.arg(format!("-{end_us}"));
+                    invocation.arg(window.limit().to_string());
+                }
+            }
         }
         let mut connection = self.connection.clone();
         let reply = match tokio::time::timeout(
@@ -621,7 +636,7 @@ impl RateStore for RedisRateStore {
             let reply = this
                 .invoke(&this.script, &keys, cost, quotas.iter().copied())
                 .await
-                .and_then(|reply| read_reply(&reply, quotas));
+                .and_then(|reply| read_reply(&reply, quotas, this.clock.now(), this.clock.epoch()));
             match reply {
                 Ok((decision, debts)) => {
                     this.answered();
@@ -725,9 +740,13 @@ impl Shared {
                 });
             match reply {
                 Ok(debts) => {
-                    for ((key, _), debt) in spent.quotas.iter().zip(debts) {
-                        let debt = u64::try_from(debt).unwrap_or(0).saturating_mul(1_000);
-                        approximate.view.owe(*key, debt);
+                    for ((key, meter), reported) in spent.quotas.iter().zip(debts) {
+                        let reported = u64::try_from(reported).unwrap_or(0);
+                        let spent = match meter {
+                            Meter::Bucket(_) => reported.saturating_mul(1_000),
+                            Meter::Window(_) => reported,
+                        };
+                        approximate.view.owe(*key, meter, spent);
                     }
                     synced += 1;
                 }

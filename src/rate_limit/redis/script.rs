@@ -2,7 +2,8 @@
 //! trip, and how its answer is read.
 
 use crate::clock::Nanos;
-use crate::context::gcra::{Gcra, QuotaState};
+use crate::context::gcra::QuotaState;
+use crate::context::meter::Meter;
 use crate::error::StoreError;
 use crate::rate_limit::MAX_STACKED_QUOTAS;
 use crate::rate_limit::store::Decision;
@@ -10,14 +11,19 @@ use crate::rate_limit::store::Decision;
 /// GCRA over every quota of a route, in one atomic step.
 ///
 /// `KEYS`: one per quota. `ARGV[1]`: the request's cost; then, per quota,
-/// its emission interval and tolerance in microseconds (decimal). Times come
-/// from Redis's own clock (`TIME`), so instances with skewed clocks agree.
-/// A request one quota refuses consumes from none. Each admitted bucket's
-/// key expires when the bucket would be full again.
+/// its emission interval and tolerance in microseconds (decimal) — or, for
+/// a calendar window, minus the window's end (Unix microseconds, from the
+/// instance's clock) and its limit. Bucket times come from Redis's own
+/// clock (`TIME`), so instances with skewed clocks agree; a window's
+/// boundary is the instances' (they agree as far as their clocks do). A
+/// request one quota refuses consumes from none. Each admitted bucket's key
+/// expires when the bucket would be full again, a window's a second after
+/// its end.
 ///
 /// Returns `{allowed, denied_by, retry_after_us, debt_us...}`, where a
-/// quota's debt is how far its TAT is ahead of now (after the request, when
-/// admitted).
+/// bucket's debt is how far its TAT is ahead of now and a window's is its
+/// count (after the request, when admitted). A window's state is stored as
+/// `end + count`, as the in-memory store keeps it.
 pub(super) const SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -26,19 +32,34 @@ local tats = {}
 local debts = {}
 local denied_by = -1
 local retry = 0
+local ends = {}
 for i = 1, #KEYS do
   local emission = tonumber(ARGV[2 * i])
   local tolerance = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local new_tat = tat + emission * cost
-  local allowed_at = new_tat - tolerance
-  if allowed_at > now and denied_by < 0 then
-    denied_by = i - 1
-    retry = allowed_at - now
+  if emission < 0 then
+    local e = -emission
+    local v = tonumber(redis.call('GET', KEYS[i])) or 0
+    local count = 0
+    if v >= e then count = v - e end
+    if count + cost > tolerance and denied_by < 0 then
+      denied_by = i - 1
+      retry = math.max(1, e - now)
+    end
+    ends[i] = e
+    tats[i] = e + count + cost
+    debts[i] = count
+  else
+    local tat = tonumber(redis.call('GET', KEYS[i])) or now
+    if tat < now then tat = now end
+    local new_tat = tat + emission * cost
+    local allowed_at = new_tat - tolerance
+    if allowed_at > now and denied_by < 0 then
+      denied_by = i - 1
+      retry = allowed_at - now
+    end
+    tats[i] = new_tat
+    debts[i] = tat - now
   end
-  tats[i] = new_tat
-  debts[i] = tat - now
 end
 if denied_by >= 0 then
   local out = {0, denied_by, math.ceil(retry)}
@@ -47,9 +68,15 @@ if denied_by >= 0 then
 end
 local out = {1, 0, 0}
 for i = 1, #KEYS do
-  local debt = tats[i] - now
-  redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.max(1, math.ceil(debt / 1000)))
-  out[3 + i] = math.ceil(debt)
+  if ends[i] then
+    local ttl = math.max(1, math.ceil((ends[i] - now) / 1000)) + 1000
+    redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', ttl)
+    out[3 + i] = tats[i] - ends[i]
+  else
+    local debt = tats[i] - now
+    redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', math.max(1, math.ceil(debt / 1000)))
+    out[3 + i] = math.ceil(debt)
+  end
 end
 return out
 ";
@@ -59,9 +86,10 @@ return out
 /// tokens are already spent, so nothing is refused.
 ///
 /// `KEYS`: one per quota. `ARGV[1]`: the tokens spent; then, per quota, its
-/// emission interval and tolerance in microseconds. The TAT is stored as the
-/// exact script stores it. Returns each quota's debt (how far its TAT is
-/// ahead of now) in microseconds, the fleet's whole consumption in it.
+/// arguments as [`SCRIPT`] takes them. The state is stored as the exact
+/// script stores it. Returns each bucket's debt (how far its TAT is ahead
+/// of now) in microseconds, or each window's count: the fleet's whole
+/// consumption in it.
 pub(super) const CONSUME: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -69,20 +97,34 @@ local spent = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS do
   local emission = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  tat = tat + emission * spent
-  local debt = tat - now
-  redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.max(1, math.ceil(debt / 1000)))
-  out[i] = math.ceil(debt)
+  if emission < 0 then
+    local e = -emission
+    local v = tonumber(redis.call('GET', KEYS[i])) or 0
+    local count = spent
+    if v >= e then count = v - e + spent end
+    local ttl = math.max(1, math.ceil((e - now) / 1000)) + 1000
+    redis.call('SET', KEYS[i], string.format('%.0f', e + count), 'PX', ttl)
+    out[i] = count
+  else
+    local tat = tonumber(redis.call('GET', KEYS[i])) or now
+    if tat < now then tat = now end
+    tat = tat + emission * spent
+    local debt = tat - now
+    redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.max(1, math.ceil(debt / 1000)))
+    out[i] = math.ceil(debt)
+  end
 end
 return out
 ";
 
-/// Reads the script's answer into a decision and each quota's debt.
+/// Reads the script's answer into a decision and each quota's report (a
+/// bucket's debt in nanoseconds, a window's count), `now` and `epoch` being
+/// the store's clock.
 pub(super) fn read_reply(
     reply: &[i64],
-    quotas: &[Gcra],
+    quotas: &[Meter],
+    now: Nanos,
+    epoch: u64,
 ) -> Result<(Decision, [Nanos; MAX_STACKED_QUOTAS]), StoreError> {
     let [allowed, denied_by, retry_us, debts_us @ ..] = reply else {
         return Err(StoreError::new("the Redis script answered a short reply"));
@@ -96,8 +138,11 @@ pub(super) fn read_reply(
     let mut debts = [0; MAX_STACKED_QUOTAS];
     let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
     for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
-        debts[index] = nanos(*debt);
-        states[index] = quota.state(debts[index], 0);
+        debts[index] = match quota {
+            Meter::Bucket(_) => nanos(*debt),
+            Meter::Window(_) => u64::try_from(*debt).unwrap_or(0),
+        };
+        states[index] = quota.reported(debts[index], 0, now, epoch);
     }
     let states = &states[..quotas.len()];
     let decision = if *allowed == 1 {

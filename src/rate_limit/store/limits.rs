@@ -10,6 +10,7 @@ use super::Bucket;
 use crate::ConfigError;
 use crate::clock::Nanos;
 use crate::context::gcra::Gcra;
+use crate::context::meter::Meter;
 use crate::context::principal::Principal;
 use crate::context::quota::Quota;
 use crate::context::record::check_tier_name;
@@ -35,7 +36,7 @@ pub(crate) fn policy_label<'a>(
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
-    pub(crate) gcra: Gcra,
+    pub(crate) meter: Meter,
     name: Option<Box<str>>,
     code: ErrorCode,
     /// For a shared quota, the keyed hash of its name: its bucket is the
@@ -62,7 +63,7 @@ impl QuotaSpec {
 
     /// The bucket's capacity.
     pub fn burst(&self) -> u64 {
-        self.gcra.burst()
+        self.meter.burst()
     }
 
     /// Whether its bucket is shared by every route listing it (see
@@ -76,6 +77,17 @@ impl QuotaSpec {
     /// its place on the route.
     #[inline]
     pub(crate) fn bucket_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
+        let key = self.own_key(bucket, index);
+        // A window's state means something else than a bucket's: a key's
+        // override of one by the other counts apart.
+        match self.meter {
+            Meter::Bucket(_) => key,
+            Meter::Window(_) => combine(key, 0x77, 0x9e37_79b9),
+        }
+    }
+
+    #[inline]
+    fn own_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
         match self.shared {
             Some(name) => combine(bucket.partition().hash(), name, 0x2545_f491),
             None => {
@@ -89,14 +101,27 @@ impl QuotaSpec {
         }
     }
 
-    /// Nanoseconds one token takes to come back.
+    /// Nanoseconds one token takes to come back (for a calendar window,
+    /// its nominal length divided by its limit).
     pub fn emission_nanos(&self) -> Nanos {
-        self.gcra.increment(1)
+        match &self.meter {
+            Meter::Bucket(gcra) => gcra.increment(1),
+            Meter::Window(_) => self.tolerance_nanos() / self.burst().max(1),
+        }
     }
 
-    /// Nanoseconds to refill the bucket from empty (`burst × emission`).
+    /// Nanoseconds to refill the bucket from empty (`burst × emission`);
+    /// for a calendar window, its nominal length (a month: 30 days).
     pub fn tolerance_nanos(&self) -> Nanos {
-        self.gcra.state(0, 0).window
+        match &self.meter {
+            Meter::Bucket(gcra) => gcra.state(0, 0).window,
+            Meter::Window(window) => window.calendar().nominal_seconds() * 1_000_000_000,
+        }
+    }
+
+    /// The calendar window's period, for a quota counted in one.
+    pub fn calendar(&self) -> Option<crate::rate_limit::Calendar> {
+        self.meter.window().map(|window| window.calendar())
     }
 }
 
@@ -174,13 +199,13 @@ impl RouteLimits {
         }
         let mut quotas = Vec::with_capacity(listed.len());
         for quota in listed {
-            let gcra = quota.gcra().map_err(with_field)?;
-            if cost > gcra.burst() {
+            let meter = quota.meter().map_err(with_field)?;
+            if cost > meter.burst() {
                 return Err(ConfigError::new(
                     "cost",
                     format!(
                         "a request costs {cost} but {quota:?} holds only {}: it could never be admitted",
-                        gcra.burst()
+                        meter.burst()
                     ),
                 ));
             }
@@ -200,7 +225,7 @@ impl RouteLimits {
                 )
             });
             quotas.push(QuotaSpec {
-                gcra,
+                meter,
                 name: quota.name().map(Box::from),
                 code,
                 shared,
@@ -250,9 +275,9 @@ impl RouteLimits {
         let mut quotas: Option<Vec<QuotaSpec>> = None;
         for (index, spec) in tiered.quotas.iter().enumerate() {
             let label = spec.label(&tiered.route, index);
-            if let Some((_, gcra)) = overrides.iter().find(|(name, _)| **name == *label) {
+            if let Some((_, meter)) = overrides.iter().find(|(name, _)| **name == *label) {
                 let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
-                quotas[index].gcra = *gcra;
+                quotas[index].meter = *meter;
             }
         }
         match quotas {
@@ -278,16 +303,16 @@ impl RouteLimits {
         &self.quotas
     }
 
-    /// Each quota's in-memory bucket key in `bucket` with its GCRA, in
+    /// Each quota's in-memory bucket key in `bucket` with its meter, in
     /// route order: the first `count` entries of the array.
     #[inline]
     pub(crate) fn bucket_keys(
         &self,
         bucket: &Bucket<'_>,
-    ) -> ([(u64, Gcra); MAX_STACKED_QUOTAS], usize) {
-        let mut keys = [(0, Gcra::new(0, 0, 0)); MAX_STACKED_QUOTAS];
+    ) -> ([(u64, Meter); MAX_STACKED_QUOTAS], usize) {
+        let mut keys = [(0, Meter::Bucket(Gcra::new(0, 0, 0))); MAX_STACKED_QUOTAS];
         for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
-            *slot = (quota.bucket_key(bucket, index), quota.gcra);
+            *slot = (quota.bucket_key(bucket, index), quota.meter);
         }
         (keys, self.quotas.len().min(MAX_STACKED_QUOTAS))
     }
