@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::gcra::QuotaState;
 use crate::clock::Nanos;
 
-const NANOS_PER_SECOND: i128 = 1_000_000_000;
-const HOUR: i128 = 3_600 * NANOS_PER_SECOND;
-const DAY: i128 = 24 * HOUR;
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+const HOUR: u64 = 3_600 * NANOS_PER_SECOND;
+const DAY: u64 = 24 * HOUR;
 
 /// The most a window may admit: fewer than an hour has nanoseconds, so a
 /// state from an earlier window always reads as nothing.
@@ -167,45 +167,50 @@ impl Window {
         self.limit
     }
 
-    /// The window holding the Unix time `wall` (nanoseconds): its start and
-    /// end, in Unix nanoseconds.
-    pub(crate) fn bounds_at(&self, wall: i128) -> (i128, i128) {
-        let offset = i128::from(self.offset.seconds) * NANOS_PER_SECOND;
-        let local = wall + offset;
+    /// The window holding the Unix time `wall` (nanoseconds, after 1970
+    /// in the window's offset): its start and end, in Unix nanoseconds.
+    /// Integer arithmetic on `u64` only (divisions by constants, and the
+    /// civil calendar for months).
+    #[inline]
+    pub(crate) fn bounds_at(&self, wall: u64) -> (u64, u64) {
+        let offset = i64::from(self.offset.seconds) * NANOS_PER_SECOND as i64;
+        let local = wall.saturating_add_signed(offset);
         let (start, end) = match self.calendar {
             Calendar::Hour => {
-                let start = local.div_euclid(HOUR) * HOUR;
+                let start = local - local % HOUR;
                 (start, start + HOUR)
             }
             Calendar::Day => {
-                let start = local.div_euclid(DAY) * DAY;
+                let start = local - local % DAY;
                 (start, start + DAY)
             }
             Calendar::Month => {
-                let days = i64::try_from(local.div_euclid(DAY)).unwrap_or(0);
+                let days = (local / DAY) as i64;
                 let (year, month) = year_month(days);
                 let (next_year, next_month) = if month == 12 {
                     (year + 1, 1)
                 } else {
                     (year, month + 1)
                 };
-                (
-                    i128::from(days_from_civil(year, month, 1)) * DAY,
-                    i128::from(days_from_civil(next_year, next_month, 1)) * DAY,
-                )
+                let first = |year, month| days_from_civil(year, month, 1).max(0) as u64 * DAY;
+                (first(year, month), first(next_year, next_month))
             }
         };
-        (start - offset, end - offset)
+        (
+            start.saturating_add_signed(-offset),
+            end.saturating_add_signed(-offset),
+        )
     }
 
     /// The current window's start and end on the monotonic timeline whose
     /// 0 is Unix time `epoch`.
     #[inline]
     fn bounds(&self, now: Nanos, epoch: u64) -> (Nanos, Nanos) {
-        let epoch = i128::from(epoch);
-        let (start, end) = self.bounds_at(epoch + i128::from(now));
-        let monotonic = |wall: i128| u64::try_from((wall - epoch).max(0)).unwrap_or(u64::MAX);
-        (monotonic(start), monotonic(end).max(now.saturating_add(1)))
+        let (start, end) = self.bounds_at(epoch.saturating_add(now));
+        (
+            start.saturating_sub(epoch),
+            end.saturating_sub(epoch).max(now.saturating_add(1)),
+        )
     }
 
     /// The state after admitting `cost` at `now`, or how long until the
@@ -292,11 +297,11 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 mod tests {
     use super::*;
 
-    const S: i128 = NANOS_PER_SECOND;
+    const S: u64 = NANOS_PER_SECOND;
 
-    /// Unix seconds of a UTC date and time.
-    fn at(year: i64, month: u32, day: u32, h: i128, m: i128, s: i128) -> i128 {
-        i128::from(days_from_civil(year, month, day)) * DAY + (h * 3600 + m * 60 + s) * S
+    /// Unix nanoseconds of a UTC date and time.
+    fn at(year: i64, month: u32, day: u32, h: u64, m: u64, s: u64) -> u64 {
+        days_from_civil(year, month, day) as u64 * DAY + (h * 3600 + m * 60 + s) * S
     }
 
     #[test]
@@ -362,7 +367,7 @@ mod tests {
     #[test]
     fn a_window_admits_its_limit_then_waits_for_the_boundary() {
         let window = Window::new(Calendar::Day, UtcOffset::UTC, 3);
-        let epoch = u64::try_from(at(2026, 1, 1, 0, 5, 0)).unwrap();
+        let epoch = at(2026, 1, 1, 0, 5, 0);
         let mut state = 0;
         for remaining in [2, 1, 0] {
             state = window.admit(state, 0, epoch, 1).unwrap();

@@ -550,7 +550,7 @@ impl Shared {
                     invocation.arg(micros(gcra.state(0, 0).window));
                 }
                 Meter::Window(window) => {
-                    let wall = i128::from(self.clock.epoch()) + i128::from(self.clock.now());
+                    let wall = self.clock.epoch().saturating_add(self.clock.now());
                     let end_us = window.bounds_at(wall).1 / 1_000;
                     invocation.arg(format!("-{end_us}"));
                     invocation.arg(window.limit().to_string());

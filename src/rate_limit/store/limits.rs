@@ -33,6 +33,11 @@ pub(crate) fn policy_label<'a>(
     }
 }
 
+/// The bits of a bucket key that choose the in-memory store's shard (bits
+/// 32–37: the map itself uses the low bits and the top seven). A route's own
+/// quotas share them, so that a stack is decided under one shard's lock.
+pub(crate) const SHARD_BITS: u64 = 0x3f << 32;
+
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
@@ -80,10 +85,16 @@ impl QuotaSpec {
         let key = self.own_key(bucket, index);
         // A window's state means something else than a bucket's: a key's
         // override of one by the other counts apart.
-        match self.meter {
+        let key = match self.meter {
             Meter::Bucket(_) => key,
             Meter::Window(_) => combine(key, 0x77, 0x9e37_79b9),
+        };
+        if self.shared.is_some() {
+            return key;
         }
+        // In the shard of the route's first quota.
+        let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        (key & !SHARD_BITS) | (base & SHARD_BITS)
     }
 
     #[inline]

@@ -7,8 +7,8 @@ use std::future::Future;
 
 mod limits;
 
-pub(crate) use limits::policy_label;
 pub use limits::{QuotaSpec, RouteLimits};
+pub(crate) use limits::{SHARD_BITS, policy_label};
 
 use super::limit::MAX_STACKED_QUOTAS;
 pub use super::partition::{PartitionKey, PartitionValue};
