@@ -18,10 +18,11 @@ use super::gcra::QuotaState;
 use crate::clock::Nanos;
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
+const MINUTE: u64 = 60 * NANOS_PER_SECOND;
 const HOUR: u64 = 3_600 * NANOS_PER_SECOND;
 const DAY: u64 = 24 * HOUR;
 
-/// The most a window may admit: fewer than an hour has nanoseconds, so a
+/// The most a window may admit: fewer than a minute has nanoseconds, so a
 /// state from an earlier window always reads as nothing.
 pub(crate) const MAX_WINDOW_LIMIT: u64 = u32::MAX as u64;
 
@@ -30,6 +31,8 @@ pub(crate) const MAX_WINDOW_LIMIT: u64 = u32::MAX as u64;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Calendar {
+    /// From one whole minute to the next.
+    Minute,
     /// From one whole hour to the next.
     Hour,
     /// From midnight to midnight.
@@ -39,19 +42,21 @@ pub enum Calendar {
 }
 
 impl Calendar {
-    /// Its name in configuration files: `hour`, `day`, `month`.
+    /// Its name in configuration files: `minute`, `hour`, `day`, `month`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Minute => "minute",
             Self::Hour => "hour",
             Self::Day => "day",
             Self::Month => "month",
         }
     }
 
-    /// The seconds a `RateLimit-Policy` header gives as its window: an
-    /// hour, a day, or 30 days for a month.
+    /// The seconds a `RateLimit-Policy` header gives as its window: a
+    /// minute, an hour, a day, or 30 days for a month.
     pub const fn nominal_seconds(self) -> u64 {
         match self {
+            Self::Minute => 60,
             Self::Hour => 3_600,
             Self::Day => 86_400,
             Self::Month => 30 * 86_400,
@@ -176,6 +181,10 @@ impl Window {
         let offset = i64::from(self.offset.seconds) * NANOS_PER_SECOND as i64;
         let local = wall.saturating_add_signed(offset);
         let (start, end) = match self.calendar {
+            Calendar::Minute => {
+                let start = local - local % MINUTE;
+                (start, start + MINUTE)
+            }
             Calendar::Hour => {
                 let start = local - local % HOUR;
                 (start, start + HOUR)

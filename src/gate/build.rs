@@ -148,7 +148,8 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
             hasher,
             setup.clock.clone(),
         )
-        .with_access(accesses);
+        .with_access(accesses)
+        .with_trusted_proxies(&config.rate.trusted_proxies);
         #[allow(unused_mut)]
         let mut rate_check = RateLimitCheck::with_parts(
             Arc::new(rate_store),

@@ -179,6 +179,15 @@ impl<St: KeyStore, Rs: RateStore, C: Check> GateBuilder<St, Rs, C> {
         self.with(|c| c.key.reveal_revoked = reveal)
     }
 
+    /// How many unknown or malformed keys one client address may present
+    /// per window before it is refused `429` ahead of any lookup (default 20
+    /// a minute; [`FailedKeyBudget::off`](crate::key::FailedKeyBudget::off)
+    /// turns it off). Addresses are read as the rate limits read them, behind
+    /// [`trusted_proxies`](Self::trusted_proxies).
+    pub fn failed_keys(self, budget: crate::key::FailedKeyBudget) -> Self {
+        self.with(|c| c.key.failed_keys = budget)
+    }
+
     /// Remembers up to `capacity` verified keys (0: none); see
     /// [`KeyOptions::verified_keys`](crate::key::KeyOptions::verified_keys).
     pub fn verified_keys(self, capacity: usize) -> Self {

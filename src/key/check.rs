@@ -14,6 +14,7 @@ use tokio::time::Sleep;
 
 use super::credential::{self, Credential, CredentialError, CredentialSource, Places, Sources};
 use super::digest::KeyHasher;
+use super::failed::FailedKeys;
 use super::format::KeyParser;
 use super::options::KeyOptions;
 use super::policy::Access;
@@ -42,6 +43,8 @@ pub struct KeyCheck<St> {
     access: PerRoute<Access>,
     /// The keys verified so far, if the options and the store allow.
     verified: Option<VerifiedKeys>,
+    /// The failed-key budget per client address, unless it is off.
+    failed: Option<FailedKeys>,
 }
 
 impl<St> KeyCheck<St> {
@@ -62,6 +65,31 @@ impl<St> KeyCheck<St> {
             names.push(self.options.credential_header.clone());
         }
         names
+    }
+
+    /// Reads client addresses for the failed-key budget behind `trusted`
+    /// proxies (the rate limits' `trusted_proxies`).
+    pub(crate) fn with_trusted_proxies(
+        mut self,
+        trusted: &[crate::context::client_ip::IpNet],
+    ) -> Self {
+        self.failed = FailedKeys::new(&self.options.failed_keys, trusted, self.clock.clone());
+        self
+    }
+
+    /// Counts `error` against the request's address if it answers an
+    /// unknown or malformed key (not a known key refused for its status).
+    fn count_failure<B>(&self, request: &Request<B>, error: &ApiError) {
+        let Some(failed) = &self.failed else {
+            return;
+        };
+        let code = error.code();
+        let unknown = (*code == ErrorCode::INVALID_API_KEY
+            || *code == ErrorCode::MALFORMED_API_KEY)
+            && error.subject().is_none();
+        if unknown && let Some(address) = failed.address(request) {
+            failed.charge(address);
+        }
     }
 
     /// Takes keys on each route as `access` says.
@@ -103,6 +131,7 @@ impl<St: KeyStore> KeyCheck<St> {
         Self {
             store,
             verified: VerifiedKeys::new(options.verified_keys),
+            failed: FailedKeys::new(&options.failed_keys, &[], clock.clone()),
             options,
             parser,
             hasher,
@@ -127,6 +156,7 @@ impl<St> Clone for KeyCheck<St> {
             clock: self.clock.clone(),
             access: self.access.clone(),
             verified: self.verified.clone(),
+            failed: self.failed.clone(),
         }
     }
 }
@@ -154,7 +184,10 @@ impl<St: KeyStore> Check for KeyCheck<St> {
 
     fn check<B>(&self, request: &mut Request<B>, _: &mut ResponseHeaders) -> Step<Self::Pending> {
         match self.authenticate(request) {
-            Answer::Ready(Err(error)) => Answer::Ready(Err(error.with_rule(Rule::Key))),
+            Answer::Ready(Err(error)) => {
+                self.count_failure(request, &error);
+                Answer::Ready(Err(error.with_rule(Rule::Key)))
+            }
             step => step,
         }
     }
@@ -168,9 +201,10 @@ impl<St: KeyStore> Wait<KeyCheck<St>> for KeyLookup<St::Lookup> {
         request: &mut Request<B>,
         _: &mut ResponseHeaders,
     ) -> Poll<Result<(), ApiError>> {
-        check
-            .finish(self, cx, request)
-            .map_err(|error| error.with_rule(Rule::Key))
+        check.finish(self, cx, request).map_err(|error| {
+            check.count_failure(request, &error);
+            error.with_rule(Rule::Key)
+        })
     }
 }
 
@@ -200,6 +234,15 @@ impl<St: KeyStore> KeyCheck<St> {
                 return Answer::Ready(Err(malformed(reason)));
             }
         };
+        // An address that presented too many unknown keys in this window is
+        // refused before anything is looked up.
+        if let Some(failed) = &self.failed
+            && failed.anyone_over()
+            && let Some(address) = failed.address(request)
+            && let Some(refusal) = failed.refusal(address)
+        {
+            return Answer::Ready(Err(refusal));
+        }
         // A key verified before, while the store is as it was then, is
         // what it was then: judged again (status, expiry, kind), but
         // neither parsed, digested nor looked up again.

@@ -69,6 +69,10 @@ pub struct KeyOptions {
     /// from memory. Only keys the store knew are remembered: unknown keys
     /// neither fill it nor evict the known ones.
     pub verified_keys: usize,
+    /// How many unknown or malformed keys one client address may present
+    /// per window before it is refused `429` ahead of any lookup (default
+    /// 20 a minute; `[failed_keys] limit = 0` turns it off).
+    pub failed_keys: super::failed::FailedKeyBudget,
 }
 
 impl Default for KeyOptions {
@@ -81,6 +85,7 @@ impl Default for KeyOptions {
             reveal_revoked: false,
             lookup_timeout: Some(DEFAULT_LOOKUP_TIMEOUT),
             verified_keys: super::verified::DEFAULT_CAPACITY,
+            failed_keys: super::failed::FailedKeyBudget::default(),
         }
     }
 }

@@ -10,7 +10,6 @@ use http::Request;
 use pin_project_lite::pin_project;
 use serde_json::json;
 
-use super::client_ip::client_ip;
 use super::headers::{RateHeaders, retry_after_seconds};
 use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
@@ -21,6 +20,7 @@ use crate::Answer;
 use crate::ConfigError;
 use crate::check::{Check, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
+use crate::context::client_ip::client_ip;
 use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
 use crate::error::{ApiError, ErrorCode, Rule, StoreError};

@@ -2,7 +2,6 @@
 //! setters.
 
 use super::check::RateLimitCheck;
-use super::client_ip::IpNet;
 use super::headers::RateLimitHeaders;
 use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
@@ -11,6 +10,7 @@ use super::store::RateStore;
 use crate::ConfigError;
 use crate::check::{CheckLayer, CheckService};
 use crate::clock::Clock;
+use crate::context::client_ip::IpNet;
 use crate::context::per_route::PerRoute;
 
 /// Rate-limits requests per (partition, route); see the [module docs](super).

@@ -46,7 +46,6 @@
 //! ```
 
 mod check;
-mod client_ip;
 mod headers;
 mod layer;
 mod limit;
@@ -58,10 +57,10 @@ pub(crate) mod policy;
 pub mod redis;
 pub mod store;
 
+pub use crate::context::client_ip::IpNet;
 pub use crate::context::quota::Quota;
 pub use crate::context::window::{Calendar, UtcOffset};
 pub use check::RateLimitCheck;
-pub use client_ip::IpNet;
 pub use headers::RateLimitHeaders;
 pub use layer::{RateLimitLayer, RateLimitService};
 pub use limit::{MAX_STACKED_QUOTAS, RateLimit};

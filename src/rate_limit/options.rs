@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client_ip::IpNet;
 use super::headers::RateLimitHeaders;
 use super::partition::Partition;
+use crate::context::client_ip::IpNet;
 
 /// How the rate-limit check groups requests into buckets, finds the client
 /// behind proxies, and which headers it sends, on every route. The

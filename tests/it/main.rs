@@ -10,6 +10,7 @@ mod contract;
 mod contract_gaps;
 mod demo_server;
 mod error_rendering;
+mod failed_keys;
 mod floods;
 mod floors;
 mod gate_config;
