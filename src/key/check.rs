@@ -86,7 +86,7 @@ impl<St> KeyCheck<St> {
         let code = error.code();
         let unknown = (*code == ErrorCode::INVALID_API_KEY
             || *code == ErrorCode::MALFORMED_API_KEY)
-            && error.subject().is_none();
+            && error.subject_ids().is_none();
         if unknown && let Some(address) = failed.address(request) {
             failed.charge(address);
         }
