@@ -161,7 +161,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
                 _ => request,
             };
             let mut response = shared.renderer.respond(error, &request);
-            headers.apply(response.headers_mut());
+            headers.apply(&mut response);
             let drain = shared.limit.refused(request, &mut response, over_limit);
             State::Rejected {
                 response: Some(Box::new(response)),
@@ -259,7 +259,7 @@ where
                             None => response.map(ResponseBody::inner),
                         },
                     };
-                    std::mem::take(headers).apply(response.headers_mut());
+                    std::mem::take(headers).apply(&mut response);
                     response
                 }
                 StateProj::Collecting { collecting } => {

@@ -1,6 +1,8 @@
 //! [`ResponseHeaders`]: the headers checks add to the response.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use std::fmt;
+
+use http::{Extensions, HeaderName, HeaderValue, StatusCode};
 
 /// How many headers fit before any allocation: the two of a rate limit's
 /// draft set, which admitted requests carry. (Kept small: the headers ride
@@ -17,6 +19,20 @@ const INLINE: usize = 2;
 pub struct ResponseHeaders {
     inline: [Option<(HeaderName, HeaderValue)>; INLINE],
     more: Vec<(HeaderName, HeaderValue)>,
+    /// What a check asked to be told of the response that goes out (a
+    /// cost settled after it).
+    after: Option<AfterResponse>,
+}
+
+/// A check's call once the response is made: its status and extensions.
+pub(crate) struct AfterResponse(Box<AfterFn>);
+
+type AfterFn = dyn FnOnce(StatusCode, &Extensions) + Send;
+
+impl fmt::Debug for AfterResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AfterResponse")
+    }
 }
 
 impl ResponseHeaders {
@@ -25,7 +41,18 @@ impl ResponseHeaders {
         Self {
             inline: [None, None],
             more: Vec::new(),
+            after: None,
         }
+    }
+
+    /// Calls `after` with the status and extensions of the response that
+    /// goes out, whichever it is (one call per request: a later one
+    /// replaces it).
+    pub(crate) fn after_response(
+        &mut self,
+        after: impl FnOnce(StatusCode, &Extensions) + Send + 'static,
+    ) {
+        self.after = Some(AfterResponse(Box::new(after)));
     }
 
     /// Adds `name: value` to the response.
@@ -42,8 +69,13 @@ impl ResponseHeaders {
         self.inline[0].is_none()
     }
 
-    /// Writes them into `headers`, in the order they were added.
-    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+    /// Writes them into `response`'s headers, in the order they were
+    /// added, and tells a check that asked what the response is.
+    pub(crate) fn apply<B>(self, response: &mut http::Response<B>) {
+        if let Some(AfterResponse(after)) = self.after {
+            after(response.status(), response.extensions());
+        }
+        let headers = response.headers_mut();
         let inline = self.inline.into_iter().flatten();
         for (name, value) in inline.chain(self.more) {
             headers.insert(name, value);
@@ -54,6 +86,7 @@ impl ResponseHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     #[test]
     fn more_than_fit_inline_are_kept_in_order_and_later_ones_win() {
@@ -65,8 +98,9 @@ mod tests {
         }
         headers.insert(HeaderName::from_static("x-0"), HeaderValue::from(9));
         assert!(!headers.is_empty());
-        let mut out = HeaderMap::new();
-        headers.apply(&mut out);
+        let mut response = http::Response::new(());
+        headers.apply(&mut response);
+        let out: &HeaderMap = response.headers();
         assert_eq!(out.len(), 6);
         assert_eq!(out["x-0"], "9");
         assert_eq!(out["x-5"], "5");

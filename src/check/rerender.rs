@@ -36,7 +36,7 @@ impl Collecting {
                 .insert(RefusedBody(Bytes::from(body)));
         }
         let mut response = self.renderer.respond(self.error, &self.snapshot);
-        self.headers.apply(response.headers_mut());
+        self.headers.apply(&mut response);
         if !reusable && self.version == Version::HTTP_11 {
             close(&mut response);
         }

@@ -32,6 +32,23 @@ impl Meter {
         }
     }
 
+    /// The state after taking `tokens` more (beyond what it holds, into
+    /// debt) or giving `-tokens` back (never past full), at `now`.
+    pub(crate) fn adjust(&self, state: Nanos, now: Nanos, epoch: u64, tokens: i64) -> Nanos {
+        match self {
+            Self::Bucket(gcra) => {
+                let base = state.max(now);
+                let change = gcra.increment(tokens.unsigned_abs());
+                if tokens >= 0 {
+                    base.saturating_add(change)
+                } else {
+                    base.saturating_sub(change).max(now)
+                }
+            }
+            Self::Window(window) => window.adjust(state, now, epoch, tokens),
+        }
+    }
+
     /// What `cost` is worth in state (to undo an admission).
     #[inline]
     pub(crate) fn increment(&self, cost: u64) -> Nanos {

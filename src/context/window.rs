@@ -241,6 +241,21 @@ impl Window {
         }
     }
 
+    /// The state after counting `tokens` more (past the limit, if need
+    /// be) or `-tokens` fewer (never below none) in the window of `now`.
+    pub(crate) fn adjust(&self, state: Nanos, now: Nanos, epoch: u64, tokens: i64) -> Nanos {
+        let (_, end) = self.bounds(now, epoch);
+        let count = state.saturating_sub(end);
+        let count = if tokens >= 0 {
+            count
+                .saturating_add(tokens.unsigned_abs())
+                .min(MAX_WINDOW_LIMIT * 2)
+        } else {
+            count.saturating_sub(tokens.unsigned_abs())
+        };
+        end + count
+    }
+
     /// The window's state at `now` for headers.
     #[inline]
     pub(crate) fn state(&self, state: Nanos, now: Nanos, epoch: u64) -> QuotaState {

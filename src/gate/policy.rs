@@ -303,6 +303,24 @@ impl RoutePolicy {
         self
     }
 
+    /// Settles each request's cost after its response, by the
+    /// [`Cost`](crate::rate_limit::Cost) the handler puts in the
+    /// response's extensions (`cost_from_response = true` in a file); see
+    /// [`charge`](crate::rate_limit::charge).
+    #[must_use]
+    pub fn cost_from_response(mut self) -> Self {
+        self.rate.cost_from_response = Some(true);
+        self
+    }
+
+    /// Charges only responses of these statuses (`count = "2xx"` or
+    /// `["401", "403"]` in a file), settled after the response.
+    #[must_use]
+    pub fn count(mut self, counted: crate::rate_limit::Counted) -> Self {
+        self.rate.count = Some(counted);
+        self
+    }
+
     /// The body cap in bytes.
     #[must_use]
     pub fn body_limit(mut self, bytes: u64) -> Self {

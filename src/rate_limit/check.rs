@@ -264,6 +264,7 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         match self.store.decide(&bucket, &limits) {
             Answer::Ready(result) => Answer::Ready(
                 self.conclude(result, &limits, &bucket, headers)
+                    .map(|()| self.settle_after(&limits, &bucket, headers))
                     .map_err(|error| error.with_rule(Rule::RateLimit)),
             ),
             Answer::Pending(decision) => Answer::Pending(RateDecision {
@@ -274,6 +275,34 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
                 }),
             }),
         }
+    }
+}
+
+impl<St: RateStore> RateLimitCheck<St> {
+    /// On a route that settles after the response, asks to be told of the
+    /// response, and then takes or gives back the difference between what
+    /// the request took and what it cost.
+    #[inline]
+    fn settle_after(&self, limits: &RouteLimits, bucket: &Bucket<'_>, out: &mut ResponseHeaders) {
+        let Some(settle) = &limits.settle else {
+            return;
+        };
+        if limits.shadowed {
+            return;
+        }
+        let Some(settlement) = self.store.settlement(bucket, limits) else {
+            return;
+        };
+        let settle = settle.clone();
+        let upfront = limits.cost();
+        out.after_response(move |status, extensions| {
+            let cost = settle.cost(upfront, status, extensions);
+            let difference = i64::try_from(cost).unwrap_or(i64::MAX)
+                - i64::try_from(upfront).unwrap_or(i64::MAX);
+            if difference != 0 {
+                settlement.apply(difference);
+            }
+        });
     }
 }
 
@@ -295,6 +324,7 @@ impl<St: RateStore> Wait<RateLimitCheck<St>> for RateDecision<St::Future> {
         Poll::Ready(
             check
                 .conclude(result, waiting.limits, &bucket, headers)
+                .map(|()| check.settle_after(waiting.limits, &bucket, headers))
                 .map_err(|error| error.with_rule(Rule::RateLimit)),
         )
     }

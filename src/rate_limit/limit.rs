@@ -1,5 +1,6 @@
 //! [`RateLimit`]: what one route allows, as configured.
 
+use super::charge::{Counted, Settle};
 use crate::context::quota::Quota;
 
 /// The rate limit of one route: no limit, or one or more quotas that must all
@@ -20,6 +21,8 @@ pub struct RateLimit {
     tiers: Vec<(String, Vec<Quota>)>,
     /// Shadowed: decided and recorded, never refused, no headers sent.
     pub(crate) shadowed: bool,
+    /// Settled after the response (see [`charge`](super::charge)).
+    pub(crate) settle: Option<Settle>,
 }
 
 /// The most quotas one route may stack.
@@ -33,6 +36,7 @@ impl RateLimit {
             cost: 1,
             tiers: Vec::new(),
             shadowed: false,
+            settle: None,
         }
     }
 
@@ -44,6 +48,7 @@ impl RateLimit {
             cost: 1,
             tiers: Vec::new(),
             shadowed: false,
+            settle: None,
         }
     }
 
@@ -54,6 +59,7 @@ impl RateLimit {
             cost: 1,
             tiers: Vec::new(),
             shadowed: false,
+            settle: None,
         }
     }
 
@@ -61,6 +67,28 @@ impl RateLimit {
     #[must_use]
     pub fn cost(mut self, cost: u64) -> Self {
         self.cost = cost;
+        self
+    }
+
+    /// Settles each request's cost after its response: the
+    /// [`Cost`](super::Cost) the handler put in the response's extensions
+    /// (else [`cost`](Self::cost)). The cost is still taken when the request
+    /// is admitted; the difference is taken or given back once the response
+    /// is made (see [`charge`](super::charge) for debt).
+    #[must_use]
+    pub fn cost_from_response(mut self) -> Self {
+        self.settle
+            .get_or_insert_with(Settle::default)
+            .from_response = true;
+        self
+    }
+
+    /// Charges only responses of these statuses: `"2xx"` gives back what
+    /// the handler refused, `["401", "403"]` charges only refusals. Settled
+    /// after the response, as with [`cost_from_response`](Self::cost_from_response).
+    #[must_use]
+    pub fn count(mut self, counted: Counted) -> Self {
+        self.settle.get_or_insert_with(Settle::default).counted = Some(counted);
         self
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::limit::MAX_STACKED_QUOTAS;
-use super::store::{Bucket, Decision, RateStore, RouteLimits, SHARD_BITS};
+use super::store::{Bucket, Decision, RateStore, RouteLimits, SHARD_BITS, Settlement};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
 use crate::context::gcra::QuotaState;
@@ -153,6 +153,23 @@ impl InMemoryRateStore {
             Meter::Window(window) => window.holding(spent, now, shared.epoch),
         };
         let _ = shared.with_bucket(key, now, |tat| tat.fetch_max(state, Ordering::AcqRel));
+    }
+
+    /// Takes `tokens` more from each of the buckets `keys` (into debt if
+    /// need be), or gives `-tokens` back: a settlement after the response.
+    pub(crate) fn adjust_keyed(&self, keys: &[(u64, Meter)], tokens: i64) {
+        if tokens == 0 {
+            return;
+        }
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        for (key, meter) in keys {
+            let _ = shared.with_bucket(*key, now, |state| {
+                state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
+                    Some(meter.adjust(value, now, shared.epoch, tokens))
+                })
+            });
+        }
     }
 
     /// Decides a request costing `cost` from the buckets `keys` (each its
@@ -445,5 +462,13 @@ impl RateStore for InMemoryRateStore {
         limits: &RouteLimits,
     ) -> Answer<Result<Decision, StoreError>, Self::Future> {
         Answer::Ready(Ok(self.decide_now(bucket, limits)))
+    }
+
+    fn settlement(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Option<Settlement> {
+        let (keys, count) = limits.bucket_keys(bucket);
+        let store = self.clone();
+        Some(Settlement::new(move |tokens| {
+            store.adjust_keyed(&keys[..count], tokens);
+        }))
     }
 }

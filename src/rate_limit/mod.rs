@@ -45,6 +45,7 @@
 //! # });
 //! ```
 
+pub mod charge;
 mod check;
 mod headers;
 mod layer;
@@ -60,6 +61,7 @@ pub mod store;
 pub use crate::context::client_ip::IpNet;
 pub use crate::context::quota::Quota;
 pub use crate::context::window::{Calendar, UtcOffset};
+pub use charge::{Cost, Counted};
 pub use check::RateLimitCheck;
 pub use headers::RateLimitHeaders;
 pub use layer::{RateLimitLayer, RateLimitService};

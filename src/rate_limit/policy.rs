@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::charge::Counted;
 use super::limit::RateLimit;
 use crate::ConfigError;
 use crate::context::quota::Quota;
@@ -19,6 +20,14 @@ pub(crate) struct RateLimitPolicy {
     /// `cost`: tokens one request costs (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cost: Option<u64>,
+    /// `cost_from_response`: the handler's [`Cost`](super::Cost) settles
+    /// what a request cost, after the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cost_from_response: Option<bool>,
+    /// `count`: only responses of these statuses are charged (`"2xx"`,
+    /// `["401", "403"]`), settled after the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) count: Option<Counted>,
 }
 
 impl RateLimitPolicy {
@@ -27,6 +36,8 @@ impl RateLimitPolicy {
         Self {
             quotas: self.quotas.clone().or_else(|| defaults.quotas.clone()),
             cost: self.cost.or(defaults.cost),
+            cost_from_response: self.cost_from_response.or(defaults.cost_from_response),
+            count: self.count.clone().or_else(|| defaults.count.clone()),
         }
     }
 
@@ -45,7 +56,10 @@ impl RateLimitPolicy {
         };
         limit.shadowed = shadowed;
         for (tier, settings) in tiers {
-            if settings.cost.is_some() {
+            if settings.cost.is_some()
+                || settings.cost_from_response.is_some()
+                || settings.count.is_some()
+            {
                 return Err(ConfigError::new(
                     format!("tiers.{tier}.cost"),
                     "a tier sets `quotas` and `body_limit`; what a request costs is the route's",
@@ -56,7 +70,14 @@ impl RateLimitPolicy {
                 limit = limit.tier(tier, resolve_shared(quotas, shared, &field)?);
             }
         }
-        Ok(limit.cost(self.cost.unwrap_or(1)))
+        let mut limit = limit.cost(self.cost.unwrap_or(1));
+        if self.cost_from_response == Some(true) {
+            limit = limit.cost_from_response();
+        }
+        if let Some(counted) = &self.count {
+            limit = limit.count(counted.clone());
+        }
+        Ok(limit)
     }
 
     /// The custom codes its quotas declare.

@@ -31,6 +31,7 @@ mod readme;
 mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod response_costs;
 mod scope;
 #[cfg(feature = "tracing")]
 mod secrets;

@@ -1093,6 +1093,96 @@ async fn calendar_windows_are_shared_through_redis() {
     assert_eq!(allowed, 5, "the share of a window of 10 between 2");
 }
 
+/// A route whose response decides the cost, on Redis: the settlement of a
+/// batch of 37 reaches Redis (one script, not waited for), so the other
+/// gate sees it; in approximate mode the view takes it at once and the
+/// next sync carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_costs_are_settled_in_redis() {
+    use tollgate::rate_limit::Cost;
+    use tollgate::rate_limit::redis::Mode;
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let key = keys.secret.key().to_owned();
+    let instance = |store: RedisRateStore| {
+        let gate = Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new()
+                    .quota(Quota::per_day(100).burst(100))
+                    .cost_from_response(),
+            )
+            .build()
+            .unwrap();
+        let service = ServiceBuilder::new().layer(gate.layer()).service_fn(
+            |_: Request<LimitedBody<hyper::body::Incoming>>| async {
+                let mut response = http::Response::new(Full::new(Bytes::new()));
+                response.extensions_mut().insert(Cost(37));
+                Ok::<_, Infallible>(response)
+            },
+        );
+        serve(service)
+    };
+    let gates = [
+        instance(store(&server, options(&server)).await).await,
+        instance(store(&server, options(&server)).await).await,
+    ];
+    let remaining = |answer: &Answer| -> u64 {
+        let header = answer.headers["ratelimit"].to_str().unwrap();
+        header
+            .split(";r=")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(remaining(&fetch(track(gates[0], &key)).await), 99);
+    // The settlement runs on its own: the other gate sees it once it has.
+    let mut seen = 99;
+    for _ in 0..500 {
+        seen = remaining(&fetch(track(gates[1], &key)).await);
+        if seen < 90 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(seen <= 62, "the batch's 37 reached Redis: {seen}");
+
+    let approximate = store(
+        &server,
+        options(&server)
+            .mode(Mode::Approximate)
+            .sync_interval(Duration::from_secs(3600)),
+    )
+    .await;
+    let limits =
+        RouteLimits::new(&RateLimit::new(Quota::per_day(100).burst(100)).cost_from_response())
+            .unwrap();
+    let bucket = Bucket::new(PartitionKey::project("zeta"), "POST /v1/track");
+    let decide = || match approximate.decide(&bucket, &limits) {
+        tollgate::Answer::Ready(decision) => decision.unwrap(),
+        tollgate::Answer::Pending(_) => panic!("waited for Redis"),
+    };
+    assert_eq!(decide().states()[0].remaining, 99);
+    approximate.settlement(&bucket, &limits).unwrap().apply(36);
+    assert_eq!(
+        decide().states()[0].remaining,
+        62,
+        "the view took it at once"
+    );
+    assert_eq!(approximate.sync().await.unwrap(), 1);
+    let debt_ms: i64 =
+        server.query(redis::cmd("PTTL").arg("tollgate:{project:zeta}:POST /v1/track:0"));
+    let emission_ms = 86_400_000 / 100;
+    assert!(
+        debt_ms > 37 * emission_ms,
+        "Redis holds the 38 spent: {debt_ms} ms"
+    );
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

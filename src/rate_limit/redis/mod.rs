@@ -20,7 +20,7 @@ use script::{CONSUME, SCRIPT, micros, read_reply};
 
 use super::limit::MAX_STACKED_QUOTAS;
 use super::memory::InMemoryRateStore;
-use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
+use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits, Settlement};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
 use crate::context::gcra::QuotaState;
@@ -152,6 +152,10 @@ struct Shared {
     failures: AtomicU64,
     skipped: AtomicU64,
     cached_denials: AtomicU64,
+    /// Takes what was spent elsewhere (approximate batches, settlements).
+    consume: redis::Script,
+    /// The runtime the store was made in: syncs and settlements run there.
+    runtime: tokio::runtime::Handle,
     /// After a failure, how long decisions skip Redis (0: never).
     retry_interval: Nanos,
     /// When one decision may ask Redis again (clock nanoseconds plus one),
@@ -199,7 +203,6 @@ impl OnFailure {
 /// Decisions in memory by a view of the fleet's buckets, synced in batches.
 struct Approximate {
     view: InMemoryRateStore,
-    consume: redis::Script,
     /// Spent since the last sync, by bucket.
     spent: std::sync::Mutex<std::collections::HashMap<u64, Spent, BuildPrehashed>>,
     decisions: AtomicU64,
@@ -207,9 +210,8 @@ struct Approximate {
     synced: AtomicU64,
     /// The syncing task starts with the first decision (so that
     /// [`RedisRateStore::with_clock`] still finds the store unshared), on
-    /// the runtime the store was made in, every `interval`.
+    /// the store's runtime, every `interval`.
     syncing: std::sync::Once,
-    runtime: tokio::runtime::Handle,
     interval: Duration,
 }
 
@@ -218,7 +220,8 @@ struct Approximate {
 struct Spent {
     keys: Vec<String>,
     quotas: Vec<(u64, Meter)>,
-    tokens: u64,
+    /// Tokens taken (negative: given back by settlements).
+    tokens: i64,
 }
 
 /// A refusal remembered: until when, and each quota's debt then.
@@ -288,6 +291,8 @@ impl RedisRateStore {
                 cached_denials: AtomicU64::new(0),
                 retry_interval: options.retry_interval_ms.saturating_mul(1_000_000),
                 retry_at: AtomicU64::new(0),
+                consume: redis::Script::new(CONSUME),
+                runtime: tokio::runtime::Handle::current(),
                 instances: options.instances,
                 degraded_since: AtomicU64::new(0),
                 local_decisions: AtomicU64::new(0),
@@ -295,13 +300,11 @@ impl RedisRateStore {
                 degraded_nanos: AtomicU64::new(0),
                 approximate: (options.mode == Mode::Approximate).then(|| Approximate {
                     view: InMemoryRateStore::new(),
-                    consume: redis::Script::new(CONSUME),
                     spent: std::sync::Mutex::default(),
                     decisions: AtomicU64::new(0),
                     batches: AtomicU64::new(0),
                     synced: AtomicU64::new(0),
                     syncing: std::sync::Once::new(),
-                    runtime: tokio::runtime::Handle::current(),
                     interval: Duration::from_millis(options.sync_interval_ms),
                 }),
             }),
@@ -535,7 +538,7 @@ impl Shared {
         &self,
         script: &redis::Script,
         keys: &[String],
-        tokens: u64,
+        tokens: i64,
         quotas: impl IntoIterator<Item = Meter>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut invocation = script.prepare_invoke();
@@ -634,7 +637,12 @@ impl RateStore for RedisRateStore {
         Answer::Pending(Box::pin(async move {
             let quotas = &gcras[..count];
             let reply = this
-                .invoke(&this.script, &keys, cost, quotas.iter().copied())
+                .invoke(
+                    &this.script,
+                    &keys,
+                    i64::try_from(cost).unwrap_or(i64::MAX),
+                    quotas.iter().copied(),
+                )
                 .await
                 .and_then(|reply| read_reply(&reply, quotas, this.clock.now(), this.clock.epoch()));
             match reply {
@@ -651,9 +659,47 @@ impl RateStore for RedisRateStore {
             }
         }))
     }
+
+    fn settlement(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Option<Settlement> {
+        if limits.quotas().is_empty() {
+            return None;
+        }
+        Some(self.settle(bucket, limits))
+    }
 }
 
 impl RedisRateStore {
+    /// A settlement of `bucket`: in approximate mode, noted for the next
+    /// sync and taken from the view at once; else one script run on the
+    /// store's runtime, never waited for (a failure is logged and counted).
+    fn settle(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Settlement {
+        let id = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        let entry = self.nothing_spent(bucket, limits);
+        let shared = Arc::clone(&self.shared);
+        Settlement::new(move |tokens| {
+            if let Some(approximate) = &shared.approximate {
+                approximate.view.adjust_keyed(&entry.quotas, tokens);
+                let mut spent = approximate
+                    .spent
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let slot = spent.entry(id).or_insert(Spent { tokens: 0, ..entry });
+                slot.tokens += tokens;
+                return;
+            }
+            let runtime = shared.runtime.clone();
+            runtime.spawn(async move {
+                let meters = entry.quotas.iter().map(|(_, meter)| *meter);
+                if let Err(error) = shared.invoke(&shared.consume, &entry.keys, tokens, meters).await {
+                    shared.failures.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(target: "tollgate", %error, tokens, "settling a request's cost in Redis failed");
+                    let _ = error;
+                }
+            });
+        })
+    }
+
     /// Decides in memory by the fleet's view, and notes what was spent.
     fn decide_approximately(
         &self,
@@ -663,7 +709,7 @@ impl RedisRateStore {
         limits: &RouteLimits,
     ) -> Decision {
         approximate.syncing.call_once(|| {
-            approximate.runtime.spawn(sync_every(
+            self.shared.runtime.spawn(sync_every(
                 Arc::downgrade(&self.shared),
                 approximate.interval,
             ));
@@ -679,22 +725,27 @@ impl RedisRateStore {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             spent
                 .entry(id)
-                .or_insert_with(|| Spent {
-                    keys: limits
-                        .quotas()
-                        .iter()
-                        .enumerate()
-                        .map(|(index, quota)| self.key(bucket, quota, index))
-                        .collect(),
-                    quotas: {
-                        let (quotas, count) = limits.bucket_keys(bucket);
-                        quotas[..count].to_vec()
-                    },
-                    tokens: 0,
-                })
-                .tokens += limits.cost();
+                .or_insert_with(|| self.nothing_spent(bucket, limits))
+                .tokens += i64::try_from(limits.cost()).unwrap_or(i64::MAX);
         }
         decision
+    }
+
+    /// `bucket`'s Redis keys and view keys, nothing spent yet.
+    fn nothing_spent(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Spent {
+        Spent {
+            keys: limits
+                .quotas()
+                .iter()
+                .enumerate()
+                .map(|(index, quota)| self.key(bucket, quota, index))
+                .collect(),
+            quotas: {
+                let (quotas, count) = limits.bucket_keys(bucket);
+                quotas[..count].to_vec()
+            },
+            tokens: 0,
+        }
     }
 }
 
@@ -723,7 +774,7 @@ impl Shared {
         for (id, spent) in batch {
             let reply = self
                 .invoke(
-                    &approximate.consume,
+                    &self.consume,
                     &spent.keys,
                     spent.tokens,
                     spent.quotas.iter().map(|(_, gcra)| *gcra),

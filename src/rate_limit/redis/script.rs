@@ -82,8 +82,10 @@ return out
 ";
 
 /// Takes what an instance admitted on its own from each quota's bucket, in
-/// one atomic step ([`Mode::Approximate`](super::Mode::Approximate)): the
-/// tokens are already spent, so nothing is refused.
+/// one atomic step ([`Mode::Approximate`](super::Mode::Approximate)), or
+/// what a response settled: the tokens are already spent, so nothing is
+/// refused (a bucket may go into debt); negative tokens are given back,
+/// never past full.
 ///
 /// `KEYS`: one per quota. `ARGV[1]`: the tokens spent; then, per quota, its
 /// arguments as [`SCRIPT`] takes them. The state is stored as the exact
@@ -102,6 +104,7 @@ for i = 1, #KEYS do
     local v = tonumber(redis.call('GET', KEYS[i])) or 0
     local count = spent
     if v >= e then count = v - e + spent end
+    if count < 0 then count = 0 end
     local ttl = math.max(1, math.ceil((e - now) / 1000)) + 1000
     redis.call('SET', KEYS[i], string.format('%.0f', e + count), 'PX', ttl)
     out[i] = count
@@ -109,6 +112,7 @@ for i = 1, #KEYS do
     local tat = tonumber(redis.call('GET', KEYS[i])) or now
     if tat < now then tat = now end
     tat = tat + emission * spent
+    if tat < now then tat = now end
     local debt = tat - now
     redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.max(1, math.ceil(debt / 1000)))
     out[i] = math.ceil(debt)

@@ -147,6 +147,8 @@ pub struct RouteLimits {
     tiers: Box<[(Box<str>, Arc<RouteLimits>)]>,
     /// The route shadows its rate limit: no headers are sent.
     pub(crate) shadowed: bool,
+    /// The route settles its cost after the response.
+    pub(crate) settle: Option<crate::rate_limit::charge::Settle>,
     /// What the headers of the route these limits were made for say the
     /// same way on every response, made once.
     cached: Option<CachedHeaders>,
@@ -184,10 +186,12 @@ impl RouteLimits {
             let mut limits = Self::compile_quotas(route, quotas, limit.request_cost(), &field)
                 .map_err(in_route)?;
             limits.shadowed = limit.shadowed;
+            limits.settle = limit.settle.clone();
             tiers.push((Box::from(tier.as_str()), Arc::new(limits)));
         }
         compiled.tiers = tiers.into();
         compiled.shadowed = limit.shadowed;
+        compiled.settle = limit.settle.clone();
         Ok(compiled)
     }
 
@@ -255,6 +259,7 @@ impl RouteLimits {
             route: name.into(),
             tiers: Box::new([]),
             shadowed: false,
+            settle: None,
             cached,
         })
     }
@@ -299,6 +304,7 @@ impl RouteLimits {
                 route: tiered.route.clone(),
                 tiers: Box::new([]),
                 shadowed: tiered.shadowed,
+                settle: tiered.settle.clone(),
                 cached: None,
             })),
         }

@@ -185,4 +185,38 @@ pub trait RateStore: Send + Sync + 'static {
         bucket: &Bucket<'_>,
         limits: &RouteLimits,
     ) -> Answer<Result<Decision, StoreError>, Self::Future>;
+
+    /// What to call once a response says a request admitted from `bucket`
+    /// cost more or less than its decision took (a route that settles after
+    /// the response, see [`charge`](super::charge)): taking more may put
+    /// the buckets in debt, giving back never fills them past full. Made
+    /// when the request is admitted, called (at most once) when its response
+    /// is; it must not wait. The default settles nothing: such a store
+    /// charges every request its route's cost when admitted.
+    fn settlement(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Option<Settlement> {
+        let _ = (bucket, limits);
+        None
+    }
+}
+
+/// A request's settlement after its response: called with the tokens to
+/// take (positive) or give back (negative). See [`RateStore::settlement`].
+pub struct Settlement(Box<dyn FnOnce(i64) + Send>);
+
+impl Settlement {
+    /// A settlement that runs `settle`.
+    pub fn new(settle: impl FnOnce(i64) + Send + 'static) -> Self {
+        Self(Box::new(settle))
+    }
+
+    /// Takes `tokens` more (or gives `-tokens` back).
+    pub fn apply(self, tokens: i64) {
+        (self.0)(tokens);
+    }
+}
+
+impl fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Settlement")
+    }
 }
