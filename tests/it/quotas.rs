@@ -401,3 +401,101 @@ fn the_readmes_window_excerpt_builds() {
     let config = GateConfig::from_toml(excerpt).unwrap();
     assert!(config.build().is_ok());
 }
+
+/// A window's refusal and the failed-key budget's in the other formats: a
+/// JSON-RPC error object carrying the details, and a gRPC status
+/// (RESOURCE_EXHAUSTED) naming the code.
+#[tokio::test]
+async fn the_new_refusals_in_json_rpc_and_grpc() {
+    use tollgate::key::FailedKeyBudget;
+    use tollgate::render::{ErrorFormat, JsonRpc};
+    let fake = clock_at(NEW_YEAR + 3_600);
+    let keys = Keys::new();
+    let gate = Gate::builder(keys.store.clone())
+        .hasher(keys.hasher.clone())
+        .clock(fake.clock())
+        .failed_keys(FailedKeyBudget {
+            limit: 1,
+            ..FailedKeyBudget::default()
+        })
+        .route(
+            "POST /mcp",
+            RoutePolicy::new()
+                .errors(ErrorFormat::JsonRpc(Box::new(JsonRpc::new())))
+                .quota(Quota::per_calendar(1, Calendar::Day)),
+        )
+        .route(
+            "POST /pkg.Service/Call",
+            RoutePolicy::new().quota(Quota::per_calendar(1, Calendar::Hour)),
+        )
+        .build()
+        .unwrap();
+    let service = gate.layer().layer(Handler::default().gated());
+    let key = keys.secret.key().to_owned();
+    let rpc = || {
+        Request::post("/mcp")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+            )))
+            .unwrap()
+    };
+    assert_eq!(send(service.clone(), rpc()).await.status, StatusCode::OK);
+    let refused = send(service.clone(), rpc()).await;
+    assert_eq!(refused.body["id"], 3);
+    let data = &refused.body["error"]["data"];
+    assert_eq!(data["code"], "rate_limited", "{:?}", refused.body);
+    assert_eq!(data["details"]["window"], "day");
+    assert_eq!(data["details"]["reset"], NEW_YEAR + DAY);
+
+    let grpc = |key: &str| {
+        empty(
+            Request::post("/pkg.Service/Call")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/grpc"),
+        )
+    };
+    assert_eq!(
+        send(service.clone(), grpc(&key)).await.status,
+        StatusCode::OK
+    );
+    let refused = send(service.clone(), grpc(&key)).await;
+    assert_eq!(refused.headers["grpc-status"], "8");
+    assert!(
+        header(&refused, "grpc-message").starts_with("rate_limited"),
+        "{:?}",
+        refused.headers
+    );
+
+    // The failed-key budget's refusal, from an address (a peer on the
+    // request, as an accept loop inserts it).
+    let from_peer = |key: String| {
+        let mut request = grpc(&key);
+        request
+            .extensions_mut()
+            .insert(std::net::SocketAddr::from(([203, 0, 113, 4], 5000)));
+        request
+    };
+    let unknown = || {
+        keys.hasher
+            .mint(
+                tollgate::key::KeyKind::Secret,
+                Some(tollgate::key::KeyEnv::Test),
+            )
+            .unwrap()
+            .key()
+            .to_owned()
+    };
+    assert_eq!(
+        send(service.clone(), from_peer(unknown())).await.headers["grpc-status"],
+        "16"
+    );
+    let refused = send(service.clone(), from_peer(unknown())).await;
+    assert_eq!(refused.headers["grpc-status"], "8");
+    assert!(
+        header(&refused, "grpc-message").contains("unknown or malformed"),
+        "{:?}",
+        refused.headers
+    );
+}
