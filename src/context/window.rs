@@ -180,34 +180,16 @@ impl Window {
     pub(crate) fn bounds_at(&self, wall: u64) -> (u64, u64) {
         let offset = i64::from(self.offset.seconds) * NANOS_PER_SECOND as i64;
         let local = wall.saturating_add_signed(offset);
-        let (start, end) = match self.calendar {
-            Calendar::Minute => {
-                let start = local - local % MINUTE;
-                (start, start + MINUTE)
-            }
-            Calendar::Hour => {
-                let start = local - local % HOUR;
-                (start, start + HOUR)
-            }
-            Calendar::Day => {
-                let start = local - local % DAY;
-                (start, start + DAY)
-            }
-            Calendar::Month => {
-                let days = (local / DAY) as i64;
-                let (year, month) = year_month(days);
-                let (next_year, next_month) = if month == 12 {
-                    (year + 1, 1)
-                } else {
-                    (year, month + 1)
-                };
-                let first = |year, month| days_from_civil(year, month, 1).max(0) as u64 * DAY;
-                (first(year, month), first(next_year, next_month))
-            }
+        let period = match self.calendar {
+            Calendar::Minute => MINUTE,
+            Calendar::Hour => HOUR,
+            Calendar::Day => DAY,
+            Calendar::Month => return month_bounds(local, offset),
         };
+        let start = local - local % period;
         (
             start.saturating_add_signed(-offset),
-            end.saturating_add_signed(-offset),
+            (start + period).saturating_add_signed(-offset),
         )
     }
 
@@ -285,6 +267,24 @@ impl Window {
             ..*self
         }
     }
+}
+
+/// The month holding `local` (nanoseconds, local time) as Unix
+/// nanoseconds, `offset` being local time's lead on UTC.
+#[inline(never)]
+fn month_bounds(local: u64, offset: i64) -> (u64, u64) {
+    let days = (local / DAY) as i64;
+    let (year, month) = year_month(days);
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first = |year, month| days_from_civil(year, month, 1).max(0) as u64 * DAY;
+    (
+        first(year, month).saturating_add_signed(-offset),
+        first(next_year, next_month).saturating_add_signed(-offset),
+    )
 }
 
 /// The year and month (1–12) of the day `days` after 1970-01-01 (proleptic

@@ -283,22 +283,41 @@ impl Shared {
             *cell = map.get(key)?;
         }
         let cells = &cells[..quotas.len()];
-        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
         let count = quotas.len();
         // A look first: a request one quota refuses consumes from none.
-        let mut refusal: Option<(Nanos, usize)> = None;
+        // What each would become is kept, so that taking is one exchange
+        // each unless another request moved the bucket meanwhile.
+        let mut seen = [0; MAX_STACKED_QUOTAS];
+        let mut next = [0; MAX_STACKED_QUOTAS];
         for (index, (cell, (_, meter))) in cells.iter().zip(quotas).enumerate() {
             let tat = cell.load(Ordering::Acquire);
-            states[index] = meter.state(tat, now, epoch);
-            if let (Err(wait), None) = (meter.admit(tat, now, epoch, cost), refusal) {
-                refusal = Some((wait, index));
+            seen[index] = tat;
+            match meter.admit(tat, now, epoch, cost) {
+                Ok(state) => next[index] = state,
+                Err(wait) => {
+                    let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+                    for (slot, (cell, (_, meter))) in
+                        states.iter_mut().zip(cells.iter().zip(quotas))
+                    {
+                        *slot = meter.state(cell.load(Ordering::Acquire), now, epoch);
+                    }
+                    states[index] = meter.state(tat, now, epoch);
+                    return Some(Decision::denied(wait, index, &states[..count]));
+                }
             }
         }
-        if let Some((wait, index)) = refusal {
-            return Some(Decision::denied(wait, index, &states[..count]));
-        }
+        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
         for (index, (cell, (_, meter))) in cells.iter().zip(quotas).enumerate() {
-            match cas_admit(cell, meter, now, epoch, cost) {
+            let taken = match cell.compare_exchange(
+                seen[index],
+                next[index],
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => Ok(next[index]),
+                Err(_) => cas_admit(cell, meter, now, epoch, cost),
+            };
+            match taken {
                 Ok(tat) => states[index] = meter.state(tat, now, epoch),
                 Err((wait, tat)) => {
                     // Emptied by another request meanwhile: give back.

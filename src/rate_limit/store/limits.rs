@@ -38,6 +38,12 @@ pub(crate) fn policy_label<'a>(
 /// quotas share them, so that a stack is decided under one shard's lock.
 pub(crate) const SHARD_BITS: u64 = 0x3f << 32;
 
+/// The key of a route's first own quota in `bucket`.
+#[inline]
+fn route_base(bucket: &Bucket<'_>) -> u64 {
+    combine(bucket.partition().hash(), bucket.route_hash(), 0)
+}
+
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
@@ -82,7 +88,18 @@ impl QuotaSpec {
     /// its place on the route.
     #[inline]
     pub(crate) fn bucket_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
-        let key = self.own_key(bucket, index);
+        self.key_in(bucket.partition().hash(), route_base(bucket), index)
+    }
+
+    /// [`bucket_key`](Self::bucket_key) from the partition's hash and the
+    /// route's first key (made once for a whole stack).
+    #[inline]
+    fn key_in(&self, partition: u64, base: u64, index: usize) -> u64 {
+        let key = match self.shared {
+            Some(name) => combine(partition, name, 0x2545_f491),
+            None if index == 0 => base,
+            None => combine(base, index as u64, 0x5bd1_e995),
+        };
         // A window's state means something else than a bucket's: a key's
         // override of one by the other counts apart.
         let key = match self.meter {
@@ -93,23 +110,7 @@ impl QuotaSpec {
             return key;
         }
         // In the shard of the route's first quota.
-        let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
         (key & !SHARD_BITS) | (base & SHARD_BITS)
-    }
-
-    #[inline]
-    fn own_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
-        match self.shared {
-            Some(name) => combine(bucket.partition().hash(), name, 0x2545_f491),
-            None => {
-                let base = combine(bucket.partition().hash(), bucket.route_hash(), 0);
-                if index == 0 {
-                    base
-                } else {
-                    combine(base, index as u64, 0x5bd1_e995)
-                }
-            }
-        }
     }
 
     /// Nanoseconds one token takes to come back (for a calendar window,
@@ -328,8 +329,9 @@ impl RouteLimits {
         bucket: &Bucket<'_>,
     ) -> ([(u64, Meter); MAX_STACKED_QUOTAS], usize) {
         let mut keys = [(0, Meter::Bucket(Gcra::new(0, 0, 0))); MAX_STACKED_QUOTAS];
+        let (partition, base) = (bucket.partition().hash(), route_base(bucket));
         for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
-            *slot = (quota.bucket_key(bucket, index), quota.meter);
+            *slot = (quota.key_in(partition, base, index), quota.meter);
         }
         (keys, self.quotas.len().min(MAX_STACKED_QUOTAS))
     }
