@@ -81,13 +81,7 @@ fn call(address: std::net::SocketAddr, path: &str, header: (&str, String)) -> Te
 }
 
 fn remaining(answer: &Answer) -> u64 {
-    let header = answer.headers["ratelimit"].to_str().unwrap();
-    header
-        .split(";r=")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .and_then(|r| r.parse().ok())
-        .unwrap()
+    answer.remaining()
 }
 
 fn gate_from_config(fake: &FakeClock) -> Gate<InMemoryKeyStore> {

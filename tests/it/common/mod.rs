@@ -115,6 +115,17 @@ impl Answer {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
+
+    /// The tokens left its `RateLimit` header gives (its first policy).
+    pub fn remaining(&self) -> u64 {
+        let header = self.headers["ratelimit"].to_str().unwrap();
+        header
+            .split(";r=")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no remaining in {header}"))
+    }
 }
 
 pub async fn send<S, B>(service: S, request: TestRequest) -> Answer
