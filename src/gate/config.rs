@@ -75,7 +75,7 @@ pub struct GateConfig {
     pub require_checksum: Option<bool>,
     /// Where keys are read and what is done with them (`query_parameter`,
     /// `credential_header`, `credentials`, `strip_credential`,
-    /// `reveal_revoked`, `lookup_timeout_ms`, `verified_keys`).
+    /// `reveal_revoked`, `lookup_timeout_ms`, `verified_keys`, `[failed_keys]`).
     #[serde(flatten)]
     pub key: KeyOptions,
     /// How rate limits are partitioned, the trusted proxies, the headers
