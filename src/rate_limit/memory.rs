@@ -136,8 +136,12 @@ impl InMemoryRateStore {
             let key = (single.bucket_key(bucket, 0), single.meter);
             return self.decide_keyed(&[key], limits.cost());
         }
-        let (keys, count) = limits.bucket_keys(bucket);
-        self.decide_keyed(&keys[..count], limits.cost())
+        // A route's stack: its keys made once, its meters where they are.
+        let stack = Own {
+            keys: limits.keys(bucket),
+            quotas: limits.quotas(),
+        };
+        self.decide_stack(&stack, limits.cost())
     }
 
     /// Moves the bucket `key` to at least what a shared store reports the
@@ -178,12 +182,17 @@ impl InMemoryRateStore {
     /// another's place.
     #[inline]
     pub(crate) fn decide_keyed(&self, keys: &[(u64, Meter)], cost: u64) -> Decision {
+        self.decide_stack(keys, cost)
+    }
+
+    #[inline]
+    fn decide_stack<S: Stack + ?Sized>(&self, stack: &S, cost: u64) -> Decision {
         let shared = &*self.shared;
         let now = shared.clock.now();
-        let decision = match keys {
-            [] => Decision::allowed(&[]),
-            [(key, meter)] => shared.take(*key, meter, now, cost),
-            keys => shared.take_all(keys, now, cost),
+        let decision = match stack.len() {
+            0 => Decision::allowed(&[]),
+            1 => shared.take(stack.key(0), stack.meter(0), now, cost),
+            _ => shared.take_all(stack, now, cost),
         };
         shared.tick(now);
         decision
@@ -210,7 +219,7 @@ impl Shared {
 
     /// Takes `cost` tokens from every bucket of a stack (each its key and
     /// its quota), or from none.
-    fn take_all(&self, quotas: &[(u64, Meter)], now: Nanos, cost: u64) -> Decision {
+    fn take_all<S: Stack + ?Sized>(&self, quotas: &S, now: Nanos, cost: u64) -> Decision {
         if let Some(decision) = self.take_all_in_one_shard(quotas, now, cost) {
             return decision;
         }
@@ -220,8 +229,9 @@ impl Shared {
         // First a look without writing: a request one quota refuses must
         // consume from none.
         let mut refusal: Option<(Nanos, usize)> = None;
-        for (index, (key, meter)) in quotas.iter().enumerate() {
-            let tat = self.peek(*key);
+        for index in 0..count {
+            let (key, meter) = (quotas.key(index), quotas.meter(index));
+            let tat = self.peek(key);
             states[index] = meter.state(tat, now, epoch);
             if let (Err(wait), None) = (meter.admit(tat, now, epoch, cost), refusal) {
                 refusal = Some((wait, index));
@@ -232,12 +242,14 @@ impl Shared {
         }
         // Then take from each; if another request emptied one meanwhile,
         // give back what was taken.
-        for (index, (key, meter)) in quotas.iter().enumerate() {
-            match self.with_bucket(*key, now, |tat| cas_admit(tat, meter, now, epoch, cost)) {
+        for index in 0..count {
+            let (key, meter) = (quotas.key(index), quotas.meter(index));
+            match self.with_bucket(key, now, |tat| cas_admit(tat, meter, now, epoch, cost)) {
                 Some(Ok(tat)) => states[index] = meter.state(tat, now, epoch),
                 refused => {
-                    for (undo, meter) in &quotas[..index] {
-                        self.with_bucket(*undo, now, |tat| {
+                    for undo in 0..index {
+                        let meter = quotas.meter(undo);
+                        self.with_bucket(quotas.key(undo), now, |tat| {
                             let _ =
                                 tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
                                     Some(value.saturating_sub(meter.increment(cost)))
@@ -261,15 +273,15 @@ impl Shared {
     /// one shard (a route's own quotas are placed so): one lock, one lookup
     /// each. `None` when they do not, for the general way.
     #[inline]
-    fn take_all_in_one_shard(
+    fn take_all_in_one_shard<S: Stack + ?Sized>(
         &self,
-        quotas: &[(u64, Meter)],
+        quotas: &S,
         now: Nanos,
         cost: u64,
     ) -> Option<Decision> {
-        let (first, _) = quotas.first()?;
-        let index = shard_index(*first);
-        if quotas.iter().any(|(key, _)| shard_index(*key) != index) {
+        let count = quotas.len();
+        let index = shard_index(quotas.key(0));
+        if (1..count).any(|at| shard_index(quotas.key(at)) != index) {
             return None;
         }
         let epoch = self.epoch;
@@ -279,27 +291,27 @@ impl Shared {
         // Filled with every bucket's cell below (or none is used).
         static UNUSED: AtomicU64 = AtomicU64::new(0);
         let mut cells: [&AtomicU64; MAX_STACKED_QUOTAS] = [&UNUSED; MAX_STACKED_QUOTAS];
-        for (cell, (key, _)) in cells.iter_mut().zip(quotas) {
-            *cell = map.get(key)?;
+        for (at, cell) in cells[..count].iter_mut().enumerate() {
+            *cell = map.get(&quotas.key(at))?;
         }
-        let cells = &cells[..quotas.len()];
-        let count = quotas.len();
+        let cells = &cells[..count];
         // A look first: a request one quota refuses consumes from none.
         // What each would become is kept, so that taking is one exchange
         // each unless another request moved the bucket meanwhile.
         let mut seen = [0; MAX_STACKED_QUOTAS];
         let mut next = [0; MAX_STACKED_QUOTAS];
-        for (index, (cell, (_, meter))) in cells.iter().zip(quotas).enumerate() {
+        for (index, cell) in cells.iter().enumerate() {
+            let meter = quotas.meter(index);
             let tat = cell.load(Ordering::Acquire);
             seen[index] = tat;
             match meter.admit(tat, now, epoch, cost) {
                 Ok(state) => next[index] = state,
                 Err(wait) => {
                     let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
-                    for (slot, (cell, (_, meter))) in
-                        states.iter_mut().zip(cells.iter().zip(quotas))
-                    {
-                        *slot = meter.state(cell.load(Ordering::Acquire), now, epoch);
+                    for (at, (slot, cell)) in states.iter_mut().zip(cells).enumerate() {
+                        *slot = quotas
+                            .meter(at)
+                            .state(cell.load(Ordering::Acquire), now, epoch);
                     }
                     states[index] = meter.state(tat, now, epoch);
                     return Some(Decision::denied(wait, index, &states[..count]));
@@ -307,7 +319,8 @@ impl Shared {
             }
         }
         let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
-        for (index, (cell, (_, meter))) in cells.iter().zip(quotas).enumerate() {
+        for (index, cell) in cells.iter().enumerate() {
+            let meter = quotas.meter(index);
             let taken = match cell.compare_exchange(
                 seen[index],
                 next[index],
@@ -321,7 +334,8 @@ impl Shared {
                 Ok(tat) => states[index] = meter.state(tat, now, epoch),
                 Err((wait, tat)) => {
                     // Emptied by another request meanwhile: give back.
-                    for (undo, (_, meter)) in cells[..index].iter().zip(quotas) {
+                    for (at, undo) in cells[..index].iter().enumerate() {
+                        let meter = quotas.meter(at);
                         let _ = undo.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                             Some(v.saturating_sub(meter.increment(cost)))
                         });
@@ -422,6 +436,50 @@ impl Shared {
             crate::metrics::buckets(_live);
         }
         removed
+    }
+}
+
+/// The buckets of one decision: each one's key and meter, in route order.
+trait Stack {
+    fn len(&self) -> usize;
+    fn key(&self, index: usize) -> u64;
+    fn meter(&self, index: usize) -> &Meter;
+}
+
+/// Keys and meters as a shared store hands them over (its shares).
+impl Stack for [(u64, Meter)] {
+    #[inline]
+    fn len(&self) -> usize {
+        <[_]>::len(self)
+    }
+    #[inline]
+    fn key(&self, index: usize) -> u64 {
+        self[index].0
+    }
+    #[inline]
+    fn meter(&self, index: usize) -> &Meter {
+        &self[index].1
+    }
+}
+
+/// A route's own stack: its keys, and its quotas' meters where they are.
+struct Own<'a> {
+    keys: [u64; MAX_STACKED_QUOTAS],
+    quotas: &'a [super::store::QuotaSpec],
+}
+
+impl Stack for Own<'_> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.quotas.len().min(MAX_STACKED_QUOTAS)
+    }
+    #[inline]
+    fn key(&self, index: usize) -> u64 {
+        self.keys[index]
+    }
+    #[inline]
+    fn meter(&self, index: usize) -> &Meter {
+        &self.quotas[index].meter
     }
 }
 

@@ -321,6 +321,18 @@ impl RouteLimits {
         &self.quotas
     }
 
+    /// Each quota's in-memory bucket key in `bucket`, in route order (the
+    /// first `quotas().len()` entries).
+    #[inline]
+    pub(crate) fn keys(&self, bucket: &Bucket<'_>) -> [u64; MAX_STACKED_QUOTAS] {
+        let mut keys = [0; MAX_STACKED_QUOTAS];
+        let (partition, base) = (bucket.partition().hash(), route_base(bucket));
+        for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
+            *slot = quota.key_in(partition, base, index);
+        }
+        keys
+    }
+
     /// Each quota's in-memory bucket key in `bucket` with its meter, in
     /// route order: the first `count` entries of the array.
     #[inline]
