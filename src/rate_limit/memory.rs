@@ -229,10 +229,10 @@ impl Shared {
         // First a look without writing: a request one quota refuses must
         // consume from none.
         let mut refusal: Option<(Nanos, usize)> = None;
-        for index in 0..count {
+        for (index, state) in states[..count].iter_mut().enumerate() {
             let (key, meter) = (quotas.key(index), quotas.meter(index));
             let tat = self.peek(key);
-            states[index] = meter.state(tat, now, epoch);
+            *state = meter.state(tat, now, epoch);
             if let (Err(wait), None) = (meter.admit(tat, now, epoch, cost), refusal) {
                 refusal = Some((wait, index));
             }
