@@ -113,6 +113,17 @@ impl Default for Clock {
     }
 }
 
+/// Whole seconds, rounded up: a client told to wait `n` seconds that waits
+/// `n` seconds is never early.
+pub(crate) fn ceil_seconds(nanos: Nanos) -> u64 {
+    nanos.div_ceil(1_000_000_000)
+}
+
+/// `Retry-After`: whole seconds rounded up, at least 1.
+pub(crate) fn retry_after_seconds(nanos: Nanos) -> u64 {
+    ceil_seconds(nanos).max(1)
+}
+
 fn saturating_nanos(duration: Duration) -> Nanos {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -78,7 +78,19 @@ impl Gcra {
         }
     }
 
-    /// What `cost` tokens are worth in TAT (to undo an admission).
+    /// The TAT after taking `tokens` more at `now` (beyond the tolerance,
+    /// into debt) or giving `-tokens` back (never past full).
+    pub(crate) fn adjust(&self, tat: Nanos, now: Nanos, tokens: i64) -> Nanos {
+        let base = tat.max(now);
+        let change = self.increment(tokens.unsigned_abs());
+        if tokens >= 0 {
+            base.saturating_add(change)
+        } else {
+            base.saturating_sub(change).max(now)
+        }
+    }
+
+    /// What `cost` tokens are worth in TAT.
     pub(crate) fn increment(&self, cost: u64) -> Nanos {
         self.emission.saturating_mul(cost)
     }

@@ -34,27 +34,12 @@ impl Meter {
 
     /// The state after taking `tokens` more (beyond what it holds, into
     /// debt) or giving `-tokens` back (never past full), at `now`.
+    /// Undoing an admission of `cost` is giving `cost` back.
+    #[inline]
     pub(crate) fn adjust(&self, state: Nanos, now: Nanos, epoch: u64, tokens: i64) -> Nanos {
         match self {
-            Self::Bucket(gcra) => {
-                let base = state.max(now);
-                let change = gcra.increment(tokens.unsigned_abs());
-                if tokens >= 0 {
-                    base.saturating_add(change)
-                } else {
-                    base.saturating_sub(change).max(now)
-                }
-            }
+            Self::Bucket(gcra) => gcra.adjust(state, now, tokens),
             Self::Window(window) => window.adjust(state, now, epoch, tokens),
-        }
-    }
-
-    /// What `cost` is worth in state (to undo an admission).
-    #[inline]
-    pub(crate) fn increment(&self, cost: u64) -> Nanos {
-        match self {
-            Self::Bucket(gcra) => gcra.increment(cost),
-            Self::Window(_) => cost,
         }
     }
 
@@ -83,15 +68,26 @@ impl Meter {
         }
     }
 
-    /// The state of a quota as a shared store reports it: for a bucket,
-    /// its debt (how far its TAT is ahead), aged by `age` nanoseconds since
-    /// the report; for a window, the requests counted in the current window.
+    /// The state at `now` holding what a shared store reports: for a
+    /// bucket, its debt (how far its TAT is ahead of now); for a window,
+    /// the requests counted in the current window.
+    #[cfg(feature = "redis")]
+    pub(crate) fn holding(&self, reported: u64, now: Nanos, epoch: u64) -> Nanos {
+        match self {
+            Self::Bucket(_) => now.saturating_add(reported),
+            Self::Window(window) => window.holding(reported, now, epoch),
+        }
+    }
+
+    /// The quota's state as a shared store reported it `age` nanoseconds
+    /// ago (a bucket's debt shrinks with age; a window's count does not).
     #[cfg(feature = "redis")]
     pub(crate) fn reported(&self, reported: u64, age: Nanos, now: Nanos, epoch: u64) -> QuotaState {
-        match self {
-            Self::Bucket(gcra) => gcra.state(reported.saturating_sub(age), 0),
-            Self::Window(window) => window.state(window.holding(reported, now, epoch), now, epoch),
-        }
+        let reported = match self {
+            Self::Bucket(_) => reported.saturating_sub(age),
+            Self::Window(_) => reported,
+        };
+        self.state(self.holding(reported, now, epoch), now, epoch)
     }
 
     /// One of `instances` equal shares (the Redis store's local share).
@@ -101,11 +97,5 @@ impl Meter {
             Self::Bucket(gcra) => Self::Bucket(gcra.share(instances, cost)),
             Self::Window(window) => Self::Window(window.share(instances, cost)),
         }
-    }
-}
-
-impl From<Gcra> for Meter {
-    fn from(gcra: Gcra) -> Self {
-        Self::Bucket(gcra)
     }
 }

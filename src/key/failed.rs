@@ -162,7 +162,7 @@ impl FailedKeys {
         if window.remaining > 0 {
             return None;
         }
-        let seconds = window.reset_after.div_ceil(1_000_000_000).max(1);
+        let seconds = crate::clock::retry_after_seconds(window.reset_after);
         Some(
             ApiError::new(
                 ErrorCode::RATE_LIMITED,

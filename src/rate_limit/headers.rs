@@ -7,7 +7,6 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::check::ResponseHeaders;
-use crate::clock::Nanos;
 use crate::context::gcra::QuotaState;
 
 /// Which rate-limit headers responses carry.
@@ -67,16 +66,7 @@ const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Whole seconds, rounded up: a client told to wait `n` seconds that waits
-/// `n` seconds is never early.
-pub(crate) fn ceil_seconds(nanos: Nanos) -> u64 {
-    nanos.div_ceil(1_000_000_000)
-}
-
-/// `Retry-After`: whole seconds rounded up, at least 1.
-pub(crate) fn retry_after_seconds(nanos: Nanos) -> u64 {
-    ceil_seconds(nanos).max(1)
-}
+pub(crate) use crate::clock::{ceil_seconds, retry_after_seconds};
 
 fn push_name(out: &mut String, name: &str) {
     out.push('"');

@@ -152,10 +152,7 @@ impl InMemoryRateStore {
     pub(crate) fn owe(&self, key: u64, meter: &Meter, spent: u64) {
         let shared = &*self.shared;
         let now = shared.clock.now();
-        let state = match meter {
-            Meter::Bucket(_) => now.saturating_add(spent),
-            Meter::Window(window) => window.holding(spent, now, shared.epoch),
-        };
+        let state = meter.holding(spent, now, shared.epoch);
         let _ = shared.with_bucket(key, now, |tat| tat.fetch_max(state, Ordering::AcqRel));
     }
 
@@ -169,9 +166,7 @@ impl InMemoryRateStore {
         let now = shared.clock.now();
         for (key, meter) in keys {
             let _ = shared.with_bucket(*key, now, |state| {
-                state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
-                    Some(meter.adjust(value, now, shared.epoch, tokens))
-                })
+                adjust(state, meter, now, shared.epoch, tokens);
             });
         }
     }
@@ -248,12 +243,8 @@ impl Shared {
                 Some(Ok(tat)) => states[index] = meter.state(tat, now, epoch),
                 refused => {
                     for undo in 0..index {
-                        let meter = quotas.meter(undo);
                         self.with_bucket(quotas.key(undo), now, |tat| {
-                            let _ =
-                                tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
-                                    Some(value.saturating_sub(meter.increment(cost)))
-                                });
+                            give_back(tat, quotas.meter(undo), now, epoch, cost);
                         });
                     }
                     return match refused {
@@ -335,10 +326,7 @@ impl Shared {
                 Err((wait, tat)) => {
                     // Emptied by another request meanwhile: give back.
                     for (at, undo) in cells[..index].iter().enumerate() {
-                        let meter = quotas.meter(at);
-                        let _ = undo.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                            Some(v.saturating_sub(meter.increment(cost)))
-                        });
+                        give_back(undo, quotas.meter(at), now, epoch, cost);
                     }
                     states[index] = meter.state(tat, now, epoch);
                     return Some(Decision::denied(wait, index, &states[..count]));
@@ -487,6 +475,26 @@ impl Stack for Own<'_> {
 #[inline]
 fn shard_index(key: u64) -> usize {
     ((key & SHARD_BITS) >> 32) as usize % SHARDS
+}
+
+/// Takes `tokens` more from one bucket (or gives `-tokens` back).
+#[inline]
+fn adjust(state: &AtomicU64, meter: &Meter, now: Nanos, epoch: u64, tokens: i64) {
+    let _ = state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
+        Some(meter.adjust(value, now, epoch, tokens))
+    });
+}
+
+/// Gives back what admitting `cost` took (a stack another quota refused).
+#[inline]
+fn give_back(state: &AtomicU64, meter: &Meter, now: Nanos, epoch: u64, cost: u64) {
+    adjust(
+        state,
+        meter,
+        now,
+        epoch,
+        -i64::try_from(cost).unwrap_or(i64::MAX),
+    );
 }
 
 /// The compare-exchange loop on one bucket: the new TAT, or how long to

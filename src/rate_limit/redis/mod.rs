@@ -16,7 +16,7 @@ mod options;
 mod script;
 
 pub use options::{FailureMode, Mode, RedisOptions};
-use script::{CONSUME, SCRIPT, micros, read_reply};
+use script::{CONSUME, SCRIPT, micros, read_reply, reported};
 
 use super::limit::MAX_STACKED_QUOTAS;
 use super::memory::InMemoryRateStore;
@@ -26,7 +26,7 @@ use crate::clock::{Clock, Nanos};
 use crate::context::gcra::QuotaState;
 use crate::context::meter::Meter;
 use crate::error::StoreError;
-use crate::hash::{BuildPrehashed, combine};
+use crate::hash::BuildPrehashed;
 
 /// Counters of a [`RedisRateStore`], since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,6 +213,18 @@ struct Approximate {
     /// the store's runtime, every `interval`.
     syncing: std::sync::Once,
     interval: Duration,
+}
+
+impl Approximate {
+    /// Notes `tokens` spent by bucket `id` (negative: given back) for the
+    /// next sync; `entry` makes its record the first time.
+    fn note(&self, id: u64, entry: impl FnOnce() -> Spent, tokens: i64) {
+        let mut spent = self
+            .spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        spent.entry(id).or_insert_with(entry).tokens += tokens;
+    }
 }
 
 /// What one bucket (a route's quotas for one partition) spent since the
@@ -597,7 +609,7 @@ impl RateStore for RedisRateStore {
             return Answer::Ready(Ok(Decision::allowed(&[])));
         }
         let shared = &*self.shared;
-        let id = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        let id = bucket.id();
         if let Some(approximate) = &shared.approximate {
             return Answer::Ready(Ok(self.decide_approximately(
                 approximate,
@@ -673,18 +685,13 @@ impl RedisRateStore {
     /// sync and taken from the view at once; else one script run on the
     /// store's runtime, never waited for (a failure is logged and counted).
     fn settle(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Settlement {
-        let id = combine(bucket.partition().hash(), bucket.route_hash(), 0);
+        let id = bucket.id();
         let entry = self.nothing_spent(bucket, limits);
         let shared = Arc::clone(&self.shared);
         Settlement::new(move |tokens| {
             if let Some(approximate) = &shared.approximate {
                 approximate.view.adjust_keyed(&entry.quotas, tokens);
-                let mut spent = approximate
-                    .spent
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let slot = spent.entry(id).or_insert(Spent { tokens: 0, ..entry });
-                slot.tokens += tokens;
+                approximate.note(id, || entry, tokens);
                 return;
             }
             let runtime = shared.runtime.clone();
@@ -719,14 +726,11 @@ impl RedisRateStore {
         #[cfg(feature = "metrics")]
         crate::metrics::rate_store_decision("approximate");
         if decision.is_allowed() {
-            let mut spent = approximate
-                .spent
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            spent
-                .entry(id)
-                .or_insert_with(|| self.nothing_spent(bucket, limits))
-                .tokens += i64::try_from(limits.cost()).unwrap_or(i64::MAX);
+            approximate.note(
+                id,
+                || self.nothing_spent(bucket, limits),
+                i64::try_from(limits.cost()).unwrap_or(i64::MAX),
+            );
         }
         decision
     }
@@ -791,13 +795,8 @@ impl Shared {
                 });
             match reply {
                 Ok(debts) => {
-                    for ((key, meter), reported) in spent.quotas.iter().zip(debts) {
-                        let reported = u64::try_from(reported).unwrap_or(0);
-                        let spent = match meter {
-                            Meter::Bucket(_) => reported.saturating_mul(1_000),
-                            Meter::Window(_) => reported,
-                        };
-                        approximate.view.owe(*key, meter, spent);
+                    for ((key, meter), reply) in spent.quotas.iter().zip(debts) {
+                        approximate.view.owe(*key, meter, reported(meter, reply));
                     }
                     synced += 1;
                 }
@@ -810,18 +809,10 @@ impl Shared {
         approximate
             .synced
             .fetch_add(synced as u64, Ordering::Relaxed);
-        if !unsent.is_empty() {
-            // Kept for the next sync: nothing spent is lost.
-            let mut spent = approximate
-                .spent
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (id, entry) in unsent {
-                spent
-                    .entry(id)
-                    .and_modify(|later| later.tokens += entry.tokens)
-                    .or_insert(entry);
-            }
+        // Kept for the next sync: nothing spent is lost.
+        for (id, entry) in unsent {
+            let tokens = entry.tokens;
+            approximate.note(id, || Spent { tokens: 0, ..entry }, tokens);
         }
         match failed {
             Some(error) => {

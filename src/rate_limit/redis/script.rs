@@ -138,14 +138,10 @@ pub(super) fn read_reply(
             "the Redis script answered for other quotas",
         ));
     }
-    let nanos = |micros: i64| u64::try_from(micros).unwrap_or(0).saturating_mul(1_000);
     let mut debts = [0; MAX_STACKED_QUOTAS];
     let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
     for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
-        debts[index] = match quota {
-            Meter::Bucket(_) => nanos(*debt),
-            Meter::Window(_) => u64::try_from(*debt).unwrap_or(0),
-        };
+        debts[index] = reported(quota, *debt);
         states[index] = quota.reported(debts[index], 0, now, epoch);
     }
     let states = &states[..quotas.len()];
@@ -156,6 +152,21 @@ pub(super) fn read_reply(
         Decision::denied(nanos(*retry_us).max(1), denied_by, states)
     };
     Ok((decision, debts))
+}
+
+/// What a script reports for one quota, as [`Meter::holding`] reads it: a
+/// bucket's debt in nanoseconds (the script answers microseconds), a
+/// window's count.
+pub(super) fn reported(meter: &Meter, reply: i64) -> u64 {
+    match meter {
+        Meter::Bucket(_) => nanos(reply),
+        Meter::Window(_) => u64::try_from(reply).unwrap_or(0),
+    }
+}
+
+/// Microseconds from a script, in nanoseconds (negative: none).
+fn nanos(micros: i64) -> u64 {
+    u64::try_from(micros).unwrap_or(0).saturating_mul(1_000)
 }
 
 /// Microseconds, as the script reads them.

@@ -38,12 +38,6 @@ pub(crate) fn policy_label<'a>(
 /// quotas share them, so that a stack is decided under one shard's lock.
 pub(crate) const SHARD_BITS: u64 = 0x3f << 32;
 
-/// The key of a route's first own quota in `bucket`.
-#[inline]
-fn route_base(bucket: &Bucket<'_>) -> u64 {
-    combine(bucket.partition().hash(), bucket.route_hash(), 0)
-}
-
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
@@ -88,7 +82,7 @@ impl QuotaSpec {
     /// its place on the route.
     #[inline]
     pub(crate) fn bucket_key(&self, bucket: &Bucket<'_>, index: usize) -> u64 {
-        self.key_in(bucket.partition().hash(), route_base(bucket), index)
+        self.key_in(bucket.partition().hash(), bucket.id(), index)
     }
 
     /// [`bucket_key`](Self::bucket_key) from the partition's hash and the
@@ -326,7 +320,7 @@ impl RouteLimits {
     #[inline]
     pub(crate) fn keys(&self, bucket: &Bucket<'_>) -> [u64; MAX_STACKED_QUOTAS] {
         let mut keys = [0; MAX_STACKED_QUOTAS];
-        let (partition, base) = (bucket.partition().hash(), route_base(bucket));
+        let (partition, base) = (bucket.partition().hash(), bucket.id());
         for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
             *slot = quota.key_in(partition, base, index);
         }
@@ -341,9 +335,12 @@ impl RouteLimits {
         bucket: &Bucket<'_>,
     ) -> ([(u64, Meter); MAX_STACKED_QUOTAS], usize) {
         let mut keys = [(0, Meter::Bucket(Gcra::new(0, 0, 0))); MAX_STACKED_QUOTAS];
-        let (partition, base) = (bucket.partition().hash(), route_base(bucket));
-        for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
-            *slot = (quota.key_in(partition, base, index), quota.meter);
+        for ((slot, key), quota) in keys
+            .iter_mut()
+            .zip(self.keys(bucket))
+            .zip(self.quotas.iter())
+        {
+            *slot = (key, quota.meter);
         }
         (keys, self.quotas.len().min(MAX_STACKED_QUOTAS))
     }

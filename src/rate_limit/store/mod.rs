@@ -73,6 +73,14 @@ impl<'a> Bucket<'a> {
     pub fn route_hash(&self) -> u64 {
         self.route_hash
     }
+
+    /// The bucket's own hash: its partition's on its route (the in-memory
+    /// key of the route's first quota, and how shared stores tell buckets
+    /// apart).
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        crate::hash::combine(self.partition.hash(), self.route_hash, 0)
+    }
 }
 
 /// A store's answer: allowed or not, and each quota's state for headers.
