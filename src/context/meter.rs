@@ -2,6 +2,7 @@
 //! calendar window — behind one interface, so that every store decides,
 //! stacks, undoes and evicts both the same way (one `u64` of state each).
 
+use super::credits::Credits;
 use super::gcra::{Gcra, QuotaState};
 use super::window::Window;
 use crate::clock::Nanos;
@@ -13,6 +14,9 @@ pub(crate) enum Meter {
     Bucket(Gcra),
     /// A calendar window; its state is the window's end plus its count.
     Window(Window),
+    /// A key's credits; its state is what the key spent (see
+    /// [`credits`](super::credits)).
+    Credits(Credits),
 }
 
 impl Meter {
@@ -29,6 +33,7 @@ impl Meter {
         match self {
             Self::Bucket(gcra) => gcra.admit(state, now, cost),
             Self::Window(window) => window.admit(state, now, epoch, cost),
+            Self::Credits(credits) => credits.admit(state, now, epoch, cost),
         }
     }
 
@@ -40,6 +45,7 @@ impl Meter {
         match self {
             Self::Bucket(gcra) => gcra.adjust(state, now, tokens),
             Self::Window(window) => window.adjust(state, now, epoch, tokens),
+            Self::Credits(credits) => credits.adjust(state, now, epoch, tokens),
         }
     }
 
@@ -49,6 +55,7 @@ impl Meter {
         match self {
             Self::Bucket(gcra) => gcra.state(state, now),
             Self::Window(window) => window.state(state, now, epoch),
+            Self::Credits(credits) => credits.state(state, now, epoch),
         }
     }
 
@@ -57,25 +64,36 @@ impl Meter {
         match self {
             Self::Bucket(gcra) => gcra.burst(),
             Self::Window(window) => window.limit(),
+            Self::Credits(credits) => credits.allowance(),
         }
     }
 
     /// The window, if it is one.
     pub(crate) fn window(&self) -> Option<&Window> {
         match self {
-            Self::Bucket(_) => None,
             Self::Window(window) => Some(window),
+            Self::Bucket(_) | Self::Credits(_) => None,
+        }
+    }
+
+    /// The credits, if they are.
+    pub(crate) fn credits(&self) -> Option<&Credits> {
+        match self {
+            Self::Credits(credits) => Some(credits),
+            Self::Bucket(_) | Self::Window(_) => None,
         }
     }
 
     /// The state at `now` holding what a shared store reports: for a
     /// bucket, its debt (how far its TAT is ahead of now); for a window,
-    /// the requests counted in the current window.
+    /// the requests counted in the current window; for credits, what the
+    /// key spent (biased, see [`credits`](super::credits)).
     #[cfg(feature = "redis")]
     pub(crate) fn holding(&self, reported: u64, now: Nanos, epoch: u64) -> Nanos {
         match self {
             Self::Bucket(_) => now.saturating_add(reported),
             Self::Window(window) => window.holding(reported, now, epoch),
+            Self::Credits(credits) => credits.holding(reported, now, epoch),
         }
     }
 
@@ -85,7 +103,7 @@ impl Meter {
     pub(crate) fn reported(&self, reported: u64, age: Nanos, now: Nanos, epoch: u64) -> QuotaState {
         let reported = match self {
             Self::Bucket(_) => reported.saturating_sub(age),
-            Self::Window(_) => reported,
+            Self::Window(_) | Self::Credits(_) => reported,
         };
         self.state(self.holding(reported, now, epoch), now, epoch)
     }
@@ -96,6 +114,7 @@ impl Meter {
         match self {
             Self::Bucket(gcra) => Self::Bucket(gcra.share(instances, cost)),
             Self::Window(window) => Self::Window(window.share(instances, cost)),
+            Self::Credits(credits) => Self::Credits(credits.share(instances, cost)),
         }
     }
 }

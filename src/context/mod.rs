@@ -40,6 +40,7 @@ use http::{Extensions, Request};
 use crate::error::{ApiError, ErrorCode};
 
 pub(crate) mod client_ip;
+pub(crate) mod credits;
 pub(crate) mod digest;
 pub(crate) mod gcra;
 pub(crate) mod kind;

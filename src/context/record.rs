@@ -3,6 +3,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
+use super::credits::Credits;
 use super::digest::KeyDigest;
 use super::kind::{KeyEnv, KeyKind};
 use super::meter::Meter;
@@ -46,6 +47,8 @@ pub struct KeyRecord {
     tier: Option<Arc<str>>,
     /// Quotas this key draws by instead of the route's, by policy label.
     quotas: Box<[(Box<str>, Meter)]>,
+    /// Its credits, counted in the rate store.
+    credits: Option<Credits>,
     origins: Vec<OriginPattern>,
     key_id: String,
     project: String,
@@ -66,6 +69,7 @@ impl PartialEq for KeyRecord {
             && self.tier == other.tier
             && self.body_limit == other.body_limit
             && self.quotas == other.quotas
+            && self.credits == other.credits
     }
 }
 
@@ -126,6 +130,7 @@ impl KeyRecord {
             tier: None,
             body_limit: None,
             quotas: Box::new([]),
+            credits: None,
         }
     }
 
@@ -184,6 +189,32 @@ impl KeyRecord {
         quotas.push((Box::from(label), meter));
         self.quotas = quotas.into();
         Ok(self)
+    }
+
+    /// Gives the key `credits`: each request on a rate-limited route (or
+    /// any route the rate-limit check sees) spends the route's cost, and at
+    /// zero the key is refused with `429 credits_exhausted` until the
+    /// refill. Numbers beyond [`MAX_CREDITS`](crate::rate_limit::MAX_CREDITS)
+    /// are an error.
+    ///
+    /// ```
+    /// use tollgate::key::{KeyKind, KeyRecord};
+    /// use tollgate::rate_limit::{Calendar, Credits};
+    ///
+    /// let record = KeyRecord::new("key_1", "acme", KeyKind::Secret)
+    ///     .with_credits(Credits::refilled(1_000, Calendar::Month))
+    ///     .unwrap();
+    /// assert_eq!(record.credits().map(|c| c.allowance()), Some(1_000));
+    /// ```
+    pub fn with_credits(mut self, credits: Credits) -> Result<Self, ConfigError> {
+        credits.check()?;
+        self.credits = Some(credits);
+        Ok(self)
+    }
+
+    /// The key's credits, if it has some.
+    pub fn credits(&self) -> Option<&Credits> {
+        self.credits.as_ref()
     }
 
     /// Sets the environment.

@@ -196,7 +196,7 @@ impl Window {
     /// The current window's start and end on the monotonic timeline whose
     /// 0 is Unix time `epoch`.
     #[inline]
-    fn bounds(&self, now: Nanos, epoch: u64) -> (Nanos, Nanos) {
+    pub(crate) fn bounds(&self, now: Nanos, epoch: u64) -> (Nanos, Nanos) {
         let (start, end) = self.bounds_at(epoch.saturating_add(now));
         (
             start.saturating_sub(epoch),

@@ -186,6 +186,9 @@ catalogue! {
     /// 429: the rate-limit bucket for this caller and route is empty.
     RATE_LIMITED = "rate_limited", TOO_MANY_REQUESTS, RateLimit,
         "Rate limit exceeded.";
+    /// 429: the key's credits are spent until the next refill (or a top-up).
+    CREDITS_EXHAUSTED = "credits_exhausted", TOO_MANY_REQUESTS, RateLimit,
+        "The API key's credits are spent.";
     /// 413: the request body is over the route's cap.
     PAYLOAD_TOO_LARGE = "payload_too_large", PAYLOAD_TOO_LARGE, Validation,
         "The request body is too large.";
@@ -382,6 +385,7 @@ mod tests {
                 ("key_kind_not_allowed", 403, "auth"),
                 ("not_found", 404, "auth"),
                 ("rate_limited", 429, "rate_limit"),
+                ("credits_exhausted", 429, "rate_limit"),
                 ("payload_too_large", 413, "validation"),
                 ("upstream_failed", 502, "upstream"),
                 ("internal_error", 500, "internal"),

@@ -73,12 +73,16 @@ pub use policy::RoutePolicy;
 pub use route_config::RouteConfig;
 pub use tier::TierPolicy;
 
+use crate::Answer;
 use crate::body_limit::BodyLimits;
 use crate::check::{CheckLayer, CheckService, Then};
+use crate::context::record::KeyRecord;
+use crate::error::StoreError;
 use crate::key::KeyCheck;
 use crate::key::store::KeyStore;
 use crate::origin::OriginCheck;
-use crate::rate_limit::store::RateStore;
+use crate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+use crate::rate_limit::{Credits, MAX_CREDITS};
 use crate::rate_limit::{InMemoryRateStore, RateLimitCheck};
 use crate::render::ErrorRenderer;
 use crate::route::{RouteCheck, Routes};
@@ -184,6 +188,73 @@ impl<St, Rs, C> Gate<St, Rs, C> {
             .rate_limit_headers
             .names()
             .to_vec()
+    }
+}
+
+impl<St, Rs: RateStore, C> Gate<St, Rs, C> {
+    /// The credits `record`'s key has left now, as the rate store counts
+    /// them (shared through Redis, with a Redis store); `None` if the key
+    /// has no credits.
+    pub async fn credits_left(&self, record: &KeyRecord) -> Result<Option<u64>, StoreError> {
+        match record.credits() {
+            None => Ok(None),
+            Some(credits) => self.adjust_credits(record, *credits, 0).await.map(Some),
+        }
+    }
+
+    /// Gives `record`'s key `credits` more, now, on every instance sharing
+    /// the rate store: beyond its allowance if need be, and kept across
+    /// refills (a refill only brings a balance below the amount back up).
+    /// Answers the credits it has now. An error if the key has no credits
+    /// (give its record some first: [`KeyRecord::with_credits`]), or if
+    /// the store cannot answer.
+    ///
+    /// ```
+    /// use tollgate::gate::Gate;
+    /// use tollgate::key::{InMemoryKeyStore, KeyKind, KeyRecord};
+    /// use tollgate::rate_limit::Credits;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let gate = Gate::builder(InMemoryKeyStore::new()).build().unwrap();
+    /// let record = KeyRecord::new("key_1", "acme", KeyKind::Secret)
+    ///     .with_credits(Credits::new(3))
+    ///     .unwrap();
+    /// assert_eq!(gate.credits_left(&record).await.unwrap(), Some(3));
+    /// assert_eq!(gate.top_up_credits(&record, 10).await.unwrap(), 13);
+    /// # });
+    /// ```
+    pub async fn top_up_credits(
+        &self,
+        record: &KeyRecord,
+        credits: u64,
+    ) -> Result<u64, StoreError> {
+        let Some(given) = record.credits() else {
+            return Err(StoreError::new(format!(
+                "key `{}` has no credits to top up: give its record credits first",
+                record.key_id()
+            )));
+        };
+        if credits > MAX_CREDITS {
+            return Err(StoreError::new(format!(
+                "a top-up gives at most {MAX_CREDITS} credits, not {credits}"
+            )));
+        }
+        self.adjust_credits(record, *given, -(credits as i64)).await
+    }
+
+    async fn adjust_credits(
+        &self,
+        record: &KeyRecord,
+        credits: Credits,
+        tokens: i64,
+    ) -> Result<u64, StoreError> {
+        let limits = RouteLimits::credits_only(credits, record.key_id_hash(), record.key_id());
+        let bucket = Bucket::unrouted(PartitionKey::global());
+        let decision = match self.rate_store().adjust(&bucket, &limits, tokens) {
+            Answer::Ready(decision) => decision?,
+            Answer::Pending(decision) => decision.await?,
+        };
+        Ok(decision.states().first().map_or(0, |state| state.remaining))
     }
 }
 

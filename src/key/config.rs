@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::KeyHasher;
 use super::format::KeyParser;
 use crate::ConfigError;
+use crate::context::credits::Credits;
 use crate::context::digest::KeyDigest;
 use crate::context::kind::{KeyEnv, KeyKind};
 use crate::context::quota::Quota;
@@ -62,6 +63,10 @@ pub struct KeyConfig {
     /// 6000, per = "minute" } }`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, Quota>,
+    /// Its credits: `credits = { remaining = 1000 }`, or refilled
+    /// `credits = { refill = { amount = 10000, interval = "month" } }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Credits>,
 }
 
 /// What `Debug` shows in place of a secret that is set.
@@ -85,6 +90,7 @@ impl fmt::Debug for KeyConfig {
             .field("tier", &self.tier)
             .field("body_limit", &self.body_limit)
             .field("quotas", &self.quotas)
+            .field("credits", &self.credits)
             .finish()
     }
 }
@@ -244,6 +250,11 @@ impl KeyConfig {
             record = record
                 .with_quota(name, quota.clone())
                 .map_err(|error| ConfigError::new(field(error.field()), error.reason()))?;
+        }
+        if let Some(credits) = key.credits {
+            record = record
+                .with_credits(credits)
+                .map_err(|error| ConfigError::new(field("credits"), error.reason()))?;
         }
         if let Some(expiry) = &key.expires_at {
             let time = expiry.to_time().ok_or_else(|| {

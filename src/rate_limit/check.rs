@@ -15,12 +15,15 @@ use super::limit::RateLimit;
 use super::memory::InMemoryRateStore;
 use super::options::RateLimitOptions;
 use super::partition::{Partition, PartitionKey, RequestView};
-use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits};
+use super::store::{
+    Bucket, CREDITS_POLICY, Decision, QuotaSpec, QuotaState, RateStore, RouteLimits,
+};
 use crate::Answer;
 use crate::ConfigError;
 use crate::check::{Check, ResponseHeaders, Step, Wait};
 use crate::clock::Clock;
 use crate::context::client_ip::client_ip;
+use crate::context::credits::{Credits, NEVER};
 use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
 use crate::error::{ApiError, ErrorCode, Rule, StoreError};
@@ -182,6 +185,10 @@ impl<St> RateLimitCheck<St> {
             let index = decision.denied_by();
             let quota = limits.quotas().get(index);
             let code = quota.map_or(ErrorCode::RATE_LIMITED, |quota| quota.code().clone());
+            if let Some(credits) = quota.and_then(QuotaSpec::credits) {
+                let state = decision.states().get(index).copied().unwrap_or_default();
+                return Err(self.credits_refusal(code, credits, state, &decision, limits.cost()));
+            }
             match quota.and_then(QuotaSpec::calendar) {
                 // A calendar window: spent until its boundary, which the
                 // details give as a Unix time.
@@ -220,6 +227,44 @@ impl<St> RateLimitCheck<St> {
 }
 
 impl<St> RateLimitCheck<St> {
+    /// The refusal of a key whose credits are short of the route's cost:
+    /// until the refill (which `Retry-After` and `reset` give), or, without
+    /// one, until the key is topped up (no `Retry-After`).
+    fn credits_refusal(
+        &self,
+        code: ErrorCode,
+        credits: &Credits,
+        state: QuotaState,
+        decision: &Decision,
+        cost: u64,
+    ) -> ApiError {
+        let refill = credits.refill();
+        let retry =
+            (decision.retry_after() != NEVER).then(|| retry_after_seconds(decision.retry_after()));
+        let message = match retry {
+            Some(seconds) => {
+                let plural = if seconds == 1 { "" } else { "s" };
+                format!(
+                    "The API key has {} credits left and this request costs {cost}. They are refilled in {seconds} second{plural}.",
+                    state.remaining
+                )
+            }
+            None => format!(
+                "The API key has {} credits left and this request costs {cost}. They are not refilled.",
+                state.remaining
+            ),
+        };
+        ApiError::new(code, message).with_details(json!({
+            "policy": CREDITS_POLICY,
+            "credits": state.remaining,
+            "cost": cost,
+            "limit": credits.allowance(),
+            "refill": refill.map(|every| every.as_str()),
+            "retry_after": retry,
+            "reset": retry.map(|seconds| self.clock.unix_seconds() + seconds),
+        }))
+    }
+
     /// Counts each quota that admitted with at most the near-limit share
     /// of its burst left.
     #[cfg(feature = "metrics")]
@@ -245,14 +290,17 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
             Ok(limits) => limits,
             Err(error) => return Answer::Ready(Err(error)),
         };
-        if limits.is_unlimited() {
-            return Answer::Ready(Ok(()));
-        }
-        // A public route has no caller whose tier or overrides could apply.
+        // A public route has no caller whose tier, overrides or credits
+        // could apply.
         let caller = match route {
             Some(route) if route.is_public() => None,
             _ => context::principal(request),
         };
+        if limits.is_unlimited()
+            && caller.is_none_or(|principal| principal.record().credits().is_none())
+        {
+            return Answer::Ready(Ok(()));
+        }
         let limits = limits.for_caller(caller);
         if limits.quotas().is_empty() {
             return Answer::Ready(Ok(()));

@@ -7,6 +7,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::check::ResponseHeaders;
+use crate::context::credits::NEVER;
 use crate::context::gcra::QuotaState;
 
 /// Which rate-limit headers responses carry.
@@ -226,7 +227,8 @@ impl RateHeaders {
     ) -> Self {
         let states = decision.states();
         let mut headers = Self {
-            retry_after: (!decision.is_allowed())
+            // Credits with no refill: no time would do.
+            retry_after: (!decision.is_allowed() && decision.retry_after() != NEVER)
                 .then(|| retry_after_seconds(decision.retry_after())),
             ..Self::default()
         };

@@ -28,6 +28,9 @@ pub struct RateLimit {
 /// The most quotas one route may stack.
 pub const MAX_STACKED_QUOTAS: usize = 4;
 
+/// The most quotas one decision counts: a route's, and a key's credits.
+pub(crate) const MAX_STACK: usize = MAX_STACKED_QUOTAS + 1;
+
 impl RateLimit {
     /// One quota.
     pub fn new(quota: Quota) -> Self {

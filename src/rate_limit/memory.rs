@@ -7,7 +7,7 @@ use std::future::Ready;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::limit::MAX_STACKED_QUOTAS;
+use super::limit::MAX_STACK;
 use super::store::{Bucket, Decision, RateStore, RouteLimits, SHARD_BITS, Settlement};
 use crate::Answer;
 use crate::clock::{Clock, Nanos};
@@ -153,7 +153,13 @@ impl InMemoryRateStore {
         let shared = &*self.shared;
         let now = shared.clock.now();
         let state = meter.holding(spent, now, shared.epoch);
-        let _ = shared.with_bucket(key, now, |tat| tat.fetch_max(state, Ordering::AcqRel));
+        let _ = shared.with_bucket(key, now, |tat| match meter {
+            // A key's credits can also go up (a top-up): the fleet's word.
+            Meter::Credits(_) => tat.store(state, Ordering::Release),
+            Meter::Bucket(_) | Meter::Window(_) => {
+                tat.fetch_max(state, Ordering::AcqRel);
+            }
+        });
     }
 
     /// Takes `tokens` more from each of the buckets `keys` (into debt if
@@ -219,7 +225,7 @@ impl Shared {
             return decision;
         }
         let epoch = self.epoch;
-        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let mut states = [QuotaState::default(); MAX_STACK];
         let count = quotas.len();
         // First a look without writing: a request one quota refuses must
         // consume from none.
@@ -281,7 +287,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         // Filled with every bucket's cell below (or none is used).
         static UNUSED: AtomicU64 = AtomicU64::new(0);
-        let mut cells: [&AtomicU64; MAX_STACKED_QUOTAS] = [&UNUSED; MAX_STACKED_QUOTAS];
+        let mut cells: [&AtomicU64; MAX_STACK] = [&UNUSED; MAX_STACK];
         for (at, cell) in cells[..count].iter_mut().enumerate() {
             *cell = map.get(&quotas.key(at))?;
         }
@@ -289,8 +295,8 @@ impl Shared {
         // A look first: a request one quota refuses consumes from none.
         // What each would become is kept, so that taking is one exchange
         // each unless another request moved the bucket meanwhile.
-        let mut seen = [0; MAX_STACKED_QUOTAS];
-        let mut next = [0; MAX_STACKED_QUOTAS];
+        let mut seen = [0; MAX_STACK];
+        let mut next = [0; MAX_STACK];
         for (index, cell) in cells.iter().enumerate() {
             let meter = quotas.meter(index);
             let tat = cell.load(Ordering::Acquire);
@@ -298,7 +304,7 @@ impl Shared {
             match meter.admit(tat, now, epoch, cost) {
                 Ok(state) => next[index] = state,
                 Err(wait) => {
-                    let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+                    let mut states = [QuotaState::default(); MAX_STACK];
                     for (at, (slot, cell)) in states.iter_mut().zip(cells).enumerate() {
                         *slot = quotas
                             .meter(at)
@@ -309,7 +315,7 @@ impl Shared {
                 }
             }
         }
-        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let mut states = [QuotaState::default(); MAX_STACK];
         for (index, cell) in cells.iter().enumerate() {
             let meter = quotas.meter(index);
             let taken = match cell.compare_exchange(
@@ -452,14 +458,14 @@ impl Stack for [(u64, Meter)] {
 
 /// A route's own stack: its keys, and its quotas' meters where they are.
 struct Own<'a> {
-    keys: [u64; MAX_STACKED_QUOTAS],
+    keys: [u64; MAX_STACK],
     quotas: &'a [super::store::QuotaSpec],
 }
 
 impl Stack for Own<'_> {
     #[inline]
     fn len(&self) -> usize {
-        self.quotas.len().min(MAX_STACKED_QUOTAS)
+        self.quotas.len().min(MAX_STACK)
     }
     #[inline]
     fn key(&self, index: usize) -> u64 {
@@ -555,5 +561,23 @@ impl RateStore for InMemoryRateStore {
         Some(Settlement::new(move |tokens| {
             store.adjust_keyed(&keys[..count], tokens);
         }))
+    }
+
+    fn adjust(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+        tokens: i64,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future> {
+        let (keys, count) = limits.bucket_keys(bucket);
+        let keys = &keys[..count];
+        self.adjust_keyed(keys, tokens);
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        let mut states = [QuotaState::default(); MAX_STACK];
+        for (state, (key, meter)) in states.iter_mut().zip(keys) {
+            *state = meter.state(shared.peek(*key), now, shared.epoch);
+        }
+        Answer::Ready(Ok(Decision::allowed(&states[..count])))
     }
 }

@@ -59,6 +59,7 @@ pub mod redis;
 pub mod store;
 
 pub use crate::context::client_ip::IpNet;
+pub use crate::context::credits::{Credits, MAX_CREDITS};
 pub use crate::context::quota::Quota;
 pub use crate::context::window::{Calendar, UtcOffset};
 pub use charge::{Cost, Counted};

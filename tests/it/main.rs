@@ -8,6 +8,7 @@ mod common;
 mod body_limit;
 mod contract;
 mod contract_gaps;
+mod credits;
 mod demo_server;
 mod error_rendering;
 mod failed_keys;

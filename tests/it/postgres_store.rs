@@ -679,3 +679,77 @@ async fn the_keys_tool_and_the_demo_gateway_against_postgres() {
     assert!(listed.contains("revoked"), "{listed}");
     let _ = std::fs::remove_file(config);
 }
+
+/// Credits set and read in Postgres: a key inserted with 2 credits is
+/// refused `credits_exhausted` after 2; raised to 5 in SQL (every gateway
+/// hears of it), it has 3 more; the row reads back as written; a row whose
+/// credits cannot be read is `502 upstream_failed`, not a key without
+/// credits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_are_set_and_read_in_postgres() {
+    use tollgate::key::KeyRecord;
+    use tollgate::key::store::KeyStore;
+    use tollgate::rate_limit::Credits;
+    let server = PostgresServer::start();
+    let store = connect(options(&server)).await;
+    let hasher = KeyHasher::with_pepper(PEPPER);
+    let minted = hasher.mint(KeyKind::Secret, Some(KeyEnv::Test)).unwrap();
+    let mut entry = KeyConfig::default();
+    entry.name = "key_credits".into();
+    entry.project = "acme".into();
+    entry.kind = Some(KeyKind::Secret);
+    entry.credits = Some(Credits::new(2));
+    store.insert(minted.digest(), &entry).await.unwrap();
+    heard(&[&store], 1).await;
+    let gate = gate(store.clone(), None);
+    let address = serve_gate(&gate).await;
+    for _ in 0..2 {
+        let answer = fetch(track(address, minted.key(), 0)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
+    refused(
+        &fetch(track(address, minted.key(), 0)).await,
+        429,
+        "credits_exhausted",
+    );
+    let read = match store.lookup(&minted.digest()) {
+        tollgate::Answer::Ready(found) => found,
+        tollgate::Answer::Pending(lookup) => lookup.await,
+    };
+    let record: std::sync::Arc<KeyRecord> = read.unwrap().unwrap();
+    assert_eq!(record.credits(), Some(&Credits::new(2)));
+    assert_eq!(gate.credits_left(&record).await.unwrap(), Some(0));
+
+    let sql = server.sql().await;
+    let before = store.stats().notifications;
+    sql.batch_execute(
+        "UPDATE tollgate_keys SET credits = '{\"remaining\": 5}' WHERE key_id = 'key_credits'",
+    )
+    .await
+    .unwrap();
+    until("the store notified", || {
+        store.stats().notifications > before
+    })
+    .await;
+    let mut admitted = 0;
+    while fetch(track(address, minted.key(), 0)).await.status == StatusCode::OK {
+        admitted += 1;
+    }
+    assert_eq!(admitted, 3, "5 given, 2 spent");
+
+    let before = store.stats().notifications;
+    sql.batch_execute(
+        "UPDATE tollgate_keys SET credits = '{\"remaining\": -1}' WHERE key_id = 'key_credits'",
+    )
+    .await
+    .unwrap();
+    until("the store notified", || {
+        store.stats().notifications > before
+    })
+    .await;
+    refused(
+        &fetch(track(address, minted.key(), 0)).await,
+        502,
+        "upstream_failed",
+    );
+}

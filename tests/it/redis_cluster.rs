@@ -231,3 +231,76 @@ async fn a_killed_master_fails_over_and_decisions_resume() {
         assert!(admitted >= 10, "project {project}: {admitted}");
     }
 }
+
+/// Keys' credits on a cluster, in slots apart from their projects'
+/// buckets: two gates, eight clients, each key spending exactly its 6
+/// credits on a route stacked with the project's bucket (and the shared
+/// budget); every credits refusal gives the route's tokens back, so the
+/// buckets hold exactly the admitted requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_on_a_cluster_are_exact_and_give_back_the_routes_tokens() {
+    use tollgate::rate_limit::Credits;
+    let cluster = Cluster::start(3, 0);
+    let keys = Keys::new();
+    let with_credits: Vec<(KeyRecord, String)> = (0..6)
+        .map(|i| {
+            let record = KeyRecord::new(
+                format!("key_c{i}"),
+                format!("project-c{i}"),
+                KeyKind::Secret,
+            )
+            .with_credits(Credits::new(6))
+            .unwrap();
+            let key = keys.add(KeyKind::Secret, record.clone()).key().to_owned();
+            (record, key)
+        })
+        .collect();
+    let built = [
+        gate(&keys, cluster_store(&cluster, FailureMode::Closed).await),
+        gate(&keys, cluster_store(&cluster, FailureMode::Closed).await),
+    ];
+    let gates = [serve_gate(&built[0]).await, serve_gate(&built[1]).await];
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let keys: Vec<String> = with_credits.iter().map(|(_, key)| key.clone()).collect();
+            tokio::spawn(async move {
+                let mut admitted = vec![0usize; keys.len()];
+                for round in 0..2 {
+                    for (index, key) in keys.iter().enumerate() {
+                        let answer = fetch(request(gates[(client + round) % 2], 0, key)).await;
+                        match answer.status {
+                            StatusCode::OK => admitted[index] += 1,
+                            StatusCode::TOO_MANY_REQUESTS => {
+                                assert_eq!(answer.code(), "credits_exhausted");
+                            }
+                            other => panic!("{other}: {:?}", answer.body),
+                        }
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = vec![0usize; with_credits.len()];
+    for client in clients {
+        for (total, own) in admitted.iter_mut().zip(client.await.unwrap()) {
+            *total += own;
+        }
+    }
+    assert_eq!(admitted, vec![6; 6], "each key spends exactly its credits");
+    for (record, key) in &with_credits {
+        assert_eq!(built[0].credits_left(record).await.unwrap(), Some(0));
+        // The project's buckets (10 and the shared 15 a day) hold the 6
+        // admitted, not the 10 refused: after a 7th, 3 and 8 are left.
+        assert_eq!(built[1].top_up_credits(record, 1).await.unwrap(), 1);
+        let answer = fetch(request(gates[0], 0, key)).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let header = answer.headers["ratelimit"].to_str().unwrap().to_owned();
+        assert!(
+            header.starts_with("\"POST /v1/track\";r=3;") && header.contains("\"sdk\";r=8;"),
+            "{}: {header}",
+            record.key_id()
+        );
+        assert!(header.ends_with("\"credits\";r=0;t=0"), "{header}");
+    }
+}

@@ -1359,3 +1359,128 @@ async fn per_key_tier_and_shared_budgets_hold_across_instances() {
         ]
     );
 }
+
+/// A key's 40 credits shared by two gates on one Redis: 8 concurrent
+/// clients (4 on each gate's socket) spend exactly 40, never more; the
+/// rest are refused `credits_exhausted`; a top-up through one gate is
+/// spent through the other at once (no denial cache in the way); the
+/// route's bucket gave nothing back for the refused requests. Then a
+/// daily refill read back from Redis, top-ups kept past the boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_are_shared_through_redis_without_over_spending() {
+    use tollgate::rate_limit::Credits;
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let record = KeyRecord::new("key_credits", "demo", KeyKind::Secret)
+        .with_credits(Credits::new(40))
+        .unwrap();
+    let key = keys.add(KeyKind::Secret, record.clone()).key().to_owned();
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_minute(1).burst(1000)),
+            )
+            .build()
+            .unwrap()
+    };
+    let gates = [
+        instance(store(&server, options(&server)).await),
+        instance(store(&server, options(&server)).await),
+    ];
+    let addresses = [serve_gate(&gates[0]).await, serve_gate(&gates[1]).await];
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (address, key) = (addresses[client % 2], key.clone());
+            tokio::spawn(async move {
+                let (mut admitted, mut refused) = (0, 0);
+                for _ in 0..10 {
+                    let answer = fetch(track(address, &key)).await;
+                    match answer.status {
+                        StatusCode::OK => admitted += 1,
+                        StatusCode::TOO_MANY_REQUESTS => {
+                            assert_eq!(answer.code(), "credits_exhausted");
+                            refused += 1;
+                        }
+                        other => panic!("{other}: {:?}", answer.body),
+                    }
+                }
+                (admitted, refused)
+            })
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for client in clients {
+        let (a, r) = client.await.unwrap();
+        admitted += a;
+        refused += r;
+    }
+    assert_eq!((admitted, refused), (40, 40), "exactly the 40 credits");
+    assert_eq!(gates[1].credits_left(&record).await.unwrap(), Some(0));
+    assert_eq!(gates[0].top_up_credits(&record, 3).await.unwrap(), 3);
+    for _ in 0..3 {
+        assert_eq!(
+            fetch(track(addresses[1], &key)).await.status,
+            StatusCode::OK
+        );
+    }
+    let last = fetch(track(addresses[1], &key)).await;
+    assert_eq!(last.code(), "credits_exhausted");
+    assert!(last.headers.get("retry-after").is_none());
+    // 43 admitted of the bucket's 1000 (a token a minute back at most):
+    // the 41 refusals took nothing from it.
+    let bucket: String =
+        server.query(redis::cmd("GET").arg("tollgate:{project:demo}:POST /v1/track:0"));
+    assert!(!bucket.is_empty());
+    assert!(
+        last.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"POST /v1/track\";r=957;"),
+        "{:?}",
+        last.headers
+    );
+    let stored: String = server.query(redis::cmd("GET").arg("tollgate:{credits:key_credits}"));
+    assert_eq!(
+        stored, "0:40",
+        "no refill: period 0; 43 spent less 3 topped up"
+    );
+    let ttl: i64 = server.query(redis::cmd("PTTL").arg("tollgate:{credits:key_credits}"));
+    assert_eq!(ttl, -1, "credits without a refill never expire");
+
+    // A daily refill: the fake clock at 23:59:59 UTC on both stores.
+    use tollgate::rate_limit::Calendar;
+    let daily = KeyRecord::new("key_daily", "demo", KeyKind::Secret)
+        .with_credits(Credits::refilled(2, Calendar::Day))
+        .unwrap();
+    let daily_key = keys.add(KeyKind::Secret, daily.clone()).key().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let last_second = (now / 86_400 + 1) * 86_400 - 1;
+    let fake = FakeClock::starting_at(std::time::UNIX_EPOCH + Duration::from_secs(last_second));
+    let on_fake = |store: RedisRateStore| instance(store.with_clock(fake.clock()));
+    let fakes = [
+        on_fake(store(&server, options(&server)).await),
+        on_fake(store(&server, options(&server)).await),
+    ];
+    let addresses = [serve_gate(&fakes[0]).await, serve_gate(&fakes[1]).await];
+    for address in addresses {
+        assert_eq!(
+            fetch(track(address, &daily_key)).await.status,
+            StatusCode::OK
+        );
+    }
+    let refused = fetch(track(addresses[0], &daily_key)).await;
+    assert_eq!(refused.code(), "credits_exhausted");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(fakes[1].top_up_credits(&daily, 5).await.unwrap(), 5);
+    let ttl: i64 = server.query(redis::cmd("PTTL").arg("tollgate:{credits:key_daily}"));
+    assert_eq!(ttl, -1, "a top-up beyond the amount is kept: no expiry");
+    fake.advance(Duration::from_secs(1));
+    assert_eq!(fakes[0].credits_left(&daily).await.unwrap(), Some(5));
+    assert_eq!(fakes[0].top_up_credits(&daily, 0).await.unwrap(), 5);
+}

@@ -3,7 +3,8 @@
 //! `LISTEN`/`NOTIFY`.
 //!
 //! The table, its trigger and its index are in the shipped migration
-//! ([`MIGRATION`], `migrations/postgres/0001_tollgate_keys.sql`), applied by
+//! ([`MIGRATION`], `migrations/postgres/0001_tollgate_keys.sql` and
+//! `0002_tollgate_keys_credits.sql`), applied by
 //! [`migrate`] or [`PostgresOptions::migrate`].
 
 mod listen;
@@ -35,9 +36,14 @@ use crate::context::record::KeyStatus;
 use crate::error::StoreError;
 use usage::Usage;
 
-/// The shipped migration: the `tollgate_keys` table, its index and the
-/// trigger that notifies every change. Safe to apply again.
-pub const MIGRATION: &str = include_str!("../../../migrations/postgres/0001_tollgate_keys.sql");
+/// The shipped migrations, in order: the `tollgate_keys` table, its index
+/// and the trigger that notifies every change (`0001`), and the keys'
+/// `credits` column (`0002`). Safe to apply again.
+pub const MIGRATION: &str = concat!(
+    include_str!("../../../migrations/postgres/0001_tollgate_keys.sql"),
+    "\n",
+    include_str!("../../../migrations/postgres/0002_tollgate_keys_credits.sql"),
+);
 
 /// The channel the trigger notifies: a key's digest in hexadecimal, or `*`
 /// for every key.
@@ -285,7 +291,7 @@ impl PostgresKeyStore {
                     StoreError::new(format!(
                         "the table tollgate_keys cannot be read ({error}): apply the migration \
                          (`migrate = true` in [key_store], tollgate::key::postgres::migrate, or \
-                         psql -f migrations/postgres/0001_tollgate_keys.sql)"
+                         psql -f with migrations/postgres/0001_tollgate_keys.sql, then 0002)"
                     ))
                 })?;
         }
@@ -388,6 +394,11 @@ impl PostgresKeyStore {
             .to_record(kind, key.env, |_| true, |_| true)
             .map_err(StoreError::new)?;
         let quotas = serde_json::to_value(&key.quotas).map_err(StoreError::new)?;
+        let credits = key
+            .credits
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(StoreError::new)?;
         let body_limit = key
             .body_limit
             .map(i64::try_from)
@@ -398,8 +409,8 @@ impl PostgresKeyStore {
         client
             .execute(
                 "INSERT INTO tollgate_keys (digest, key_id, project, kind, environment, status, \
-                 scopes, origins, tier, body_limit, quotas, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 scopes, origins, tier, body_limit, quotas, expires_at, credits) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 &[
                     &bytes,
                     &record.key_id(),
@@ -413,6 +424,7 @@ impl PostgresKeyStore {
                     &body_limit,
                     &quotas,
                     &record.expires_at(),
+                    &credits,
                 ],
             )
             .await

@@ -14,7 +14,7 @@ use crate::key::config::KeyConfig;
 
 /// A lookup by digest: the columns in the order [`record`] reads them.
 pub(super) const SELECT: &str = "SELECT key_id, project, kind, environment, status, scopes, \
-                                 origins, tier, body_limit, quotas, expires_at \
+                                 origins, tier, body_limit, quotas, expires_at, credits \
                                  FROM tollgate_keys WHERE digest = $1";
 
 /// One of the enumerations stored as its lower-case name.
@@ -50,6 +50,11 @@ pub(super) fn record(row: &Row, digest: KeyDigest) -> Result<KeyRecord, String> 
             .map(|bytes| u64::try_from(bytes).map_err(|_| "column `body_limit` is negative"))
             .transpose()?;
         config.quotas = quotas;
+        let credits: Option<serde_json::Value> = row.try_get(11).map_err(get_error)?;
+        config.credits = credits
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| format!("column `credits`: {error}"))?;
         // Tiers and labels the configuration does not know are the
         // configuration's business: the row is read as it is.
         let mut record = config

@@ -18,7 +18,7 @@ mod script;
 pub use options::{FailureMode, Mode, RedisOptions};
 use script::{CONSUME, SCRIPT, micros, read_reply, reported};
 
-use super::limit::MAX_STACKED_QUOTAS;
+use super::limit::MAX_STACK;
 use super::memory::InMemoryRateStore;
 use super::store::{Bucket, Decision, QuotaSpec, RateStore, RouteLimits, Settlement};
 use crate::Answer;
@@ -242,7 +242,7 @@ struct Denial {
     until: Nanos,
     at: Nanos,
     denied_by: usize,
-    debts: [Nanos; MAX_STACKED_QUOTAS],
+    debts: [Nanos; MAX_STACK],
 }
 
 impl RedisRateStore {
@@ -386,6 +386,11 @@ impl RedisRateStore {
         // A calendar window's key ends in `:w` (its state means something
         // else than a bucket's).
         let window = if quota.calendar().is_some() { ":w" } else { "" };
+        // A key's credits: one balance per key id, whatever the route and
+        // partition (its own slot in a cluster).
+        if let Some(key_id) = quota.credits_of() {
+            return format!("{prefix}{{credits:{key_id}}}");
+        }
         match (quota.is_shared(), quota.name()) {
             (true, Some(name)) => format!("{prefix}{{{partition}}}:shared:{name}{window}"),
             _ => format!("{prefix}{{{partition}}}:{}:{index}{window}", bucket.route()),
@@ -403,7 +408,7 @@ impl Shared {
         }
         let elapsed = now - denial.at;
         let epoch = self.clock.epoch();
-        let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+        let mut states = [QuotaState::default(); MAX_STACK];
         for (index, quota) in limits.quotas().iter().enumerate() {
             states[index] = quota
                 .meter
@@ -419,7 +424,7 @@ impl Shared {
         ))
     }
 
-    fn remember(&self, id: u64, decision: &Decision, debts: [Nanos; MAX_STACKED_QUOTAS]) {
+    fn remember(&self, id: u64, decision: &Decision, debts: [Nanos; MAX_STACK]) {
         if let Some(denials) = &self.denials {
             let at = self.clock.now();
             denials.insert(
@@ -570,6 +575,12 @@ impl Shared {
                     invocation.arg(format!("-{end_us}"));
                     invocation.arg(window.limit().to_string());
                 }
+                Meter::Credits(credits) => {
+                    let wall = self.clock.epoch().saturating_add(self.clock.now());
+                    let end_us = credits.period_end_at(wall) / 1_000;
+                    invocation.arg(format!("c{end_us}"));
+                    invocation.arg(credits.allowance().to_string());
+                }
             }
         }
         let mut connection = self.connection.clone();
@@ -585,6 +596,150 @@ impl Shared {
         #[cfg(feature = "metrics")]
         crate::metrics::rate_store_round_trip(reply.is_ok());
         reply
+    }
+}
+
+/// The id a bucket's decisions are remembered and batched by: the
+/// bucket's, and for a stack with a key's credits, the key's too (two keys
+/// of one partition draw from one bucket but from credits of their own).
+fn stack_id(bucket: &Bucket<'_>, limits: &RouteLimits) -> u64 {
+    let id = bucket.id();
+    match limits.quotas().last() {
+        Some(quota) if quota.credits().is_some() => crate::hash::combine(
+            id,
+            quota.bucket_key(bucket, limits.quotas().len() - 1),
+            0x3c6e_f372,
+        ),
+        _ => id,
+    }
+}
+
+/// Whether the stack ends with a key's credits.
+fn has_credits(limits: &RouteLimits) -> bool {
+    limits
+        .quotas()
+        .last()
+        .is_some_and(|quota| quota.credits().is_some())
+}
+
+impl Shared {
+    /// Whether a stack's scripts run in two parts: in a cluster, a key's
+    /// credits are in a slot of their own, apart from the route's buckets.
+    fn splits(&self, meters: &[Meter]) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
+            && meters.len() > 1
+            && meters.last().is_some_and(|meter| meter.credits().is_some())
+    }
+
+    /// Takes `tokens` from every quota of a stack (gives `-tokens` back),
+    /// whatever it holds ([`CONSUME`]); each quota's report.
+    async fn consume(
+        &self,
+        keys: &[String],
+        tokens: i64,
+        meters: &[Meter],
+    ) -> Result<Vec<i64>, StoreError> {
+        if !self.splits(meters) {
+            return self
+                .invoke(&self.consume, keys, tokens, meters.iter().copied())
+                .await;
+        }
+        let route = meters.len() - 1;
+        let mut reports = self
+            .invoke(
+                &self.consume,
+                &keys[..route],
+                tokens,
+                meters[..route].iter().copied(),
+            )
+            .await?;
+        reports.extend(
+            self.invoke(
+                &self.consume,
+                &keys[route..],
+                tokens,
+                meters[route..].iter().copied(),
+            )
+            .await?,
+        );
+        Ok(reports)
+    }
+
+    /// Decides a stack in Redis: one script, or in a cluster with a key's
+    /// credits, the route's buckets first and then the credits, the
+    /// route's tokens given back if the credits refuse (so that a refused
+    /// request still consumes from none, a round trip later).
+    async fn decide_exactly(
+        &self,
+        keys: &[String],
+        cost: u64,
+        meters: &[Meter],
+    ) -> Result<(Decision, [Nanos; MAX_STACK]), StoreError> {
+        let tokens = i64::try_from(cost).unwrap_or(i64::MAX);
+        if !self.splits(meters) {
+            let reply = self
+                .invoke(&self.script, keys, tokens, meters.iter().copied())
+                .await?;
+            return read_reply(&reply, meters, self.clock.now(), self.clock.epoch());
+        }
+        let route = meters.len() - 1;
+        let reply = self
+            .invoke(
+                &self.script,
+                &keys[..route],
+                tokens,
+                meters[..route].iter().copied(),
+            )
+            .await?;
+        let (admitted, mut debts) = read_reply(
+            &reply,
+            &meters[..route],
+            self.clock.now(),
+            self.clock.epoch(),
+        )?;
+        if !admitted.is_allowed() {
+            return Ok((admitted, debts));
+        }
+        let reply = self
+            .invoke(
+                &self.script,
+                &keys[route..],
+                tokens,
+                meters[route..].iter().copied(),
+            )
+            .await?;
+        let (credits, credit_debts) = read_reply(
+            &reply,
+            &meters[route..],
+            self.clock.now(),
+            self.clock.epoch(),
+        )?;
+        debts[route] = credit_debts[0];
+        let mut states = [QuotaState::default(); MAX_STACK];
+        states[..route].copy_from_slice(admitted.states());
+        states[route] = credits.states()[0];
+        let states = &states[..=route];
+        if credits.is_allowed() {
+            return Ok((Decision::allowed(states), debts));
+        }
+        let refund = self
+            .invoke(
+                &self.consume,
+                &keys[..route],
+                -tokens,
+                meters[..route].iter().copied(),
+            )
+            .await;
+        if let Err(error) = refund {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "tracing")]
+            tracing::warn!(target: "tollgate", %error, "giving back a route's tokens after a key's credits refused failed");
+            let _ = error;
+        }
+        Ok((
+            Decision::denied(credits.retry_after(), route, states),
+            debts,
+        ))
     }
 }
 
@@ -609,7 +764,7 @@ impl RateStore for RedisRateStore {
             return Answer::Ready(Ok(Decision::allowed(&[])));
         }
         let shared = &*self.shared;
-        let id = bucket.id();
+        let id = stack_id(bucket, limits);
         if let Some(approximate) = &shared.approximate {
             return Answer::Ready(Ok(self.decide_approximately(
                 approximate,
@@ -618,13 +773,16 @@ impl RateStore for RedisRateStore {
                 limits,
             )));
         }
-        if let Some(decision) = shared.cached_denial(id, limits) {
+        // A key's credits are not remembered as a bucket's refusal: a top-up
+        // must be seen at once.
+        let credits = has_credits(limits);
+        if !credits && let Some(decision) = shared.cached_denial(id, limits) {
             return Answer::Ready(Ok(decision));
         }
         // What the script and reading its reply need of the quotas, copied
         // (no allocation).
         let (mut local, count) = limits.bucket_keys(bucket);
-        let mut gcras = [local[0].1; MAX_STACKED_QUOTAS];
+        let mut gcras = [local[0].1; MAX_STACK];
         for (slot, (_, gcra)) in gcras.iter_mut().zip(&local) {
             *slot = *gcra;
         }
@@ -648,21 +806,12 @@ impl RateStore for RedisRateStore {
         shared.calls.fetch_add(1, Ordering::Relaxed);
         Answer::Pending(Box::pin(async move {
             let quotas = &gcras[..count];
-            let reply = this
-                .invoke(
-                    &this.script,
-                    &keys,
-                    i64::try_from(cost).unwrap_or(i64::MAX),
-                    quotas.iter().copied(),
-                )
-                .await
-                .and_then(|reply| read_reply(&reply, quotas, this.clock.now(), this.clock.epoch()));
-            match reply {
+            match this.decide_exactly(&keys, cost, quotas).await {
                 Ok((decision, debts)) => {
                     this.answered();
                     #[cfg(feature = "metrics")]
                     crate::metrics::rate_store_decision("redis");
-                    if !decision.is_allowed() {
+                    if !decision.is_allowed() && !credits {
                         this.remember(id, &decision, debts);
                     }
                     Ok(decision)
@@ -678,6 +827,38 @@ impl RateStore for RedisRateStore {
         }
         Some(self.settle(bucket, limits))
     }
+
+    /// In Redis, whatever the mode (the approximate view then holds what
+    /// Redis answered); a failure is an error, whatever `on_failure` says.
+    fn adjust(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+        tokens: i64,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future> {
+        let entry = self.nothing_spent(bucket, limits);
+        let shared = Arc::clone(&self.shared);
+        Answer::Pending(Box::pin(async move {
+            let meters: Vec<Meter> = entry.quotas.iter().map(|(_, meter)| *meter).collect();
+            let reports = shared.consume(&entry.keys, tokens, &meters).await?;
+            if reports.len() != meters.len() {
+                return Err(StoreError::new(
+                    "the Redis script answered for other quotas",
+                ));
+            }
+            let (now, epoch) = (shared.clock.now(), shared.clock.epoch());
+            let mut states = [QuotaState::default(); MAX_STACK];
+            for ((state, (key, meter)), report) in states.iter_mut().zip(&entry.quotas).zip(reports)
+            {
+                let report = reported(meter, report);
+                *state = meter.reported(report, 0, now, epoch);
+                if let Some(approximate) = &shared.approximate {
+                    approximate.view.owe(*key, meter, report);
+                }
+            }
+            Ok(Decision::allowed(&states[..meters.len()]))
+        }))
+    }
 }
 
 impl RedisRateStore {
@@ -685,7 +866,7 @@ impl RedisRateStore {
     /// sync and taken from the view at once; else one script run on the
     /// store's runtime, never waited for (a failure is logged and counted).
     fn settle(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Settlement {
-        let id = bucket.id();
+        let id = stack_id(bucket, limits);
         let entry = self.nothing_spent(bucket, limits);
         let shared = Arc::clone(&self.shared);
         Settlement::new(move |tokens| {
@@ -696,8 +877,8 @@ impl RedisRateStore {
             }
             let runtime = shared.runtime.clone();
             runtime.spawn(async move {
-                let meters = entry.quotas.iter().map(|(_, meter)| *meter);
-                if let Err(error) = shared.invoke(&shared.consume, &entry.keys, tokens, meters).await {
+                let meters: Vec<Meter> = entry.quotas.iter().map(|(_, meter)| *meter).collect();
+                if let Err(error) = shared.consume(&entry.keys, tokens, &meters).await {
                     shared.failures.fetch_add(1, Ordering::Relaxed);
                     #[cfg(feature = "tracing")]
                     tracing::warn!(target: "tollgate", %error, tokens, "settling a request's cost in Redis failed");
@@ -776,13 +957,9 @@ impl Shared {
         let mut failed = None;
         let mut unsent = Vec::new();
         for (id, spent) in batch {
+            let meters: Vec<Meter> = spent.quotas.iter().map(|(_, meter)| *meter).collect();
             let reply = self
-                .invoke(
-                    &self.consume,
-                    &spent.keys,
-                    spent.tokens,
-                    spent.quotas.iter().map(|(_, gcra)| *gcra),
-                )
+                .consume(&spent.keys, spent.tokens, &meters)
                 .await
                 .and_then(|debts| {
                     if debts.len() == spent.quotas.len() {

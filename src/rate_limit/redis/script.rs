@@ -2,10 +2,11 @@
 //! trip, and how its answer is read.
 
 use crate::clock::Nanos;
+use crate::context::credits::NEVER;
 use crate::context::gcra::QuotaState;
 use crate::context::meter::Meter;
 use crate::error::StoreError;
-use crate::rate_limit::MAX_STACKED_QUOTAS;
+use crate::rate_limit::limit::MAX_STACK;
 use crate::rate_limit::store::Decision;
 
 /// GCRA over every quota of a route, in one atomic step.
@@ -13,7 +14,8 @@ use crate::rate_limit::store::Decision;
 /// `KEYS`: one per quota. `ARGV[1]`: the request's cost; then, per quota,
 /// its emission interval and tolerance in microseconds (decimal) — or, for
 /// a calendar window, minus the window's end (Unix microseconds, from the
-/// instance's clock) and its limit. Bucket times come from Redis's own
+/// instance's clock) and its limit; for a key's credits, `c` and the refill
+/// period's end (Unix microseconds, 0 without a refill), and the allowance. Bucket times come from Redis's own
 /// clock (`TIME`), so instances with skewed clocks agree; a window's
 /// boundary is the instances' (they agree as far as their clocks do). A
 /// request one quota refuses consumes from none. Each admitted bucket's key
@@ -22,8 +24,11 @@ use crate::rate_limit::store::Decision;
 ///
 /// Returns `{allowed, denied_by, retry_after_us, debt_us...}`, where a
 /// bucket's debt is how far its TAT is ahead of now and a window's is its
-/// count (after the request, when admitted). A window's state is stored as
-/// `end + count`, as the in-memory store keeps it.
+/// count (after the request, when admitted) and a key's credits' is
+/// `2^34 + net` (spent less topped up). A window's state is stored as
+/// `end + count`, as the in-memory store keeps it; credits as `end:net`,
+/// `net` falling to `min(net, 0)` when a later period begins (a refill),
+/// kept without expiry unless the refill would make them whole.
 pub(super) const SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -33,8 +38,29 @@ local debts = {}
 local denied_by = -1
 local retry = 0
 local ends = {}
+local credits = {}
 for i = 1, #KEYS do
-  local emission = tonumber(ARGV[2 * i])
+  local arg = ARGV[2 * i]
+  if string.byte(arg, 1) == 99 then
+    local e = tonumber(string.sub(arg, 2))
+    local allowance = tonumber(ARGV[2 * i + 1])
+    local net = 0
+    local v = redis.call('GET', KEYS[i])
+    if v then
+      local se, sn = string.match(v, '^(%d+):(-?%d+)$')
+      se = tonumber(se) or 0
+      sn = tonumber(sn) or 0
+      if se >= e or sn < 0 then net = sn end
+    end
+    if net + cost > allowance and denied_by < 0 then
+      denied_by = i - 1
+      if e > 0 then retry = math.max(1, e - now) else retry = -1 end
+    end
+    credits[i] = e
+    tats[i] = net + cost
+    debts[i] = 17179869184 + net
+  else
+  local emission = tonumber(arg)
   local tolerance = tonumber(ARGV[2 * i + 1])
   if emission < 0 then
     local e = -emission
@@ -60,6 +86,7 @@ for i = 1, #KEYS do
     tats[i] = new_tat
     debts[i] = tat - now
   end
+  end
 end
 if denied_by >= 0 then
   local out = {0, denied_by, math.ceil(retry)}
@@ -68,7 +95,17 @@ if denied_by >= 0 then
 end
 local out = {1, 0, 0}
 for i = 1, #KEYS do
-  if ends[i] then
+  if credits[i] then
+    local e = credits[i]
+    local net = tats[i]
+    local value = string.format('%.0f:%.0f', e, net)
+    if e > 0 and net >= 0 then
+      redis.call('SET', KEYS[i], value, 'PX', math.max(1, math.ceil((e - now) / 1000)) + 1000)
+    else
+      redis.call('SET', KEYS[i], value)
+    end
+    out[3 + i] = 17179869184 + net
+  elseif ends[i] then
     local ttl = math.max(1, math.ceil((ends[i] - now) / 1000)) + 1000
     redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', ttl)
     out[3 + i] = tats[i] - ends[i]
@@ -98,7 +135,27 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local spent = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS do
-  local emission = tonumber(ARGV[2 * i])
+  local arg = ARGV[2 * i]
+  if string.byte(arg, 1) == 99 then
+    local e = tonumber(string.sub(arg, 2))
+    local net = 0
+    local v = redis.call('GET', KEYS[i])
+    if v then
+      local se, sn = string.match(v, '^(%d+):(-?%d+)$')
+      se = tonumber(se) or 0
+      sn = tonumber(sn) or 0
+      if se >= e or sn < 0 then net = sn end
+    end
+    net = math.max(-17179869183, math.min(17179869183, net + spent))
+    local value = string.format('%.0f:%.0f', e, net)
+    if e > 0 and net >= 0 then
+      redis.call('SET', KEYS[i], value, 'PX', math.max(1, math.ceil((e - now) / 1000)) + 1000)
+    else
+      redis.call('SET', KEYS[i], value)
+    end
+    out[i] = 17179869184 + net
+  else
+  local emission = tonumber(arg)
   if emission < 0 then
     local e = -emission
     local v = tonumber(redis.call('GET', KEYS[i])) or 0
@@ -117,6 +174,7 @@ for i = 1, #KEYS do
     redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', math.max(1, math.ceil(debt / 1000)))
     out[i] = math.ceil(debt)
   end
+  end
 end
 return out
 ";
@@ -129,7 +187,7 @@ pub(super) fn read_reply(
     quotas: &[Meter],
     now: Nanos,
     epoch: u64,
-) -> Result<(Decision, [Nanos; MAX_STACKED_QUOTAS]), StoreError> {
+) -> Result<(Decision, [Nanos; MAX_STACK]), StoreError> {
     let [allowed, denied_by, retry_us, debts_us @ ..] = reply else {
         return Err(StoreError::new("the Redis script answered a short reply"));
     };
@@ -138,8 +196,8 @@ pub(super) fn read_reply(
             "the Redis script answered for other quotas",
         ));
     }
-    let mut debts = [0; MAX_STACKED_QUOTAS];
-    let mut states = [QuotaState::default(); MAX_STACKED_QUOTAS];
+    let mut debts = [0; MAX_STACK];
+    let mut states = [QuotaState::default(); MAX_STACK];
     for (index, (quota, debt)) in quotas.iter().zip(debts_us).enumerate() {
         debts[index] = reported(quota, *debt);
         states[index] = quota.reported(debts[index], 0, now, epoch);
@@ -149,7 +207,17 @@ pub(super) fn read_reply(
         Decision::allowed(states)
     } else {
         let denied_by = usize::try_from(*denied_by).unwrap_or(0);
-        Decision::denied(nanos(*retry_us).max(1), denied_by, states)
+        // A bucket's wait is Redis's (its clock); a boundary's is the
+        // instance's, as the boundary is. A key's credits with no refill:
+        // no time would do.
+        let retry = match quotas.get(denied_by) {
+            _ if *retry_us < 0 => NEVER,
+            Some(Meter::Window(_) | Meter::Credits(_)) => states
+                .get(denied_by)
+                .map_or(1, |state| state.reset_after.max(1)),
+            _ => nanos(*retry_us).max(1),
+        };
+        Decision::denied(retry, denied_by, states)
     };
     Ok((decision, debts))
 }
@@ -160,7 +228,7 @@ pub(super) fn read_reply(
 pub(super) fn reported(meter: &Meter, reply: i64) -> u64 {
     match meter {
         Meter::Bucket(_) => nanos(reply),
-        Meter::Window(_) => u64::try_from(reply).unwrap_or(0),
+        Meter::Window(_) | Meter::Credits(_) => u64::try_from(reply).unwrap_or(0),
     }
 }
 

@@ -9,6 +9,7 @@ use http::{HeaderValue, StatusCode};
 use super::Bucket;
 use crate::ConfigError;
 use crate::clock::Nanos;
+use crate::context::credits::Credits;
 use crate::context::gcra::Gcra;
 use crate::context::meter::Meter;
 use crate::context::principal::Principal;
@@ -17,7 +18,7 @@ use crate::context::record::check_tier_name;
 use crate::context::route::Route;
 use crate::error::{Category, ErrorCode};
 use crate::hash::combine;
-use crate::rate_limit::limit::{MAX_STACKED_QUOTAS, RateLimit};
+use crate::rate_limit::limit::{MAX_STACK, MAX_STACKED_QUOTAS, RateLimit};
 
 /// The policy name of the `index`th quota of `route`, named `name` or not:
 /// what headers, errors and a key's quota overrides call it.
@@ -47,7 +48,13 @@ pub struct QuotaSpec {
     /// For a shared quota, the keyed hash of its name: its bucket is the
     /// partition's under that name, whichever route draws from it.
     shared: Option<u64>,
+    /// For a key's credits, the key's id and its keyed hash: one balance
+    /// per key, whatever the route and partition.
+    owner: Option<(u64, Box<str>)>,
 }
+
+/// The policy name of a key's credits in headers and errors.
+pub(crate) const CREDITS_POLICY: &str = "credits";
 
 impl QuotaSpec {
     /// The name it was given, if any.
@@ -78,6 +85,27 @@ impl QuotaSpec {
         self.shared.is_some()
     }
 
+    /// A key's credits as the last quota of its stacks.
+    pub(crate) fn of_credits(credits: Credits, key_id_hash: u64, key_id: &str) -> Self {
+        Self {
+            meter: Meter::Credits(credits),
+            name: Some(Box::from(CREDITS_POLICY)),
+            code: ErrorCode::CREDITS_EXHAUSTED,
+            shared: None,
+            owner: Some((key_id_hash, Box::from(key_id))),
+        }
+    }
+
+    /// The credits, for a key's credits.
+    pub fn credits(&self) -> Option<&Credits> {
+        self.meter.credits()
+    }
+
+    /// The id of the key whose credits these are.
+    pub fn credits_of(&self) -> Option<&str> {
+        self.owner.as_ref().map(|(_, key_id)| &**key_id)
+    }
+
     /// The in-memory key of this quota's bucket in `bucket`, `index` being
     /// its place on the route.
     #[inline]
@@ -89,6 +117,9 @@ impl QuotaSpec {
     /// route's first key (made once for a whole stack).
     #[inline]
     fn key_in(&self, partition: u64, base: u64, index: usize) -> u64 {
+        if let Some((owner, _)) = &self.owner {
+            return combine(*owner, 0x0c4e_d175, 0x2545_f491);
+        }
         let key = match self.shared {
             Some(name) => combine(partition, name, 0x2545_f491),
             None if index == 0 => base,
@@ -97,7 +128,7 @@ impl QuotaSpec {
         // A window's state means something else than a bucket's: a key's
         // override of one by the other counts apart.
         let key = match self.meter {
-            Meter::Bucket(_) => key,
+            Meter::Bucket(_) | Meter::Credits(_) => key,
             Meter::Window(_) => combine(key, 0x77, 0x9e37_79b9),
         };
         if self.shared.is_some() {
@@ -112,7 +143,7 @@ impl QuotaSpec {
     pub fn emission_nanos(&self) -> Nanos {
         match &self.meter {
             Meter::Bucket(gcra) => gcra.increment(1),
-            Meter::Window(_) => self.tolerance_nanos() / self.burst().max(1),
+            Meter::Window(_) | Meter::Credits(_) => self.tolerance_nanos() / self.burst().max(1),
         }
     }
 
@@ -122,6 +153,9 @@ impl QuotaSpec {
         match &self.meter {
             Meter::Bucket(gcra) => gcra.state(0, 0).window,
             Meter::Window(window) => window.calendar().nominal_seconds() * 1_000_000_000,
+            Meter::Credits(credits) => credits
+                .refill()
+                .map_or(0, |every| every.nominal_seconds() * 1_000_000_000),
         }
     }
 
@@ -239,6 +273,7 @@ impl RouteLimits {
                 name: quota.name().map(Box::from),
                 code,
                 shared,
+                owner: None,
             });
         }
         let cached = route.and_then(|route| {
@@ -280,7 +315,8 @@ impl RouteLimits {
             _ => self,
         };
         let overrides = record.quota_overrides();
-        if overrides.is_empty() {
+        let credits = record.credits();
+        if overrides.is_empty() && credits.is_none() {
             return std::borrow::Cow::Borrowed(tiered);
         }
         let mut quotas: Option<Vec<QuotaSpec>> = None;
@@ -290,6 +326,15 @@ impl RouteLimits {
                 let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
                 quotas[index].meter = *meter;
             }
+        }
+        // A key's credits: the last quota, on every route it calls.
+        if let Some(credits) = credits {
+            let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
+            quotas.push(QuotaSpec::of_credits(
+                *credits,
+                record.key_id_hash(),
+                record.key_id(),
+            ));
         }
         match quotas {
             None => std::borrow::Cow::Borrowed(tiered),
@@ -302,6 +347,19 @@ impl RouteLimits {
                 settle: tiered.settle.clone(),
                 cached: None,
             })),
+        }
+    }
+
+    /// A key's credits alone (what an admin call reads and tops up).
+    pub(crate) fn credits_only(credits: Credits, key_id_hash: u64, key_id: &str) -> Self {
+        Self {
+            quotas: Box::new([QuotaSpec::of_credits(credits, key_id_hash, key_id)]),
+            cost: 1,
+            route: Box::from(CREDITS_POLICY),
+            tiers: Box::new([]),
+            shadowed: false,
+            settle: None,
+            cached: None,
         }
     }
 
@@ -318,8 +376,8 @@ impl RouteLimits {
     /// Each quota's in-memory bucket key in `bucket`, in route order (the
     /// first `quotas().len()` entries).
     #[inline]
-    pub(crate) fn keys(&self, bucket: &Bucket<'_>) -> [u64; MAX_STACKED_QUOTAS] {
-        let mut keys = [0; MAX_STACKED_QUOTAS];
+    pub(crate) fn keys(&self, bucket: &Bucket<'_>) -> [u64; MAX_STACK] {
+        let mut keys = [0; MAX_STACK];
         let (partition, base) = (bucket.partition().hash(), bucket.id());
         for (index, (slot, quota)) in keys.iter_mut().zip(self.quotas.iter()).enumerate() {
             *slot = quota.key_in(partition, base, index);
@@ -330,11 +388,8 @@ impl RouteLimits {
     /// Each quota's in-memory bucket key in `bucket` with its meter, in
     /// route order: the first `count` entries of the array.
     #[inline]
-    pub(crate) fn bucket_keys(
-        &self,
-        bucket: &Bucket<'_>,
-    ) -> ([(u64, Meter); MAX_STACKED_QUOTAS], usize) {
-        let mut keys = [(0, Meter::Bucket(Gcra::new(0, 0, 0))); MAX_STACKED_QUOTAS];
+    pub(crate) fn bucket_keys(&self, bucket: &Bucket<'_>) -> ([(u64, Meter); MAX_STACK], usize) {
+        let mut keys = [(0, Meter::Bucket(Gcra::new(0, 0, 0))); MAX_STACK];
         for ((slot, key), quota) in keys
             .iter_mut()
             .zip(self.keys(bucket))
@@ -342,7 +397,7 @@ impl RouteLimits {
         {
             *slot = (key, quota.meter);
         }
-        (keys, self.quotas.len().min(MAX_STACKED_QUOTAS))
+        (keys, self.quotas.len().min(MAX_STACK))
     }
 
     /// What one request costs.

@@ -7,10 +7,10 @@ use std::future::Future;
 
 mod limits;
 
+pub(crate) use limits::{CREDITS_POLICY, SHARD_BITS, policy_label};
 pub use limits::{QuotaSpec, RouteLimits};
-pub(crate) use limits::{SHARD_BITS, policy_label};
 
-use super::limit::MAX_STACKED_QUOTAS;
+use super::limit::MAX_STACK;
 pub use super::partition::{PartitionKey, PartitionValue};
 use crate::Answer;
 use crate::clock::Nanos;
@@ -91,13 +91,13 @@ pub struct Decision {
     retry_after: Nanos,
     denied_by: u8,
     len: u8,
-    states: [QuotaState; MAX_STACKED_QUOTAS],
+    states: [QuotaState; MAX_STACK],
 }
 
 impl Decision {
-    fn with_states(states: &[QuotaState]) -> ([QuotaState; MAX_STACKED_QUOTAS], u8) {
-        let mut all = [QuotaState::default(); MAX_STACKED_QUOTAS];
-        let len = states.len().min(MAX_STACKED_QUOTAS);
+    fn with_states(states: &[QuotaState]) -> ([QuotaState; MAX_STACK], u8) {
+        let mut all = [QuotaState::default(); MAX_STACK];
+        let len = states.len().min(MAX_STACK);
         all[..len].copy_from_slice(&states[..len]);
         (all, len as u8)
     }
@@ -123,7 +123,7 @@ impl Decision {
             allowed: false,
             over_capacity: false,
             retry_after,
-            denied_by: denied_by.min(MAX_STACKED_QUOTAS - 1) as u8,
+            denied_by: denied_by.min(MAX_STACK - 1) as u8,
             len,
             states,
         }
@@ -204,6 +204,25 @@ pub trait RateStore: Send + Sync + 'static {
     fn settlement(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Option<Settlement> {
         let _ = (bucket, limits);
         None
+    }
+
+    /// Takes `tokens` from every quota of `limits` in `bucket` whatever
+    /// they hold (into debt), or gives `-tokens` back (a key's credits:
+    /// past the allowance; a bucket or window: never past full), and
+    /// answers their states after it, as an admitted decision. With 0,
+    /// reads them. What [`Gate::credits_left`](crate::gate::Gate::credits_left)
+    /// and [`Gate::top_up_credits`](crate::gate::Gate::top_up_credits) call.
+    /// The default answers an error: such a store cannot be adjusted.
+    fn adjust(
+        &self,
+        bucket: &Bucket<'_>,
+        limits: &RouteLimits,
+        tokens: i64,
+    ) -> Answer<Result<Decision, StoreError>, Self::Future> {
+        let _ = (bucket, limits, tokens);
+        Answer::Ready(Err(StoreError::new(
+            "this rate store cannot read or top up credits",
+        )))
     }
 }
 
