@@ -3,19 +3,15 @@
 //! boundary, topped up at run time. From files and from the builder, over
 //! sockets, on a fake clock.
 
-use std::convert::Infallible;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::common::*;
-use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::Full;
-use tollgate::body_limit::LimitedBody;
 use tollgate::clock::FakeClock;
 use tollgate::gate::{Gate, GateConfig, RoutePolicy};
-use tollgate::key::{InMemoryKeyStore, KeyConfig, KeyKind, KeyRecord};
+use tollgate::key::{KeyConfig, KeyKind, KeyRecord};
 use tollgate::rate_limit::{Calendar, Credits, Quota, RateLimitHeaders};
-use tower::{Layer, ServiceBuilder};
+use tower::Layer;
 
 /// 2026-01-01T00:00:00Z.
 const NEW_YEAR: u64 = 1_767_225_600;
@@ -54,30 +50,11 @@ route = "POST /v1/track"
 quotas = [{ rate = 1, per = "minute", burst = 100 }]
 "#;
 
-async fn serve_gate<R: tollgate::rate_limit::store::RateStore + Clone>(
-    gate: &Gate<InMemoryKeyStore, R>,
-) -> std::net::SocketAddr {
-    let service = ServiceBuilder::new().layer(gate.layer()).service_fn(
-        |_: Request<LimitedBody<hyper::body::Incoming>>| async {
-            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
-        },
-    );
-    serve(service).await
-}
-
 fn post(address: std::net::SocketAddr, path: &str, key: &str) -> TestRequest {
     empty(
         Request::post(format!("http://{address}{path}"))
             .header("authorization", format!("Bearer {key}")),
     )
-}
-
-fn header(answer: &Answer, name: &str) -> String {
-    answer
-        .headers
-        .get(name)
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default()
 }
 
 /// [`CONFIG`] with a freshly minted key for `other`, and that key.
@@ -110,12 +87,12 @@ async fn three_credits_on_a_route_costing_two_then_a_top_up() {
         .unwrap()
         .build()
         .unwrap();
-    let address = serve_gate(&gate).await;
+    let address = serve_behind(&gate).await;
 
     let first = fetch(post(address, "/v1/batch", SERVER_KEY)).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
-    assert_eq!(header(&first, "ratelimit"), "\"credits\";r=1;t=0");
-    assert_eq!(header(&first, "ratelimit-policy"), "\"credits\";q=3;w=0");
+    assert_eq!(first.header("ratelimit"), "\"credits\";r=1;t=0");
+    assert_eq!(first.header("ratelimit-policy"), "\"credits\";q=3;w=0");
 
     let refused = fetch(post(address, "/v1/batch", SERVER_KEY)).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
@@ -143,7 +120,7 @@ async fn three_credits_on_a_route_costing_two_then_a_top_up() {
     let track = fetch(post(address, "/v1/track", SERVER_KEY)).await;
     assert_eq!(track.status, StatusCode::OK);
     assert!(
-        header(&track, "ratelimit").ends_with("\"credits\";r=0;t=0"),
+        track.header("ratelimit").ends_with("\"credits\";r=0;t=0"),
         "{:?}",
         track.headers
     );
@@ -152,7 +129,9 @@ async fn three_credits_on_a_route_costing_two_then_a_top_up() {
     // Refused by the credits, the route's bucket gave nothing: 99 of 100
     // left after the one admitted.
     assert!(
-        header(&refused, "ratelimit").starts_with("\"POST /v1/track\";r=99;"),
+        refused
+            .header("ratelimit")
+            .starts_with("\"POST /v1/track\";r=99;"),
         "{:?}",
         refused.headers
     );
@@ -199,7 +178,7 @@ async fn a_daily_refill_comes_at_midnight_and_keeps_what_was_topped_up() {
         )
         .build()
         .unwrap();
-    let address = serve_gate(&gate).await;
+    let address = serve_behind(&gate).await;
     let track = || post(address, "/v1/track", key.key());
     for _ in 0..2 {
         assert_eq!(fetch(track()).await.status, StatusCode::OK);
@@ -207,9 +186,9 @@ async fn a_daily_refill_comes_at_midnight_and_keeps_what_was_topped_up() {
     let midnight = NEW_YEAR + DAY;
     let refused = fetch(track()).await;
     assert_eq!(refused.code(), "credits_exhausted");
-    assert_eq!(header(&refused, "retry-after"), "60");
-    assert_eq!(header(&refused, "x-ratelimit-reset"), midnight.to_string());
-    assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+    assert_eq!(refused.header("retry-after"), "60");
+    assert_eq!(refused.header("x-ratelimit-reset"), midnight.to_string());
+    assert_eq!(refused.header("x-ratelimit-remaining"), "0");
     let details = &refused.body["error"]["details"];
     assert_eq!(details["refill"], "day");
     assert_eq!(details["reset"], midnight);
@@ -254,7 +233,7 @@ async fn the_credits_refusal_in_other_formats_and_renamed() {
         .unwrap()
         .build()
         .unwrap();
-    let address = serve_gate(&gate).await;
+    let address = serve_behind(&gate).await;
     assert_eq!(
         fetch(post(address, "/v1/batch", SERVER_KEY)).await.status,
         StatusCode::OK
@@ -266,7 +245,7 @@ async fn the_credits_refusal_in_other_formats_and_renamed() {
         "{:?}",
         refused.body
     );
-    assert_eq!(header(&refused, "content-type"), "application/problem+json");
+    assert_eq!(refused.header("content-type"), "application/problem+json");
     assert_eq!(refused.body["code"], "out_of_credits");
     assert_eq!(
         refused.body["type"],
@@ -297,7 +276,9 @@ async fn the_credits_refusal_in_other_formats_and_renamed() {
     let refused = send(service.clone(), grpc()).await;
     assert_eq!(refused.headers["grpc-status"], "8");
     assert!(
-        header(&refused, "grpc-message").starts_with("credits_exhausted"),
+        refused
+            .header("grpc-message")
+            .starts_with("credits_exhausted"),
         "{:?}",
         refused.headers
     );

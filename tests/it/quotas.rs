@@ -3,19 +3,18 @@
 //! `Retry-After`, `X-RateLimit-Reset` and the draft's headers pointing at
 //! the boundary; on a fake clock that stands at 23:59:59.
 
-use std::convert::Infallible;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::common::*;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use tollgate::body_limit::LimitedBody;
+
 use tollgate::clock::FakeClock;
 use tollgate::gate::{Gate, GateConfig, RoutePolicy};
-use tollgate::key::InMemoryKeyStore;
+
 use tollgate::rate_limit::{Calendar, InMemoryRateStore, Quota, RateLimitHeaders, UtcOffset};
-use tower::{Layer, ServiceBuilder};
+use tower::Layer;
 
 /// 2026-01-01T00:00:00Z.
 const NEW_YEAR: u64 = 1_767_225_600;
@@ -42,30 +41,11 @@ quotas = [{ rate = 100, per = "second", burst = 100 }, { limit = 30, window = "d
 "#;
 const SERVER_KEY: &str = "sk_test_7Cz69XhdGkpRZb469doi8nLL3zz1R3iC0fwOad";
 
-async fn serve_gate<R: tollgate::rate_limit::store::RateStore + Clone>(
-    gate: &Gate<InMemoryKeyStore, R>,
-) -> std::net::SocketAddr {
-    let service = ServiceBuilder::new().layer(gate.layer()).service_fn(
-        |_: Request<LimitedBody<hyper::body::Incoming>>| async {
-            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
-        },
-    );
-    serve(service).await
-}
-
 fn track(address: std::net::SocketAddr) -> TestRequest {
     empty(
         Request::post(format!("http://{address}/v1/track"))
             .header("authorization", format!("Bearer {SERVER_KEY}")),
     )
-}
-
-fn header(answer: &Answer, name: &str) -> String {
-    answer
-        .headers
-        .get(name)
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default()
 }
 
 /// How many of `n` requests are admitted, all refusals being a window's.
@@ -96,21 +76,23 @@ async fn a_daily_window_refuses_until_midnight_then_admits_its_whole_budget() {
         .clock(fake.clock())
         .build()
         .unwrap();
-    let address = serve_gate(&gate).await;
+    let address = serve_behind(&gate).await;
 
     let first = fetch(track(address)).await;
     assert_eq!(first.status, StatusCode::OK);
     assert!(
-        header(&first, "ratelimit").contains("\"daily\";r=29;t=0"),
+        first.header("ratelimit").contains("\"daily\";r=29;t=0"),
         "{:?}",
         first.headers
     );
     assert_eq!(
-        header(&first, "x-ratelimit-reset"),
+        first.header("x-ratelimit-reset"),
         (NEW_YEAR + DAY).to_string()
     );
     assert!(
-        header(&first, "ratelimit-policy").contains("\"daily\";q=30;w=86400"),
+        first
+            .header("ratelimit-policy")
+            .contains("\"daily\";q=30;w=86400"),
         "{:?}",
         first.headers
     );
@@ -123,11 +105,13 @@ async fn a_daily_window_refuses_until_midnight_then_admits_its_whole_budget() {
         let refused = fetch(track(address)).await;
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.code(), "rate_limited");
-        assert_eq!(header(&refused, "retry-after"), retry.to_string());
-        assert_eq!(header(&refused, "x-ratelimit-reset"), midnight.to_string());
-        assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+        assert_eq!(refused.header("retry-after"), retry.to_string());
+        assert_eq!(refused.header("x-ratelimit-reset"), midnight.to_string());
+        assert_eq!(refused.header("x-ratelimit-remaining"), "0");
         assert!(
-            header(&refused, "ratelimit").contains(&format!("\"daily\";r=0;t={retry}")),
+            refused
+                .header("ratelimit")
+                .contains(&format!("\"daily\";r=0;t={retry}")),
             "{:?}",
             refused.headers
         );
@@ -187,11 +171,7 @@ async fn a_window_stacks_with_a_bucket() {
         burst.iter().map(|a| a.status.as_u16()).collect::<Vec<_>>(),
         [200, 200, 429]
     );
-    assert_eq!(
-        header(&burst[2], "retry-after"),
-        "1",
-        "the bucket's refusal"
-    );
+    assert_eq!(burst[2].header("retry-after"), "1", "the bucket's refusal");
     assert!(burst[2].body["error"]["details"].get("window").is_none());
     fake.advance(Duration::from_secs(1));
     assert_eq!(statuses(1).await[0].status, StatusCode::OK);
@@ -199,7 +179,7 @@ async fn a_window_stacks_with_a_bucket() {
     let spent = &statuses(1).await[0];
     assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
-        header(spent, "retry-after"),
+        spent.header("retry-after"),
         (DAY - 3_600 - 6).to_string(),
         "the window's refusal"
     );
@@ -252,14 +232,14 @@ async fn monthly_and_hourly_windows_end_on_their_boundaries() {
     assert_eq!(call("/v1/track").await.status, StatusCode::OK);
     let refused = call("/v1/track").await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&refused, "retry-after"), "60");
+    assert_eq!(refused.header("retry-after"), "60");
     assert_eq!(refused.body["error"]["details"]["window"], "month");
     // 2026-02-01T00:00:00Z: February's two.
     fake.advance(Duration::from_secs(60));
     assert_eq!(call("/v1/track").await.status, StatusCode::OK);
     assert_eq!(call("/v1/track").await.status, StatusCode::OK);
     let refused = call("/v1/track").await;
-    assert_eq!(header(&refused, "retry-after"), (28 * DAY).to_string());
+    assert_eq!(refused.header("retry-after"), (28 * DAY).to_string());
     fake.advance(Duration::from_secs(28 * DAY - 1));
     assert_eq!(
         call("/v1/track").await.status,
@@ -272,7 +252,7 @@ async fn monthly_and_hourly_windows_end_on_their_boundaries() {
     fake.advance(Duration::from_secs(1_200));
     assert_eq!(call("/v1/batch").await.status, StatusCode::OK);
     let refused = call("/v1/batch").await;
-    assert_eq!(header(&refused, "retry-after"), "2400");
+    assert_eq!(refused.header("retry-after"), "2400");
     assert_eq!(refused.body["error"]["details"]["window"], "hour");
 }
 
@@ -299,14 +279,14 @@ async fn an_offset_moves_the_boundary_and_problem_json_says_when() {
         .clock(fake.clock())
         .build()
         .unwrap();
-    let address = serve_gate(&gate).await;
+    let address = serve_behind(&gate).await;
     assert_eq!(fetch(track(address)).await.status, StatusCode::OK);
     let refused = fetch(track(address)).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&refused, "content-type"), "application/problem+json");
-    assert_eq!(header(&refused, "retry-after"), "60");
+    assert_eq!(refused.header("content-type"), "application/problem+json");
+    assert_eq!(refused.header("retry-after"), "60");
     let boundary = june_first + 22 * 3_600;
-    assert_eq!(header(&refused, "x-ratelimit-reset"), boundary.to_string());
+    assert_eq!(refused.header("x-ratelimit-reset"), boundary.to_string());
     assert_eq!(
         refused.body["type"],
         "https://iana.org/assignments/http-problem-types#quota-exceeded"
@@ -463,7 +443,7 @@ async fn the_new_refusals_in_json_rpc_and_grpc() {
     let refused = send(service.clone(), grpc(&key)).await;
     assert_eq!(refused.headers["grpc-status"], "8");
     assert!(
-        header(&refused, "grpc-message").starts_with("rate_limited"),
+        refused.header("grpc-message").starts_with("rate_limited"),
         "{:?}",
         refused.headers
     );
@@ -494,7 +474,9 @@ async fn the_new_refusals_in_json_rpc_and_grpc() {
     let refused = send(service.clone(), from_peer(unknown())).await;
     assert_eq!(refused.headers["grpc-status"], "8");
     assert!(
-        header(&refused, "grpc-message").contains("unknown or malformed"),
+        refused
+            .header("grpc-message")
+            .contains("unknown or malformed"),
         "{:?}",
         refused.headers
     );

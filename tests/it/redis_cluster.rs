@@ -235,8 +235,8 @@ async fn a_killed_master_fails_over_and_decisions_resume() {
 /// Keys' credits on a cluster, in slots apart from their projects'
 /// buckets: two gates, eight clients, each key spending exactly its 6
 /// credits on a route stacked with the project's bucket (and the shared
-/// budget); every credits refusal gives the route's tokens back, so the
-/// buckets hold exactly the admitted requests.
+/// budget); every credits refusal gives the route's tokens back, so once
+/// all are answered the buckets hold exactly the admitted requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credits_on_a_cluster_are_exact_and_give_back_the_routes_tokens() {
     use tollgate::rate_limit::Credits;
@@ -270,8 +270,15 @@ async fn credits_on_a_cluster_are_exact_and_give_back_the_routes_tokens() {
                         let answer = fetch(request(gates[(client + round) % 2], 0, key)).await;
                         match answer.status {
                             StatusCode::OK => admitted[index] += 1,
+                            // Mostly the credits; while a refused
+                            // request's tokens are on their way back, a
+                            // concurrent one may meet the bucket short.
                             StatusCode::TOO_MANY_REQUESTS => {
-                                assert_eq!(answer.code(), "credits_exhausted");
+                                assert!(
+                                    matches!(answer.code(), "credits_exhausted" | "rate_limited"),
+                                    "{:?}",
+                                    answer.body
+                                );
                             }
                             other => panic!("{other}: {:?}", answer.body),
                         }

@@ -9,6 +9,36 @@ use crate::error::StoreError;
 use crate::rate_limit::limit::MAX_STACK;
 use crate::rate_limit::store::Decision;
 
+/// What both scripts do with a key's credits, stored as `end:net` (the
+/// refill period's end in Unix microseconds, 0 without a refill, and the
+/// credits spent less topped up): `net` in the period ending at `e` (from
+/// an earlier period, only a negative `net` is kept: the refill brings a
+/// lower balance back up to the amount), and writing it back, without
+/// expiry unless the refill would make the balance whole.
+macro_rules! credits_lua {
+    () => {
+        r"
+local function credits_net(key, e)
+  local v = redis.call('GET', key)
+  if not v then return 0 end
+  local se, sn = string.match(v, '^(%d+):(-?%d+)$')
+  se = tonumber(se) or 0
+  sn = tonumber(sn) or 0
+  if se >= e or sn < 0 then return sn end
+  return 0
+end
+local function credits_set(key, e, net, now)
+  local value = string.format('%.0f:%.0f', e, net)
+  if e > 0 and net >= 0 then
+    redis.call('SET', key, value, 'PX', math.max(1, math.ceil((e - now) / 1000)) + 1000)
+  else
+    redis.call('SET', key, value)
+  end
+end
+"
+    };
+}
+
 /// GCRA over every quota of a route, in one atomic step.
 ///
 /// `KEYS`: one per quota. `ARGV[1]`: the request's cost; then, per quota,
@@ -29,7 +59,9 @@ use crate::rate_limit::store::Decision;
 /// `end + count`, as the in-memory store keeps it; credits as `end:net`,
 /// `net` falling to `min(net, 0)` when a later period begins (a refill),
 /// kept without expiry unless the refill would make them whole.
-pub(super) const SCRIPT: &str = r"
+pub(super) const SCRIPT: &str = concat!(
+    credits_lua!(),
+    r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local cost = tonumber(ARGV[1])
@@ -44,14 +76,7 @@ for i = 1, #KEYS do
   if string.byte(arg, 1) == 99 then
     local e = tonumber(string.sub(arg, 2))
     local allowance = tonumber(ARGV[2 * i + 1])
-    local net = 0
-    local v = redis.call('GET', KEYS[i])
-    if v then
-      local se, sn = string.match(v, '^(%d+):(-?%d+)$')
-      se = tonumber(se) or 0
-      sn = tonumber(sn) or 0
-      if se >= e or sn < 0 then net = sn end
-    end
+    local net = credits_net(KEYS[i], e)
     if net + cost > allowance and denied_by < 0 then
       denied_by = i - 1
       if e > 0 then retry = math.max(1, e - now) else retry = -1 end
@@ -98,12 +123,7 @@ for i = 1, #KEYS do
   if credits[i] then
     local e = credits[i]
     local net = tats[i]
-    local value = string.format('%.0f:%.0f', e, net)
-    if e > 0 and net >= 0 then
-      redis.call('SET', KEYS[i], value, 'PX', math.max(1, math.ceil((e - now) / 1000)) + 1000)
-    else
-      redis.call('SET', KEYS[i], value)
-    end
+    credits_set(KEYS[i], e, net, now)
     out[3 + i] = 17179869184 + net
   elseif ends[i] then
     local ttl = math.max(1, math.ceil((ends[i] - now) / 1000)) + 1000
@@ -116,7 +136,8 @@ for i = 1, #KEYS do
   end
 end
 return out
-";
+"
+);
 
 /// Takes what an instance admitted on its own from each quota's bucket, in
 /// one atomic step ([`Mode::Approximate`](super::Mode::Approximate)), or
@@ -129,7 +150,9 @@ return out
 /// script stores it. Returns each bucket's debt (how far its TAT is ahead
 /// of now) in microseconds, or each window's count: the fleet's whole
 /// consumption in it.
-pub(super) const CONSUME: &str = r"
+pub(super) const CONSUME: &str = concat!(
+    credits_lua!(),
+    r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local spent = tonumber(ARGV[1])
@@ -138,21 +161,9 @@ for i = 1, #KEYS do
   local arg = ARGV[2 * i]
   if string.byte(arg, 1) == 99 then
     local e = tonumber(string.sub(arg, 2))
-    local net = 0
-    local v = redis.call('GET', KEYS[i])
-    if v then
-      local se, sn = string.match(v, '^(%d+):(-?%d+)$')
-      se = tonumber(se) or 0
-      sn = tonumber(sn) or 0
-      if se >= e or sn < 0 then net = sn end
-    end
+    local net = credits_net(KEYS[i], e)
     net = math.max(-17179869183, math.min(17179869183, net + spent))
-    local value = string.format('%.0f:%.0f', e, net)
-    if e > 0 and net >= 0 then
-      redis.call('SET', KEYS[i], value, 'PX', math.max(1, math.ceil((e - now) / 1000)) + 1000)
-    else
-      redis.call('SET', KEYS[i], value)
-    end
+    credits_set(KEYS[i], e, net, now)
     out[i] = 17179869184 + net
   else
   local emission = tonumber(arg)
@@ -177,7 +188,8 @@ for i = 1, #KEYS do
   end
 end
 return out
-";
+"
+);
 
 /// Reads the script's answer into a decision and each quota's report (a
 /// bucket's debt in nanoseconds, a window's count), `now` and `epoch` being

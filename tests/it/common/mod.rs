@@ -116,6 +116,14 @@ impl Answer {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
 
+    /// The header `name` as text, or "" when it is absent.
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
     /// The tokens left its `RateLimit` header gives (its first policy).
     pub fn remaining(&self) -> u64 {
         let header = self.headers["ratelimit"].to_str().unwrap();
@@ -126,6 +134,22 @@ impl Answer {
             .and_then(|r| r.parse().ok())
             .unwrap_or_else(|| panic!("no remaining in {header}"))
     }
+}
+
+/// `gate` in front of an app answering every request `200` with an empty
+/// body, on a socket of its own.
+pub async fn serve_behind<R>(
+    gate: &tollgate::gate::Gate<InMemoryKeyStore, R>,
+) -> std::net::SocketAddr
+where
+    R: tollgate::rate_limit::store::RateStore + Clone,
+{
+    let service = tower::ServiceBuilder::new().layer(gate.layer()).service_fn(
+        |_: Request<tollgate::body_limit::LimitedBody<hyper::body::Incoming>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        },
+    );
+    serve(service).await
 }
 
 pub async fn send<S, B>(service: S, request: TestRequest) -> Answer
