@@ -36,7 +36,7 @@ pub(crate) fn keyed(domain: u8, bytes: &[u8]) -> u64 {
 /// Combines already-keyed hashes into one, mixing every input bit into every
 /// output bit (the SplitMix64 finaliser).
 #[inline]
-pub(crate) fn combine(a: u64, b: u64, c: u64) -> u64 {
+pub(crate) const fn combine(a: u64, b: u64, c: u64) -> u64 {
     let mut x = a ^ b.rotate_left(21) ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 30;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -100,6 +100,9 @@ pub struct Fixture {
     /// The same gate with tiers: every key in one of two tiers, each with
     /// its own quota and body cap on the benched route.
     pub tiered: Gate<InMemoryKeyStore>,
+    /// The same gate with a daily calendar window stacked on the benched
+    /// route's bucket.
+    pub windowed: Gate<InMemoryKeyStore>,
     pub keys: Vec<String>,
     /// SHA-256 of each key → its project, for the keyed peer.
     pub digests: Arc<HashMap<[u8; 32], Caller>>,
@@ -149,6 +152,9 @@ pub fn fixture() -> Fixture {
     let tiered = routes(Gate::builder(tiered_store).hasher(hasher.clone()), true)
         .build()
         .unwrap();
+    let windowed = routes_with_window(Gate::builder(store.clone()).hasher(hasher.clone()))
+        .build()
+        .unwrap();
     let template = tollgate::render::Template::new(serde_json::json!({
         "error": { "type": "{category}", "code": "{code}", "message": "{message}", "request_id": "{request_id}" }
     }))
@@ -177,6 +183,7 @@ pub fn fixture() -> Fixture {
         gate,
         contract,
         tiered,
+        windowed,
         keys,
         digests: Arc::new(digests),
     }
@@ -188,9 +195,28 @@ pub fn routes<St: tollgate::key::store::KeyStore>(
     builder: GateBuilder<St, InMemoryRateStore>,
     tiers: bool,
 ) -> GateBuilder<St, InMemoryRateStore> {
+    let bucket = Quota::per_second(1_000_000_000).burst(1_000_000_000);
+    routes_quoted(builder, tiers, vec![bucket])
+}
+
+/// [`routes`], with a daily calendar window (out of reach) stacked on the
+/// benched route's bucket.
+pub fn routes_with_window<St: tollgate::key::store::KeyStore>(
+    builder: GateBuilder<St, InMemoryRateStore>,
+) -> GateBuilder<St, InMemoryRateStore> {
+    let bucket = Quota::per_second(1_000_000_000).burst(1_000_000_000);
+    let daily = Quota::per_calendar(u64::from(u32::MAX), tollgate::rate_limit::Calendar::Day);
+    routes_quoted(builder, false, vec![bucket, daily])
+}
+
+fn routes_quoted<St: tollgate::key::store::KeyStore>(
+    builder: GateBuilder<St, InMemoryRateStore>,
+    tiers: bool,
+    quotas: Vec<Quota>,
+) -> GateBuilder<St, InMemoryRateStore> {
     let mut track = RoutePolicy::new()
         .require_all(["ingest"])
-        .quota(Quota::per_second(1_000_000_000).burst(1_000_000_000))
+        .quotas(quotas)
         .body_limit(8192);
     if tiers {
         let quota = |rate| Quota::per_second(rate).burst(rate);

@@ -37,6 +37,27 @@ impl Meter {
         }
     }
 
+    /// [`admit`](Self::admit), and the quota's [`state`](Self::state)
+    /// after it (for a window, its bounds computed once).
+    #[inline]
+    pub(crate) fn admit_state(
+        &self,
+        state: Nanos,
+        now: Nanos,
+        epoch: u64,
+        cost: u64,
+    ) -> Result<(Nanos, QuotaState), Nanos> {
+        match self {
+            Self::Window(window) => window.admit_state(state, now, epoch, cost),
+            Self::Bucket(gcra) => gcra
+                .admit(state, now, cost)
+                .map(|next| (next, gcra.state(next, now))),
+            Self::Credits(credits) => credits
+                .admit(state, now, epoch, cost)
+                .map(|next| (next, credits.state(next, now, epoch))),
+        }
+    }
+
     /// The state after taking `tokens` more (beyond what it holds, into
     /// debt) or giving `-tokens` back (never past full), at `now`.
     /// Undoing an admission of `cost` is giving `cost` back.

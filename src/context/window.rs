@@ -223,6 +223,34 @@ impl Window {
         }
     }
 
+    /// [`admit`](Self::admit) and the [`state`](Self::state) after it,
+    /// the window's bounds computed once.
+    #[inline]
+    pub(crate) fn admit_state(
+        &self,
+        state: Nanos,
+        now: Nanos,
+        epoch: u64,
+        cost: u64,
+    ) -> Result<(Nanos, QuotaState), Nanos> {
+        let (start, end) = self.bounds(now, epoch);
+        let count = state.saturating_sub(end);
+        if count.saturating_add(cost) > self.limit {
+            return Err(end - now);
+        }
+        let count = count + cost;
+        Ok((
+            end + count,
+            QuotaState {
+                limit: self.limit,
+                remaining: self.limit - count,
+                reset_after: end - now,
+                window: end - start,
+                calendar: true,
+            },
+        ))
+    }
+
     /// The state after counting `tokens` more (past the limit, if need
     /// be) or `-tokens` fewer (never below none) in the window of `now`.
     pub(crate) fn adjust(&self, state: Nanos, now: Nanos, epoch: u64, tokens: i64) -> Nanos {

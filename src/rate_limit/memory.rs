@@ -213,7 +213,7 @@ impl Shared {
         let outcome = self.with_bucket(key, now, |tat| cas_admit(tat, meter, now, epoch, cost));
         match outcome {
             None => Decision::over_capacity(1_000_000_000),
-            Some(Ok(tat)) => Decision::allowed(&[meter.state(tat, now, epoch)]),
+            Some(Ok((_, state))) => Decision::allowed(&[state]),
             Some(Err((wait, tat))) => Decision::denied(wait, 0, &[meter.state(tat, now, epoch)]),
         }
     }
@@ -246,7 +246,7 @@ impl Shared {
         for index in 0..count {
             let (key, meter) = (quotas.key(index), quotas.meter(index));
             match self.with_bucket(key, now, |tat| cas_admit(tat, meter, now, epoch, cost)) {
-                Some(Ok(tat)) => states[index] = meter.state(tat, now, epoch),
+                Some(Ok((_, state))) => states[index] = state,
                 refused => {
                     for undo in 0..index {
                         self.with_bucket(quotas.key(undo), now, |tat| {
@@ -297,12 +297,13 @@ impl Shared {
         // each unless another request moved the bucket meanwhile.
         let mut seen = [0; MAX_STACK];
         let mut next = [0; MAX_STACK];
+        let mut states = [QuotaState::default(); MAX_STACK];
         for (index, cell) in cells.iter().enumerate() {
             let meter = quotas.meter(index);
             let tat = cell.load(Ordering::Acquire);
             seen[index] = tat;
-            match meter.admit(tat, now, epoch, cost) {
-                Ok(state) => next[index] = state,
+            match meter.admit_state(tat, now, epoch, cost) {
+                Ok((after, state)) => (next[index], states[index]) = (after, state),
                 Err(wait) => {
                     let mut states = [QuotaState::default(); MAX_STACK];
                     for (at, (slot, cell)) in states.iter_mut().zip(cells).enumerate() {
@@ -315,7 +316,6 @@ impl Shared {
                 }
             }
         }
-        let mut states = [QuotaState::default(); MAX_STACK];
         for (index, cell) in cells.iter().enumerate() {
             let meter = quotas.meter(index);
             let taken = match cell.compare_exchange(
@@ -324,11 +324,11 @@ impl Shared {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => Ok(next[index]),
+                Ok(_) => Ok((next[index], states[index])),
                 Err(_) => cas_admit(cell, meter, now, epoch, cost),
             };
             match taken {
-                Ok(tat) => states[index] = meter.state(tat, now, epoch),
+                Ok((_, state)) => states[index] = state,
                 Err((wait, tat)) => {
                     // Emptied by another request meanwhile: give back.
                     for (at, undo) in cells[..index].iter().enumerate() {
@@ -339,7 +339,7 @@ impl Shared {
                 }
             }
         }
-        Some(Decision::allowed(&states[..count]))
+        Some(Decision::allowed_from(states, count))
     }
 
     fn peek(&self, key: u64) -> Nanos {
@@ -503,8 +503,8 @@ fn give_back(state: &AtomicU64, meter: &Meter, now: Nanos, epoch: u64, cost: u64
     );
 }
 
-/// The compare-exchange loop on one bucket: the new TAT, or how long to
-/// wait and the TAT as it stands.
+/// The compare-exchange loop on one bucket: the new TAT and the quota's
+/// state after it, or how long to wait and the TAT as it stands.
 #[inline]
 fn cas_admit(
     tat: &AtomicU64,
@@ -512,14 +512,14 @@ fn cas_admit(
     now: Nanos,
     epoch: u64,
     cost: u64,
-) -> Result<Nanos, (Nanos, Nanos)> {
+) -> Result<(Nanos, QuotaState), (Nanos, Nanos)> {
     let mut current = tat.load(Ordering::Acquire);
     loop {
-        match meter.admit(current, now, epoch, cost) {
-            Ok(next) => {
+        match meter.admit_state(current, now, epoch, cost) {
+            Ok((next, state)) => {
                 match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
                 {
-                    Ok(_) => return Ok(next),
+                    Ok(_) => return Ok((next, state)),
                     Err(actual) => current = actual,
                 }
             }

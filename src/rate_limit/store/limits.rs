@@ -39,6 +39,34 @@ pub(crate) fn policy_label<'a>(
 /// quotas share them, so that a stack is decided under one shard's lock.
 pub(crate) const SHARD_BITS: u64 = 0x3f << 32;
 
+/// The bits a salt may change: above [`SHARD_BITS`] (so that a route's own
+/// quotas share its shard) and so above every bit a shard's map places an
+/// entry by (its low bits): the quotas of one stack start their probes in
+/// the same group of the map, and their entries are neighbours, mostly in
+/// one cache line. The top seven (the map's tag) differ, so a lookup still
+/// tells them apart at once.
+const SALT_BITS: u64 = !((1 << 38) - 1);
+
+/// What a route's own quota's key is its first key XORed with, by its place
+/// on the route and whether it is a window (made at compile time; 0 for
+/// the first bucket, whose key is the route's own); see [`SALT_BITS`].
+const OWN_SALTS: [[u64; 2]; MAX_STACK] = {
+    let mut salts = [[0; 2]; MAX_STACK];
+    let mut index = 0;
+    while index < MAX_STACK {
+        let mut window = 0;
+        while window < 2 {
+            if index > 0 || window > 0 {
+                salts[index][window] =
+                    combine(index as u64, window as u64, 0x5bd1_e995) & SALT_BITS;
+            }
+            window += 1;
+        }
+        index += 1;
+    }
+    salts
+};
+
 /// One quota of a route, ready to decide with.
 #[derive(Clone, Debug)]
 pub struct QuotaSpec {
@@ -120,22 +148,18 @@ impl QuotaSpec {
         if let Some((owner, _)) = &self.owner {
             return combine(*owner, 0x0c4e_d175, 0x2545_f491);
         }
-        let key = match self.shared {
-            Some(name) => combine(partition, name, 0x2545_f491),
-            None if index == 0 => base,
-            None => combine(base, index as u64, 0x5bd1_e995),
-        };
         // A window's state means something else than a bucket's: a key's
         // override of one by the other counts apart.
-        let key = match self.meter {
-            Meter::Bucket(_) | Meter::Credits(_) => key,
-            Meter::Window(_) => combine(key, 0x77, 0x9e37_79b9),
-        };
-        if self.shared.is_some() {
-            return key;
+        let window = usize::from(matches!(self.meter, Meter::Window(_)));
+        match self.shared {
+            Some(name) => {
+                let key = combine(partition, name, 0x2545_f491);
+                key ^ OWN_SALTS[0][window]
+            }
+            // In the shard of the route's first quota: the salts leave its
+            // bits alone.
+            None => base ^ OWN_SALTS[index.min(MAX_STACK - 1)][window],
         }
-        // In the shard of the route's first quota.
-        (key & !SHARD_BITS) | (base & SHARD_BITS)
     }
 
     /// Nanoseconds one token takes to come back (for a calendar window,

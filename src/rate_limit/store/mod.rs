@@ -115,6 +115,20 @@ impl Decision {
         }
     }
 
+    /// [`allowed`](Self::allowed) with the first `len` of `states`, moved
+    /// in rather than copied.
+    #[inline]
+    pub(crate) fn allowed_from(states: [QuotaState; MAX_STACK], len: usize) -> Self {
+        Self {
+            allowed: true,
+            over_capacity: false,
+            retry_after: 0,
+            denied_by: 0,
+            len: len.min(MAX_STACK) as u8,
+            states,
+        }
+    }
+
     /// Refused by quota `denied_by`, which allows it again in `retry_after`
     /// nanoseconds; nothing was consumed.
     pub fn denied(retry_after: Nanos, denied_by: usize, states: &[QuotaState]) -> Self {
