@@ -13,7 +13,8 @@
 //! Cases (the stacks of `benches/stack.rs`, built by the same
 //! `benches/support/stacks.rs`): `bare` (the handler alone), `gate` (a
 //! secret key on a scoped, rate-limited route, as `stack/tollgate_gate`),
-//! `tiers`, `contract`, `public` (a public route), `peer`,
+//! `tiers`, `window` (a daily window stacked on the route's bucket),
+//! `contract`, `public` (a public route), `peer`,
 //! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
 //! headers), `peer_keyed` (without them), and the gate's refusals
 //! `reject_missing`, `reject_unknown`, `reject_scope`, `reject_429`,
@@ -169,6 +170,12 @@ fn main() {
         "gate" => run!(gated, key, count, StatusCode::OK),
         "tiers" => run!(
             f.tiered.layer().layer(stacks::handler()),
+            key,
+            count,
+            StatusCode::OK
+        ),
+        "window" => run!(
+            f.windowed.layer().layer(stacks::handler()),
             key,
             count,
             StatusCode::OK
