@@ -1484,3 +1484,78 @@ async fn credits_are_shared_through_redis_without_over_spending() {
     assert_eq!(fakes[0].credits_left(&daily).await.unwrap(), Some(5));
     assert_eq!(fakes[0].top_up_credits(&daily, 0).await.unwrap(), 5);
 }
+
+/// A key's credits in approximate mode: each gate decides by its view, so
+/// before a sync two gates spend at most one balance each (10 + 10 of 10)
+/// and no more; the syncs carry what each spent, both views then hold the
+/// fleet's balance and refuse; a top-up through one gate reaches Redis and
+/// that gate's view at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_in_approximate_mode_sync_and_stay_within_the_bound() {
+    use tollgate::rate_limit::Credits;
+    use tollgate::rate_limit::redis::Mode;
+    let server = RedisServer::start();
+    let keys = Keys::new();
+    let record = KeyRecord::new("key_approx", "demo", KeyKind::Secret)
+        .with_credits(Credits::new(10))
+        .unwrap();
+    let key = keys.add(KeyKind::Secret, record.clone()).key().to_owned();
+    let approximate = || {
+        options(&server)
+            .mode(Mode::Approximate)
+            .sync_interval(Duration::from_secs(3600))
+    };
+    let stores = [
+        store(&server, approximate()).await,
+        store(&server, approximate()).await,
+    ];
+    let instance = |store: RedisRateStore| {
+        Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .rate_store(store)
+            .route(
+                "POST /v1/track",
+                RoutePolicy::new().quota(Quota::per_minute(1).burst(1000)),
+            )
+            .build()
+            .unwrap()
+    };
+    let gates = [instance(stores[0].clone()), instance(stores[1].clone())];
+    let addresses = [serve_gate(&gates[0]).await, serve_gate(&gates[1]).await];
+    // Before a sync each view admits the whole allowance: 10 each, 20 in
+    // all (instances × allowance), and no more.
+    let mut admitted = [0; 2];
+    for (index, address) in addresses.into_iter().enumerate() {
+        for _ in 0..15 {
+            let answer = fetch(track(address, &key)).await;
+            match answer.status {
+                StatusCode::OK => admitted[index] += 1,
+                _ => assert_eq!(answer.code(), "credits_exhausted"),
+            }
+        }
+    }
+    assert_eq!(admitted, [10, 10]);
+    for store in &stores {
+        assert_eq!(store.sync().await.unwrap(), 1);
+    }
+    let stored: String = server.query(redis::cmd("GET").arg("tollgate:{credits:key_approx}"));
+    assert_eq!(stored, "0:20", "the fleet's 20 spent");
+    // Each view now holds the fleet's balance: none left, both refuse.
+    for address in addresses {
+        assert_eq!(
+            fetch(track(address, &key)).await.code(),
+            "credits_exhausted"
+        );
+    }
+    assert_eq!(gates[0].credits_left(&record).await.unwrap(), Some(0));
+    // 10 over the allowance spent: a top-up of 15 leaves 5, in Redis and in
+    // the topping gate's view at once (the other's at its next read).
+    assert_eq!(gates[1].top_up_credits(&record, 15).await.unwrap(), 5);
+    let mut after = 0;
+    while fetch(track(addresses[1], &key)).await.status == StatusCode::OK {
+        after += 1;
+    }
+    assert_eq!(after, 5);
+    stores[1].sync().await.unwrap();
+    assert_eq!(gates[0].credits_left(&record).await.unwrap(), Some(0));
+}
