@@ -1489,7 +1489,7 @@ async fn credits_are_shared_through_redis_without_over_spending() {
 /// before a sync two gates spend at most one balance each (10 + 10 of 10)
 /// and no more; the syncs carry what each spent, both views then hold the
 /// fleet's balance and refuse; a top-up through one gate reaches Redis and
-/// that gate's view at once.
+/// that gate's view at once, and the other's with the sync after a refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credits_in_approximate_mode_sync_and_stay_within_the_bound() {
     use tollgate::rate_limit::Credits;
@@ -1557,5 +1557,20 @@ async fn credits_in_approximate_mode_sync_and_stay_within_the_bound() {
     }
     assert_eq!(after, 5);
     stores[1].sync().await.unwrap();
-    assert_eq!(gates[0].credits_left(&record).await.unwrap(), Some(0));
+    // The other gate refused since its sync: that refusal has its next sync
+    // read the fleet's balance, so a top-up reaches its view too.
+    assert_eq!(gates[1].top_up_credits(&record, 3).await.unwrap(), 3);
+    assert_eq!(
+        fetch(track(addresses[0], &key)).await.code(),
+        "credits_exhausted"
+    );
+    stores[0].sync().await.unwrap();
+    let mut other = 0;
+    while fetch(track(addresses[0], &key)).await.status == StatusCode::OK {
+        other += 1;
+    }
+    assert_eq!(
+        other, 3,
+        "the top-up, seen by the other gate after its sync"
+    );
 }

@@ -912,6 +912,14 @@ impl RedisRateStore {
                 || self.nothing_spent(bucket, limits),
                 i64::try_from(limits.cost()).unwrap_or(i64::MAX),
             );
+        } else if limits
+            .quotas()
+            .get(decision.denied_by())
+            .is_some_and(|quota| quota.credits().is_some())
+        {
+            // Spent in this view, a key's credits come back only by a
+            // top-up elsewhere: the next sync reads the fleet's balance.
+            approximate.note(id, || self.nothing_spent(bucket, limits), 0);
         }
         decision
     }
