@@ -15,6 +15,7 @@ use crate::check::body_limit::{BodyLimit, Limited, Overflow};
 use crate::check::drain::{Drain, close};
 use crate::context::per_route::PerRoute;
 use crate::context::route::Route;
+use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
 use crate::error::{ApiError, ErrorCode, Rule};
 use crate::render::ErrorRenderer;
 
@@ -163,7 +164,11 @@ pub(crate) fn too_large(code: ErrorCode, limit: u64) -> ApiError {
     refusal(
         code,
         limit,
-        format!("The request body is larger than this route's limit of {limit} bytes."),
+        sentence(&[
+            Text("The request body is larger than this route's limit of "),
+            Number(limit),
+            Text(" bytes."),
+        ]),
         "route",
     )
 }
@@ -173,9 +178,11 @@ fn too_large_for_tier(code: ErrorCode, limit: u64) -> ApiError {
     refusal(
         code,
         limit,
-        format!(
-            "The request body is larger than the limit of {limit} bytes this route gives the API key's tier."
-        ),
+        sentence(&[
+            Text("The request body is larger than the limit of "),
+            Number(limit),
+            Text(" bytes this route gives the API key's tier."),
+        ]),
         "tier",
     )
 }
@@ -185,7 +192,11 @@ fn too_large_for_key(code: ErrorCode, limit: u64) -> ApiError {
     refusal(
         code,
         limit,
-        format!("The request body is larger than this API key's limit of {limit} bytes."),
+        sentence(&[
+            Text("The request body is larger than this API key's limit of "),
+            Number(limit),
+            Text(" bytes."),
+        ]),
         "key",
     )
 }

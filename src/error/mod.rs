@@ -24,6 +24,7 @@ mod catalogue;
 mod code_map;
 pub(crate) mod config_error;
 mod rule;
+pub(crate) mod sentence;
 mod store_error;
 
 pub use api_error::ApiError;

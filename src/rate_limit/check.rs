@@ -26,6 +26,7 @@ use crate::context::client_ip::client_ip;
 use crate::context::credits::{Credits, NEVER};
 use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
+use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
 use crate::error::{ApiError, ErrorCode, Rule, StoreError};
 
 /// The rate-limit check: one decision per request against the bucket of its
@@ -194,12 +195,19 @@ impl<St> RateLimitCheck<St> {
                 // details give as a Unix time.
                 Some(calendar) => ApiError::new(
                     code,
-                    format!(
-                        "Quota of {} a {} exceeded on route {}. It resets in {seconds} second{plural}.",
-                        quota.map_or(0, QuotaSpec::burst),
-                        calendar.as_str(),
-                        bucket.route()
-                    ),
+                    sentence(&[
+                        Text("Quota of "),
+                        Number(quota.map_or(0, QuotaSpec::burst)),
+                        Text(" a "),
+                        Text(calendar.as_str()),
+                        Text(" exceeded on route "),
+                        Text(bucket.route()),
+                        Text(". It resets in "),
+                        Number(seconds),
+                        Text(" second"),
+                        Text(plural),
+                        Text("."),
+                    ]),
                 )
                 .with_details(json!({
                     "retry_after": seconds,
@@ -210,10 +218,15 @@ impl<St> RateLimitCheck<St> {
                 })),
                 None => ApiError::new(
                     code,
-                    format!(
-                        "Rate limit exceeded on route {}. Retry after {seconds} second{plural}.",
-                        bucket.route()
-                    ),
+                    sentence(&[
+                        Text("Rate limit exceeded on route "),
+                        Text(bucket.route()),
+                        Text(". Retry after "),
+                        Number(seconds),
+                        Text(" second"),
+                        Text(plural),
+                        Text("."),
+                    ]),
                 )
                 .with_details(json!({
                     "retry_after": seconds,

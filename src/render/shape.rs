@@ -96,37 +96,115 @@ pub(crate) fn json_response_with<T: Serialize + ?Sized>(
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JsonEnvelope;
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: EnvelopeError<'a>,
-}
-
-#[derive(Serialize)]
-struct EnvelopeError<'a> {
-    code: &'a str,
-    message: &'a str,
-    status: u16,
-    category: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-}
-
 impl RenderError for JsonEnvelope {
+    /// Written straight into one buffer of the right size (every refusal
+    /// pays for this): the same bytes `serde_json` would write for the
+    /// envelope, its strings escaped eight bytes at a step.
     fn render(&self, error: &ApiError, context: &RenderContext<'_>) -> Response<Bytes> {
-        let body = Envelope {
-            error: EnvelopeError {
-                code: error.code().as_str(),
-                message: error.message(),
-                status: error.status().as_u16(),
-                category: error.category_name(),
-                details: error.details(),
-                request_id: context.request_id(),
-            },
-        };
-        json_response(error.status(), APPLICATION_JSON, &body)
+        let (code, message, category) = (
+            error.code().as_str(),
+            error.message(),
+            error.category_name(),
+        );
+        let request_id = context.request_id();
+        let mut out = Vec::with_capacity(
+            96 + code.len()
+                + message.len()
+                + category.len()
+                + request_id.map_or(0, str::len)
+                + error.details().map_or(0, |_| 128),
+        );
+        out.extend_from_slice(b"{\"error\":{\"code\":");
+        write_json_str(&mut out, code);
+        out.extend_from_slice(b",\"message\":");
+        write_json_str(&mut out, message);
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(error.status().as_u16())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b",\"category\":");
+        write_json_str(&mut out, category);
+        if let Some(details) = error.details() {
+            out.extend_from_slice(b",\"details\":");
+            // Writing into a `Vec` cannot fail, nor can a `Value`.
+            let _ = serde_json::to_writer(&mut out, details);
+        }
+        if let Some(request_id) = request_id {
+            out.extend_from_slice(b",\"request_id\":");
+            write_json_str(&mut out, request_id);
+        }
+        out.extend_from_slice(b"}}");
+        let mut response = Response::new(Bytes::from(out));
+        *response.status_mut() = error.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
+        response
     }
+}
+
+/// Whether any of the eight bytes of `word` must be escaped in a JSON
+/// string: a control character (below 0x20), `"` or `\`.
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    // Bytes below 0x20 (bytes of 0x80 and above have their high bit set
+    // and are masked out by `!word`).
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    control | zero_in(word ^ (ONES * u64::from(b'"'))) | zero_in(word ^ (ONES * u64::from(b'\\')))
+        != 0
+}
+
+/// `text` as a JSON string, quoted and escaped exactly as `serde_json`
+/// escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`
+/// below 0x20).
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if at + 8 <= bytes.len() {
+            let mut word = [0; 8];
+            word.copy_from_slice(&bytes[at..at + 8]);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                at += 8;
+                continue;
+            }
+        }
+        let byte = bytes[at];
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..at]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        at += 1;
+        start = at;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// RFC 9457 problem details, `application/problem+json`: `type`, `title`,
@@ -207,5 +285,93 @@ impl RenderError for ProblemJson {
             request_id: context.request_id(),
         };
         json_response(error.status(), APPLICATION_PROBLEM_JSON, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut samples: Vec<String> = [
+            "",
+            "plain",
+            "exactly8",
+            "quote \" and back\\slash",
+            "tab\tnew\nline\rcr\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+            "é, 日本語, emoji 🎉 and \"quotes\" after eight bytes",
+            "\"\"\"\"\"\"\"\"\"",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        // Every byte below 0x80 at every place of an eight-byte word.
+        for byte in 0u8..0x80 {
+            for at in 0..9 {
+                let mut text = "abcdefghijklmnop".to_owned();
+                text.insert(at, char::from(byte));
+                samples.push(text);
+            }
+        }
+        for text in samples {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, &text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        error: EnvelopeError<'a>,
+    }
+
+    #[derive(Serialize)]
+    struct EnvelopeError<'a> {
+        code: &'a str,
+        message: &'a str,
+        status: u16,
+        category: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        details: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a str>,
+    }
+
+    #[test]
+    fn the_envelope_is_what_serde_json_writes() {
+        let errors = [
+            ApiError::from(ErrorCode::MISSING_API_KEY),
+            ApiError::new(ErrorCode::RATE_LIMITED, "Slow \"down\"\n")
+                .with_details(serde_json::json!({ "retry_after": 3, "policy": "POST /v1/track" })),
+        ];
+        for error in &errors {
+            for request_id in [None, Some("req-1\"2")] {
+                let context = RenderContext {
+                    request_id,
+                    ..RenderContext::default()
+                };
+                let response = JsonEnvelope.render(error, &context);
+                let expected = serde_json::to_vec(&Envelope {
+                    error: EnvelopeError {
+                        code: error.code().as_str(),
+                        message: error.message(),
+                        status: error.status().as_u16(),
+                        category: error.category_name(),
+                        details: error.details(),
+                        request_id,
+                    },
+                })
+                .unwrap();
+                assert_eq!(response.body().as_ref(), expected.as_slice());
+                assert_eq!(response.status(), error.status());
+                assert_eq!(response.headers()[CONTENT_TYPE], APPLICATION_JSON);
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::syntax::{covers, has_param, is_safe_value, named_params, validate_scope};
 use crate::ConfigError;
 use crate::context::kind::{KeyKind, KeyKinds};
+use crate::error::sentence::{Piece::Text, sentence};
 use crate::error::{ApiError, ErrorCode, Rule};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,14 +336,19 @@ impl ScopeRule {
             let (mode, message) = match self.mode {
                 Mode::All => (
                     "all",
-                    format!("This route requires the scopes: {}.", required.join(", ")),
+                    sentence(&[
+                        Text("This route requires the scopes: "),
+                        Text(&required.join(", ")),
+                        Text("."),
+                    ]),
                 ),
                 Mode::Any => (
                     "any",
-                    format!(
-                        "This route requires one of the scopes: {}.",
-                        required.join(", ")
-                    ),
+                    sentence(&[
+                        Text("This route requires one of the scopes: "),
+                        Text(&required.join(", ")),
+                        Text("."),
+                    ]),
                 ),
             };
             ApiError::new(self.scope_code.clone(), message)
