@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
@@ -40,7 +41,7 @@ pub struct ApiError {
 #[derive(Clone, Debug)]
 struct Inner {
     code: ErrorCode,
-    message: Cow<'static, str>,
+    message: Message,
     details: Option<Value>,
     headers: HeaderMap,
     subject: Option<Subject>,
@@ -48,6 +49,14 @@ struct Inner {
 }
 
 /// Who the rejected request was from, when a layer knows: for logs only.
+/// A message of its own, or one made once and shared by every rejection
+/// that says it (no allocation per rejection).
+#[derive(Clone, Debug)]
+enum Message {
+    Own(Cow<'static, str>),
+    Shared(Arc<str>),
+}
+
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Subject {
@@ -56,12 +65,22 @@ pub(crate) struct Subject {
 }
 
 impl ApiError {
+    /// A rejection with `code` and a `message` made once and shared.
+    pub(crate) fn shared(code: ErrorCode, message: Arc<str>) -> Self {
+        Self::new(code, "").with_shared_message(message)
+    }
+
+    fn with_shared_message(mut self, message: Arc<str>) -> Self {
+        self.inner.message = Message::Shared(message);
+        self
+    }
+
     /// A rejection with `code` and a human `message`.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             inner: Box::new(Inner {
                 code,
-                message: message.into(),
+                message: Message::Own(message.into()),
                 details: None,
                 headers: HeaderMap::new(),
                 subject: None,
@@ -109,7 +128,7 @@ impl ApiError {
 
     /// The same rejection under another code (a contract's spelling).
     pub(crate) fn with_message(mut self, message: Cow<'static, str>) -> Self {
-        self.inner.message = message;
+        self.inner.message = Message::Own(message);
         self
     }
 
@@ -154,7 +173,10 @@ impl ApiError {
 
     /// The human message.
     pub fn message(&self) -> &str {
-        &self.inner.message
+        match &self.inner.message {
+            Message::Own(message) => message,
+            Message::Shared(message) => message,
+        }
     }
 
     /// The machine-readable details, if any.
@@ -180,7 +202,7 @@ impl From<ErrorCode> for ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.inner.code, self.inner.message)
+        write!(f, "{}: {}", self.inner.code, self.message())
     }
 }
 

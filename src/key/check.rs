@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use http::header::AUTHORIZATION;
@@ -45,6 +45,9 @@ pub struct KeyCheck<St> {
     verified: Option<VerifiedKeys>,
     /// The failed-key budget per client address, unless it is off.
     failed: Option<FailedKeys>,
+    /// The `missing_api_key` message for each set of credential sources,
+    /// made on first use (every such refusal says the same).
+    missing: [OnceLock<Arc<str>>; 8],
 }
 
 impl<St> KeyCheck<St> {
@@ -137,6 +140,7 @@ impl<St: KeyStore> KeyCheck<St> {
             hasher,
             clock,
             access: PerRoute::uniform(Access::default()),
+            missing: Default::default(),
         }
     }
 
@@ -157,6 +161,8 @@ impl<St> Clone for KeyCheck<St> {
             access: self.access.clone(),
             verified: self.verified.clone(),
             failed: self.failed.clone(),
+            // Made again from the clone's own options.
+            missing: Default::default(),
         }
     }
 }
@@ -225,9 +231,11 @@ impl<St: KeyStore> KeyCheck<St> {
                 return Answer::Ready(Ok(()));
             }
             Err(CredentialError::Missing) => {
-                return Answer::Ready(Err(ApiError::new(
+                let message = self.missing[usize::from(places.sources.bits()) % 8]
+                    .get_or_init(|| Arc::from(places.describe()));
+                return Answer::Ready(Err(ApiError::shared(
                     ErrorCode::MISSING_API_KEY,
-                    places.describe(),
+                    Arc::clone(message),
                 )));
             }
             Err(CredentialError::Malformed(reason)) => {

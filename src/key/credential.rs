@@ -45,6 +45,11 @@ impl Sources {
     pub(crate) fn contains(self, source: CredentialSource) -> bool {
         self.0 & source.bit() != 0
     }
+
+    /// The set as bits (three).
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
 }
 
 impl FromIterator<CredentialSource> for Sources {
