@@ -343,3 +343,45 @@ fn the_readmes_credits_excerpt_builds() {
     );
     assert!(config.build().is_ok());
 }
+
+/// The in-memory key store sets and reads a key's credits: raised in its
+/// record at run time (the store's `update`), the key has the difference
+/// more at once (the verified-key cache hears of the change); taken away,
+/// the key is no longer counted.
+#[tokio::test]
+async fn the_in_memory_store_sets_and_reads_credits() {
+    let keys = Keys::new();
+    let record = KeyRecord::new("key_mem", "demo", KeyKind::Secret)
+        .with_credits(Credits::new(1))
+        .unwrap();
+    let key = keys.add(KeyKind::Secret, record);
+    let gate = Gate::builder(keys.store.clone())
+        .hasher(keys.hasher.clone())
+        .route("POST /v1/track", RoutePolicy::new())
+        .build()
+        .unwrap();
+    let address = serve_behind(&gate).await;
+    let track = || post(address, "/v1/track", key.key());
+    assert_eq!(fetch(track()).await.status, StatusCode::OK);
+    assert_eq!(fetch(track()).await.code(), "credits_exhausted");
+    let digest = key.digest();
+    assert!(keys.store.update(&digest, |record| {
+        record.with_credits(Credits::new(4)).unwrap()
+    }));
+    let stored = keys.store.get(&digest).unwrap();
+    assert_eq!(stored.credits(), Some(&Credits::new(4)));
+    assert_eq!(gate.credits_left(&stored).await.unwrap(), Some(3));
+    for _ in 0..3 {
+        assert_eq!(fetch(track()).await.status, StatusCode::OK);
+    }
+    assert_eq!(fetch(track()).await.code(), "credits_exhausted");
+    // A record without credits: the key is not counted any more.
+    assert!(keys.store.update(&digest, |_| KeyRecord::new(
+        "key_mem",
+        "demo",
+        KeyKind::Secret
+    )));
+    for _ in 0..3 {
+        assert_eq!(fetch(track()).await.status, StatusCode::OK);
+    }
+}
