@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, Version};
-use serde_json::json;
 
 use super::body::LimitedBody;
 use crate::check::body_limit::{BodyLimit, Limited, Overflow};
@@ -16,7 +15,7 @@ use crate::check::drain::{Drain, close};
 use crate::context::per_route::PerRoute;
 use crate::context::route::Route;
 use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
-use crate::error::{ApiError, ErrorCode, Rule};
+use crate::error::{ApiError, ErrorCode, Rule, TypedDetails};
 use crate::render::ErrorRenderer;
 
 /// A body cap per route, in bytes (`u64::MAX`: none), and how the bodies
@@ -203,7 +202,10 @@ fn too_large_for_key(code: ErrorCode, limit: u64) -> ApiError {
 
 fn refusal(code: ErrorCode, limit: u64, message: String, of: &'static str) -> ApiError {
     ApiError::new(code, message)
-        .with_details(json!({ "limit_bytes": limit, "limit_of": of }))
+        .with_typed_details(TypedDetails::TooLarge {
+            limit_bytes: limit,
+            limit_of: of,
+        })
         .with_rule(Rule::BodyLimit)
 }
 

@@ -42,13 +42,97 @@ pub struct ApiError {
 struct Inner {
     code: ErrorCode,
     message: Message,
-    details: Option<Value>,
+    details: Details,
     headers: HeaderMap,
     subject: Option<Subject>,
     rule: Option<Rule>,
 }
 
 /// Who the rejected request was from, when a layer knows: for logs only.
+/// A rejection's details: none, a JSON value, or the typed details of a
+/// common refusal, made into a value only when something asks for one (the
+/// default envelope writes them as they are).
+#[derive(Clone, Debug)]
+enum Details {
+    None,
+    Value(Value),
+    Typed(TypedDetails, std::sync::OnceLock<Value>),
+}
+
+/// The details of a refusal common enough to be written without building
+/// a JSON value: what `to_value` gives, in its key order.
+#[derive(Clone, Debug)]
+pub(crate) enum TypedDetails {
+    /// A bucket's refusal: `{"limit", "policy", "retry_after"}`.
+    RateLimited {
+        limit: Option<u64>,
+        policy: Option<Box<str>>,
+        retry_after: u64,
+    },
+    /// A body over its cap: `{"limit_bytes", "limit_of"}`.
+    TooLarge {
+        limit_bytes: u64,
+        limit_of: &'static str,
+    },
+}
+
+impl TypedDetails {
+    fn to_value(&self) -> Value {
+        match self {
+            Self::RateLimited {
+                limit,
+                policy,
+                retry_after,
+            } => serde_json::json!({
+                "retry_after": retry_after,
+                "limit": limit,
+                "policy": policy.as_deref(),
+            }),
+            Self::TooLarge {
+                limit_bytes,
+                limit_of,
+            } => serde_json::json!({ "limit_bytes": limit_bytes, "limit_of": limit_of }),
+        }
+    }
+
+    /// Writes them as `serde_json` would write [`to_value`](Self::to_value).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>, write_str: impl Fn(&mut Vec<u8>, &str)) {
+        match self {
+            Self::RateLimited {
+                limit,
+                policy,
+                retry_after,
+            } => {
+                out.extend_from_slice(b"{\"limit\":");
+                match limit {
+                    Some(limit) => {
+                        out.extend_from_slice(itoa::Buffer::new().format(*limit).as_bytes())
+                    }
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"policy\":");
+                match policy {
+                    Some(policy) => write_str(out, policy),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"retry_after\":");
+                out.extend_from_slice(itoa::Buffer::new().format(*retry_after).as_bytes());
+                out.push(b'}');
+            }
+            Self::TooLarge {
+                limit_bytes,
+                limit_of,
+            } => {
+                out.extend_from_slice(b"{\"limit_bytes\":");
+                out.extend_from_slice(itoa::Buffer::new().format(*limit_bytes).as_bytes());
+                out.extend_from_slice(b",\"limit_of\":");
+                write_str(out, limit_of);
+                out.push(b'}');
+            }
+        }
+    }
+}
+
 /// A message of its own, or one made once and shared by every rejection
 /// that says it (no allocation per rejection).
 #[derive(Clone, Debug)]
@@ -81,7 +165,7 @@ impl ApiError {
             inner: Box::new(Inner {
                 code,
                 message: Message::Own(message.into()),
-                details: None,
+                details: Details::None,
                 headers: HeaderMap::new(),
                 subject: None,
                 rule: None,
@@ -92,7 +176,7 @@ impl ApiError {
     /// Adds machine-readable details (a JSON object by convention).
     #[must_use]
     pub fn with_details(mut self, details: Value) -> Self {
-        self.inner.details = Some(details);
+        self.inner.details = Details::Value(details);
         self
     }
 
@@ -179,9 +263,33 @@ impl ApiError {
         }
     }
 
+    /// Typed details, written as they are by the default envelope.
+    #[must_use]
+    pub(crate) fn with_typed_details(mut self, details: TypedDetails) -> Self {
+        self.inner.details = Details::Typed(details, std::sync::OnceLock::new());
+        self
+    }
+
+    /// Whether it has details (without making typed ones into a value).
+    pub(crate) fn has_details(&self) -> bool {
+        !matches!(self.inner.details, Details::None)
+    }
+
+    /// The typed details, if the details are typed.
+    pub(crate) fn typed_details(&self) -> Option<&TypedDetails> {
+        match &self.inner.details {
+            Details::Typed(typed, _) => Some(typed),
+            Details::None | Details::Value(_) => None,
+        }
+    }
+
     /// The machine-readable details, if any.
     pub fn details(&self) -> Option<&Value> {
-        self.inner.details.as_ref()
+        match &self.inner.details {
+            Details::None => None,
+            Details::Value(value) => Some(value),
+            Details::Typed(typed, value) => Some(value.get_or_init(|| typed.to_value())),
+        }
     }
 
     /// Extra headers for the rejection response.

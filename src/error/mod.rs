@@ -28,6 +28,7 @@ pub(crate) mod sentence;
 mod store_error;
 
 pub use api_error::ApiError;
+pub(crate) use api_error::TypedDetails;
 pub(crate) use catalogue::rule_code;
 pub use catalogue::{Category, ErrorCode};
 pub use code_map::CodeMap;

@@ -27,7 +27,7 @@ use crate::context::credits::{Credits, NEVER};
 use crate::context::per_route::PerRoute;
 use crate::context::{self, Caller};
 use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
-use crate::error::{ApiError, ErrorCode, Rule, StoreError};
+use crate::error::{ApiError, ErrorCode, Rule, StoreError, TypedDetails};
 
 /// The rate-limit check: one decision per request against the bucket of its
 /// (partition, route), and the rate-limit headers for the response.
@@ -228,11 +228,11 @@ impl<St> RateLimitCheck<St> {
                         Text("."),
                     ]),
                 )
-                .with_details(json!({
-                    "retry_after": seconds,
-                    "limit": quota.map(QuotaSpec::burst),
-                    "policy": quota.map(|q| q.label(bucket.route(), index)),
-                })),
+                .with_typed_details(TypedDetails::RateLimited {
+                    retry_after: seconds,
+                    limit: quota.map(QuotaSpec::burst),
+                    policy: quota.map(|q| Box::from(&*q.label(bucket.route(), index))),
+                }),
             }
         };
         Err(error)

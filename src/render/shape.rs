@@ -112,7 +112,7 @@ impl RenderError for JsonEnvelope {
                 + message.len()
                 + category.len()
                 + request_id.map_or(0, str::len)
-                + error.details().map_or(0, |_| 128),
+                + if error.has_details() { 128 } else { 0 },
         );
         out.extend_from_slice(b"{\"error\":{\"code\":");
         write_json_str(&mut out, code);
@@ -126,7 +126,10 @@ impl RenderError for JsonEnvelope {
         );
         out.extend_from_slice(b",\"category\":");
         write_json_str(&mut out, category);
-        if let Some(details) = error.details() {
+        if let Some(typed) = error.typed_details() {
+            out.extend_from_slice(b",\"details\":");
+            typed.write_json(&mut out, write_json_str);
+        } else if let Some(details) = error.details() {
             out.extend_from_slice(b",\"details\":");
             // Writing into a `Vec` cannot fail, nor can a `Value`.
             let _ = serde_json::to_writer(&mut out, details);
@@ -345,10 +348,27 @@ mod tests {
 
     #[test]
     fn the_envelope_is_what_serde_json_writes() {
+        let typed = |limit, policy: Option<&str>| {
+            ApiError::new(ErrorCode::RATE_LIMITED, "Slow down.").with_typed_details(
+                crate::error::TypedDetails::RateLimited {
+                    limit,
+                    policy: policy.map(Box::from),
+                    retry_after: 86_400,
+                },
+            )
+        };
         let errors = [
             ApiError::from(ErrorCode::MISSING_API_KEY),
             ApiError::new(ErrorCode::RATE_LIMITED, "Slow \"down\"\n")
                 .with_details(serde_json::json!({ "retry_after": 3, "policy": "POST /v1/track" })),
+            typed(Some(200), Some("POST /v1/\"track\"")),
+            typed(None, None),
+            ApiError::new(ErrorCode::PAYLOAD_TOO_LARGE, "Too large.").with_typed_details(
+                crate::error::TypedDetails::TooLarge {
+                    limit_bytes: 8192,
+                    limit_of: "route",
+                },
+            ),
         ];
         for error in &errors {
             for request_id in [None, Some("req-1\"2")] {
