@@ -166,42 +166,45 @@ fn needs_escape(word: u64) -> bool {
 /// escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`
 /// below 0x20).
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
     let mut at = 0;
-    while at < bytes.len() {
-        if at + 8 <= bytes.len() {
+    loop {
+        // Eight bytes a step while none of them needs escaping.
+        while let Some(chunk) = bytes.get(at..at + 8) {
             let mut word = [0; 8];
-            word.copy_from_slice(&bytes[at..at + 8]);
-            if !needs_escape(u64::from_le_bytes(word)) {
-                at += 8;
-                continue;
+            word.copy_from_slice(chunk);
+            if needs_escape(u64::from_le_bytes(word)) {
+                break;
             }
+            at += 8;
         }
-        let byte = bytes[at];
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => {
-                at += 1;
-                continue;
-            }
+        // Then byte by byte to the next escape (or the end).
+        let Some(offset) = bytes[at..]
+            .iter()
+            .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+        else {
+            break;
         };
+        at += offset;
         out.extend_from_slice(&bytes[start..at]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
+        let byte = bytes[at];
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 0xf)]);
+            }
         }
         at += 1;
         start = at;
