@@ -1,7 +1,7 @@
 //! Key tooling without writing Rust: mint a key, check one, digest one.
 //!
 //! ```text
-//! cargo run --example keys -- mint --kind secret --env live [--project P] [--name N] [--config PATH]
+//! cargo run --example keys -- mint --kind secret --env live [--project P] [--name N] [--credits N[/month]] [--config PATH]
 //! cargo run --example keys -- check KEY
 //! cargo run --example keys -- digest KEY [--config PATH]
 //! cargo run --features postgres --example keys -- mint --kind secret --postgres URL [--migrate] [...]
@@ -14,6 +14,8 @@
 //! digest is made under the pepper in `TOLLGATE_PEPPER`, or under the
 //! pepper of the configuration file given with `--config` (its `pepper` or
 //! `pepper_env`), so that the gateway reading that file accepts the key.
+//! `--credits 1000` gives the key 1 000 uses; `--credits 10000/month` (or
+//! `/minute`, `/hour`, `/day`) 10 000 each month.
 //!
 //! With `--postgres URL` (feature `postgres`), `mint` stores the key's
 //! digest and record in the database's `tollgate_keys` table instead
@@ -33,9 +35,11 @@ use std::process::ExitCode;
 use tollgate::gate::GateConfig;
 use tollgate::key::format::{KeyParser, ParseError};
 use tollgate::key::{KeyEnv, KeyHasher, KeyKind};
+use tollgate::rate_limit::{Calendar, Credits};
 
 const USAGE: &str = "usage:
-  keys mint --kind publishable|secret|restricted [--env live|test] [--project P] [--name N] [--config PATH]
+  keys mint --kind publishable|secret|restricted [--env live|test] [--project P] [--name N]
+            [--credits N | --credits N/minute|hour|day|month] [--config PATH]
   keys check KEY
   keys digest KEY [--config PATH]
   keys mint ... --postgres URL [--migrate]      (feature postgres)
@@ -74,6 +78,7 @@ fn run(args: &[String]) -> Result<ExitCode, Usage> {
                 "--env",
                 "--project",
                 "--name",
+                "--credits",
                 "--config",
                 "--postgres",
                 "--migrate",
@@ -191,8 +196,15 @@ fn mint(options: &Options) -> Result<ExitCode, Usage> {
         .get("--name")
         .map_or_else(|| format!("key_{}", &digest[..12]), str::to_owned);
     let project = options.get("--project").unwrap_or("default");
+    let credits = credits(options)?;
     if let Some(url) = options.get("--postgres") {
-        database::store(options, url, &minted, kind, env, &name, project)?;
+        let mut entry = tollgate::key::KeyConfig::default();
+        entry.name.clone_from(&name);
+        entry.project = project.to_owned();
+        entry.kind = Some(kind);
+        entry.env = env;
+        entry.credits = credits;
+        database::store(options, url, &minted, &entry)?;
         println!("{}", minted.key());
         println!();
         println!("# The key above is shown once: give it to its owner; it is not stored.");
@@ -210,7 +222,63 @@ fn mint(options: &Options) -> Result<ExitCode, Usage> {
         println!("env = \"{}\"", env.as_str());
     }
     println!("project = {}", toml_string(project));
+    if let Some(credits) = credits {
+        let table =
+            toml::Value::try_from(credits).map_err(|error| Usage(format!("--credits: {error}")))?;
+        println!("credits = {}", inline(&table));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--credits N` (uses, once) or `--credits N/PERIOD` (N each minute, hour,
+/// day or month).
+fn credits(options: &Options) -> Result<Option<Credits>, Usage> {
+    let Some(text) = options.get("--credits") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Usage(format!(
+            "--credits {text}: give a number of uses (1000) or uses a period (10000/month)"
+        ))
+    };
+    let (amount, period) = match text.split_once('/') {
+        Some((amount, period)) => (amount, Some(period)),
+        None => (text, None),
+    };
+    let amount: u64 = amount.parse().map_err(|_| bad())?;
+    let credits = match period {
+        None => Credits::new(amount),
+        Some(period) => {
+            let every: Calendar = toml::Value::String(period.to_owned())
+                .try_into()
+                .map_err(|_| bad())?;
+            Credits::refilled(amount, every)
+        }
+    };
+    // The same checks a configuration file's credits get.
+    let checked: Credits = toml::Value::try_from(credits)
+        .map_err(|error| error.to_string())
+        .and_then(|value| {
+            value
+                .try_into()
+                .map_err(|error: toml::de::Error| error.to_string())
+        })
+        .map_err(|error| Usage(format!("--credits {text}: {}", error.trim())))?;
+    Ok(Some(checked))
+}
+
+/// A TOML table on one line, as a `[[keys]]` entry writes it.
+fn inline(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(table) => {
+            let members: Vec<String> = table
+                .iter()
+                .map(|(name, value)| format!("{name} = {}", inline(value)))
+                .collect();
+            format!("{{ {} }}", members.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 fn check(options: &Options) -> Result<ExitCode, Usage> {
@@ -262,7 +330,7 @@ mod database {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use tollgate::key::postgres::{PostgresKeyStore, PostgresOptions};
-    use tollgate::key::{KeyConfig, KeyEnv, KeyKind, KeyStatus, MintedKey};
+    use tollgate::key::{KeyConfig, KeyStatus, MintedKey};
 
     use super::{Options, Usage};
 
@@ -294,20 +362,12 @@ mod database {
         options: &Options,
         url: &str,
         minted: &MintedKey,
-        kind: KeyKind,
-        env: Option<KeyEnv>,
-        name: &str,
-        project: &str,
+        entry: &KeyConfig,
     ) -> Result<(), Usage> {
-        let mut entry = KeyConfig::default();
-        entry.name = name.to_owned();
-        entry.project = project.to_owned();
-        entry.kind = Some(kind);
-        entry.env = env;
         let migrate = options.get("--migrate").is_some();
         with_store(url, migrate, async |store| {
             store
-                .insert(minted.digest(), &entry)
+                .insert(minted.digest(), entry)
                 .await
                 .map_err(|error| format!("storing the key failed: {error}"))
         })
@@ -394,7 +454,7 @@ mod database {
 mod database {
     use std::process::ExitCode;
 
-    use tollgate::key::{KeyEnv, KeyKind, MintedKey};
+    use tollgate::key::{KeyConfig, MintedKey};
 
     use super::{Options, Usage};
 
@@ -402,15 +462,7 @@ mod database {
         Usage("--postgres needs the postgres feature: cargo run --features postgres --example keys -- ...".into())
     }
 
-    pub(super) fn store(
-        _: &Options,
-        _: &str,
-        _: &MintedKey,
-        _: KeyKind,
-        _: Option<KeyEnv>,
-        _: &str,
-        _: &str,
-    ) -> Result<(), Usage> {
+    pub(super) fn store(_: &Options, _: &str, _: &MintedKey, _: &KeyConfig) -> Result<(), Usage> {
         Err(unsupported())
     }
 

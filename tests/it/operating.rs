@@ -511,6 +511,67 @@ async fn a_minted_key_authenticates_against_the_gateway() {
     }
 }
 
+/// `keys mint --credits N` writes the entry's credits: the demo gateway
+/// reading it admits the key N times, then answers `credits_exhausted`;
+/// `N/PERIOD` writes a refill; mistakes are usage errors.
+#[tokio::test]
+async fn a_key_minted_with_credits_spends_them_on_the_gateway() {
+    let scratch = Scratch::new("keys-credits");
+    let (code, out, err) = keys_tool(
+        &[
+            "mint",
+            "--kind",
+            "secret",
+            "--project",
+            "acme",
+            "--credits",
+            "2",
+        ],
+        Some("tool pepper"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("credits = { remaining = 2 }"), "{out}");
+    let key = out.lines().next().unwrap().to_owned();
+    let entry = out
+        .split_once("[[keys]]")
+        .map(|(_, rest)| format!("[[keys]]{rest}"))
+        .unwrap();
+    let config = scratch.write(
+        "gateway.toml",
+        &format!("pepper = \"tool pepper\"\n{DEMO_ROUTES}\n{entry}"),
+    );
+    let gateway = Gateway::start("", &format!("--config {}", config.display()));
+    let mut stream = tokio::net::TcpStream::connect(gateway.address)
+        .await
+        .unwrap();
+    for expected in [202, 202, 429] {
+        post(&mut stream, "/v1/track", Some(&key), b"{}", Duration::ZERO).await;
+        let reply = read_reply(&mut stream).await.unwrap();
+        assert_eq!(reply.status, expected, "{}", reply.body);
+        if expected == 429 {
+            assert!(reply.body.contains("credits_exhausted"), "{}", reply.body);
+        }
+    }
+
+    let (code, out, err) = keys_tool(
+        &["mint", "--kind", "secret", "--credits", "10000/month"],
+        Some("tool pepper"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("credits = { refill = { amount = 10000, interval = \"month\" } }"),
+        "{out}"
+    );
+    for bad in ["many", "5/week", "0/day", "99999999999"] {
+        let (code, _, err) = keys_tool(
+            &["mint", "--kind", "secret", "--credits", bad],
+            Some("tool pepper"),
+        );
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--credits"), "{bad}: {err}");
+    }
+}
+
 /// The demo reloads its file on SIGHUP: a key revoked in the file is
 /// refused on the next request over the same connection; a file that does
 /// not load is reported and the running configuration stays.
