@@ -88,6 +88,13 @@ fn bench_stack(c: &mut Criterion) {
     );
     case!(
         group,
+        "tollgate_gate_credits",
+        f.credited.layer().layer(stacks::handler()),
+        f.keys,
+        track
+    );
+    case!(
+        group,
         "tollgate_gate_daily_window",
         f.windowed.layer().layer(stacks::handler()),
         f.keys,

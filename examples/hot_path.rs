@@ -14,6 +14,7 @@
 //! `benches/support/stacks.rs`): `bare` (the handler alone), `gate` (a
 //! secret key on a scoped, rate-limited route, as `stack/tollgate_gate`),
 //! `tiers`, `window` (a daily window stacked on the route's bucket),
+//! `credits` (every key with monthly credits),
 //! `contract`, `public` (a public route), `peer`,
 //! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
 //! headers), `peer_keyed` (without them), and the gate's refusals
@@ -170,6 +171,12 @@ fn main() {
         "gate" => run!(gated, key, count, StatusCode::OK),
         "tiers" => run!(
             f.tiered.layer().layer(stacks::handler()),
+            key,
+            count,
+            StatusCode::OK
+        ),
+        "credits" => run!(
+            f.credited.layer().layer(stacks::handler()),
             key,
             count,
             StatusCode::OK

@@ -103,6 +103,9 @@ pub struct Fixture {
     /// The same gate with a daily calendar window stacked on the benched
     /// route's bucket.
     pub windowed: Gate<InMemoryKeyStore>,
+    /// The same gate with every key carrying monthly credits (out of
+    /// reach).
+    pub credited: Gate<InMemoryKeyStore>,
     pub keys: Vec<String>,
     /// SHA-256 of each key → its project, for the keyed peer.
     pub digests: Arc<HashMap<[u8; 32], Caller>>,
@@ -112,6 +115,7 @@ pub fn fixture() -> Fixture {
     let hasher = KeyHasher::with_pepper(b"bench pepper");
     let store = InMemoryKeyStore::new();
     let tiered_store = InMemoryKeyStore::new();
+    let credited_store = InMemoryKeyStore::new();
     let mut keys = Vec::with_capacity(KEYS);
     let mut digests = HashMap::with_capacity(KEYS);
     for i in 0..KEYS {
@@ -128,6 +132,15 @@ pub fn fixture() -> Fixture {
             minted.digest(),
             record()
                 .with_tier(if i % 2 == 0 { "pro" } else { "free" })
+                .unwrap(),
+        );
+        credited_store.insert(
+            minted.digest(),
+            record()
+                .with_credits(tollgate::rate_limit::Credits::refilled(
+                    tollgate::rate_limit::MAX_CREDITS,
+                    tollgate::rate_limit::Calendar::Month,
+                ))
                 .unwrap(),
         );
         let digest: [u8; 32] = Sha256::digest(minted.key().as_bytes()).into();
@@ -150,6 +163,9 @@ pub fn fixture() -> Fixture {
         .build()
         .unwrap();
     let tiered = routes(Gate::builder(tiered_store).hasher(hasher.clone()), true)
+        .build()
+        .unwrap();
+    let credited = routes(Gate::builder(credited_store).hasher(hasher.clone()), false)
         .build()
         .unwrap();
     let windowed = routes_with_window(Gate::builder(store.clone()).hasher(hasher.clone()))
@@ -184,6 +200,7 @@ pub fn fixture() -> Fixture {
         contract,
         tiered,
         windowed,
+        credited,
         keys,
         digests: Arc::new(digests),
     }

@@ -1,6 +1,7 @@
 //! [`KeyRecord`]: what a store knows of one key, and its [`KeyStatus`].
 
-use std::sync::{Arc, LazyLock};
+use std::any::Any;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use super::credits::Credits;
@@ -49,6 +50,9 @@ pub struct KeyRecord {
     quotas: Box<[(Box<str>, Meter)]>,
     /// Its credits, counted in the rate store.
     credits: Option<Credits>,
+    /// What the rate-limit check composed of a route's limits and these
+    /// credits, made once per route.
+    memo: Memo,
     origins: Vec<OriginPattern>,
     key_id: String,
     project: String,
@@ -74,6 +78,65 @@ impl PartialEq for KeyRecord {
 }
 
 impl Eq for KeyRecord {}
+
+/// Values made of a record and something else, remembered by the identity
+/// of that something (held, so that its address is not reused while
+/// remembered). At most [`Memo::MAX`] of them: the oldest goes first (a
+/// reload makes new route limits, and the record may outlive them). Typed
+/// by `Any`, since what is remembered lives on a higher floor. A clone of
+/// the record starts empty.
+#[derive(Default)]
+pub(crate) struct Memo(RwLock<Vec<MemoEntry>>);
+
+/// What a value was made of (held), and the value.
+type MemoEntry = (Arc<dyn Any + Send + Sync>, Arc<dyn Any + Send + Sync>);
+
+impl Memo {
+    const MAX: usize = 16;
+
+    /// The value made of `from`, made now by `make` if it is not yet.
+    pub(crate) fn get_or_make<T, U>(&self, from: &Arc<T>, make: impl FnOnce() -> U) -> Arc<U>
+    where
+        T: Any + Send + Sync,
+        U: Any + Send + Sync,
+    {
+        let address = Arc::as_ptr(from).cast::<()>();
+        let found = |entries: &[MemoEntry]| {
+            entries
+                .iter()
+                .find(|(of, _)| Arc::as_ptr(of).cast::<()>() == address)
+                .and_then(|(_, made)| Arc::clone(made).downcast::<U>().ok())
+        };
+        if let Some(made) = found(&self.0.read().unwrap_or_else(PoisonError::into_inner)) {
+            return made;
+        }
+        let made = Arc::new(make());
+        let mut entries = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(earlier) = found(&entries) {
+            return earlier;
+        }
+        if entries.len() >= Self::MAX {
+            entries.remove(0);
+        }
+        entries.push((
+            Arc::clone(from) as Arc<dyn Any + Send + Sync>,
+            Arc::clone(&made) as Arc<dyn Any + Send + Sync>,
+        ));
+        made
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
 
 /// Whether `name` can name a tier: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub(crate) fn check_tier_name(name: &str) -> Result<(), String> {
@@ -131,6 +194,7 @@ impl KeyRecord {
             body_limit: None,
             quotas: Box::new([]),
             credits: None,
+            memo: Memo::default(),
         }
     }
 
@@ -215,6 +279,12 @@ impl KeyRecord {
     /// The key's credits, if it has some.
     pub fn credits(&self) -> Option<&Credits> {
         self.credits.as_ref()
+    }
+
+    /// What a higher floor composed of this record and something of its
+    /// own (a route's limits with the key's credits), remembered.
+    pub(crate) fn memo(&self) -> &Memo {
+        &self.memo
     }
 
     /// Sets the environment.
@@ -363,4 +433,36 @@ fn default_scopes(kind: KeyKind) -> Arc<[String]> {
         .position(|known| *known == kind)
         .unwrap_or(0);
     Arc::clone(&DEFAULTS[index])
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn a_memo_makes_once_per_source_and_holds_at_most_its_max() {
+        let memo = Memo::default();
+        let source = Arc::new(7_u32);
+        let mut made = 0;
+        let first = memo.get_or_make(&source, || {
+            made += 1;
+            "seven".to_owned()
+        });
+        let again = memo.get_or_make(&source, || {
+            made += 1;
+            "other".to_owned()
+        });
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(made, 1);
+        // Sources are told apart by identity, not value.
+        let twin = Arc::new(7_u32);
+        assert_eq!(*memo.get_or_make(&twin, || "twin".to_owned()), "twin");
+        let sources: Vec<Arc<u32>> = (0..40).map(Arc::new).collect();
+        for source in &sources {
+            memo.get_or_make(source, || String::new());
+        }
+        assert_eq!(memo.0.read().unwrap().len(), Memo::MAX);
+        // The oldest went first: the first source is made again.
+        assert_eq!(*memo.get_or_make(&source, || "anew".to_owned()), "anew");
+    }
 }

@@ -340,8 +340,17 @@ impl RouteLimits {
         };
         let overrides = record.quota_overrides();
         let credits = record.credits();
-        if overrides.is_empty() && credits.is_none() {
-            return std::borrow::Cow::Borrowed(tiered);
+        match (overrides.is_empty(), credits) {
+            (true, None) => return std::borrow::Cow::Borrowed(tiered),
+            // The route's limits with the key's credits: made once per
+            // route and key, headers and all.
+            (true, Some(credits)) => {
+                let composed = record
+                    .memo()
+                    .get_or_make(tiered, || tiered.with_credits(*credits, record));
+                return std::borrow::Cow::Owned(composed);
+            }
+            (false, _) => {}
         }
         let mut quotas: Option<Vec<QuotaSpec>> = None;
         for (index, spec) in tiered.quotas.iter().enumerate() {
@@ -371,6 +380,33 @@ impl RouteLimits {
                 settle: tiered.settle.clone(),
                 cached: None,
             })),
+        }
+    }
+
+    /// These limits with `record`'s `credits` as their last quota, their
+    /// headers' fixed parts made for the same route.
+    fn with_credits(&self, credits: Credits, record: &crate::context::record::KeyRecord) -> Self {
+        let mut quotas = self.quotas.to_vec();
+        quotas.push(QuotaSpec::of_credits(
+            credits,
+            record.key_id_hash(),
+            record.key_id(),
+        ));
+        let cached = self.cached.as_ref().and_then(|cached| {
+            Some(CachedHeaders {
+                route_hash: cached.route_hash,
+                policy: crate::rate_limit::headers::policy(&quotas, &self.route)?,
+                labels: crate::rate_limit::headers::labels(&quotas, &self.route),
+            })
+        });
+        Self {
+            quotas: quotas.into(),
+            cost: self.cost,
+            route: self.route.clone(),
+            tiers: Box::new([]),
+            shadowed: self.shadowed,
+            settle: self.settle.clone(),
+            cached,
         }
     }
 
