@@ -459,7 +459,7 @@ mod memo_tests {
         assert_eq!(*memo.get_or_make(&twin, || "twin".to_owned()), "twin");
         let sources: Vec<Arc<u32>> = (0..40).map(Arc::new).collect();
         for source in &sources {
-            memo.get_or_make(source, || String::new());
+            memo.get_or_make(source, String::new);
         }
         assert_eq!(memo.0.read().unwrap().len(), Memo::MAX);
         // The oldest went first: the first source is made again.
