@@ -214,13 +214,8 @@ impl Window {
         epoch: u64,
         cost: u64,
     ) -> Result<Nanos, Nanos> {
-        let (_, end) = self.bounds(now, epoch);
-        let count = state.saturating_sub(end);
-        if count.saturating_add(cost) <= self.limit {
-            Ok(end + count + cost)
-        } else {
-            Err(end - now)
-        }
+        self.admit_state(state, now, epoch, cost)
+            .map(|(next, _)| next)
     }
 
     /// [`admit`](Self::admit) and the [`state`](Self::state) after it,
@@ -239,16 +234,7 @@ impl Window {
             return Err(end - now);
         }
         let count = count + cost;
-        Ok((
-            end + count,
-            QuotaState {
-                limit: self.limit,
-                remaining: self.limit - count,
-                reset_after: end - now,
-                window: end - start,
-                calendar: true,
-            },
-        ))
+        Ok((end + count, self.quota_state(count, (start, end), now)))
     }
 
     /// The state after counting `tokens` more (past the limit, if need
@@ -270,7 +256,12 @@ impl Window {
     #[inline]
     pub(crate) fn state(&self, state: Nanos, now: Nanos, epoch: u64) -> QuotaState {
         let (start, end) = self.bounds(now, epoch);
-        let count = state.saturating_sub(end);
+        self.quota_state(state.saturating_sub(end), (start, end), now)
+    }
+
+    /// What headers say of `count` admitted in the window `(start, end)`.
+    #[inline]
+    fn quota_state(&self, count: u64, (start, end): (Nanos, Nanos), now: Nanos) -> QuotaState {
         QuotaState {
             limit: self.limit,
             remaining: self.limit.saturating_sub(count),
