@@ -338,49 +338,48 @@ impl RouteLimits {
                 .map_or(self, |(_, limits)| limits),
             _ => self,
         };
-        let overrides = record.quota_overrides();
-        let credits = record.credits();
-        match (overrides.is_empty(), credits) {
-            (true, None) => return std::borrow::Cow::Borrowed(tiered),
+        let overridden = tiered.overridden(record.quota_overrides());
+        match (overridden, record.credits()) {
+            (None, None) => std::borrow::Cow::Borrowed(tiered),
             // The route's limits with the key's credits: made once per
             // route and key, headers and all.
-            (true, Some(credits)) => {
-                let composed = record
+            (None, Some(credits)) => std::borrow::Cow::Owned(
+                record
                     .memo()
-                    .get_or_make(tiered, || tiered.with_credits(*credits, record));
-                return std::borrow::Cow::Owned(composed);
+                    .get_or_make(tiered, || tiered.with_credits(*credits, record)),
+            ),
+            (Some(overridden), None) => std::borrow::Cow::Owned(Arc::new(overridden)),
+            (Some(overridden), Some(credits)) => {
+                std::borrow::Cow::Owned(Arc::new(overridden.with_credits(*credits, record)))
             }
-            (false, _) => {}
+        }
+    }
+
+    /// These limits with each quota a key overrides (by label) drawn by the
+    /// key's meter instead; `None` when it overrides none of them. Their
+    /// headers are made per response.
+    #[inline]
+    fn overridden(&self, overrides: &[(Box<str>, Meter)]) -> Option<Self> {
+        if overrides.is_empty() {
+            return None;
         }
         let mut quotas: Option<Vec<QuotaSpec>> = None;
-        for (index, spec) in tiered.quotas.iter().enumerate() {
-            let label = spec.label(&tiered.route, index);
+        for (index, spec) in self.quotas.iter().enumerate() {
+            let label = spec.label(&self.route, index);
             if let Some((_, meter)) = overrides.iter().find(|(name, _)| **name == *label) {
-                let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
+                let quotas = quotas.get_or_insert_with(|| self.quotas.to_vec());
                 quotas[index].meter = *meter;
             }
         }
-        // A key's credits: the last quota, on every route it calls.
-        if let Some(credits) = credits {
-            let quotas = quotas.get_or_insert_with(|| tiered.quotas.to_vec());
-            quotas.push(QuotaSpec::of_credits(
-                *credits,
-                record.key_id_hash(),
-                record.key_id(),
-            ));
-        }
-        match quotas {
-            None => std::borrow::Cow::Borrowed(tiered),
-            Some(quotas) => std::borrow::Cow::Owned(Arc::new(Self {
-                quotas: quotas.into(),
-                cost: tiered.cost,
-                route: tiered.route.clone(),
-                tiers: Box::new([]),
-                shadowed: tiered.shadowed,
-                settle: tiered.settle.clone(),
-                cached: None,
-            })),
-        }
+        Some(Self {
+            quotas: quotas?.into(),
+            cost: self.cost,
+            route: self.route.clone(),
+            tiers: Box::new([]),
+            shadowed: self.shadowed,
+            settle: self.settle.clone(),
+            cached: None,
+        })
     }
 
     /// These limits with `record`'s `credits` as their last quota, their
