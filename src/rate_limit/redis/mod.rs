@@ -379,6 +379,16 @@ impl RedisRateStore {
         self.shared.sync().await
     }
 
+    /// The Redis keys of every quota of `limits` in `bucket`, in order.
+    fn keys(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Vec<String> {
+        limits
+            .quotas()
+            .iter()
+            .enumerate()
+            .map(|(index, quota)| self.key(bucket, quota, index))
+            .collect()
+    }
+
     /// The Redis key of `quota`, the `index`th quota of `bucket`'s route.
     pub fn key(&self, bucket: &Bucket<'_>, quota: &QuotaSpec, index: usize) -> String {
         let prefix = &self.shared.prefix;
@@ -796,11 +806,7 @@ impl RateStore for RedisRateStore {
         if !shared.asks_redis() {
             return Answer::Ready(shared.skipped(bucket.route(), (&local[..count], cost)));
         }
-        let keys: Vec<String> = quotas
-            .iter()
-            .enumerate()
-            .map(|(index, quota)| self.key(bucket, quota, index))
-            .collect();
+        let keys = self.keys(bucket, limits);
         let this = Arc::clone(&self.shared);
         let route: Box<str> = bucket.route().into();
         shared.calls.fetch_add(1, Ordering::Relaxed);
@@ -927,12 +933,7 @@ impl RedisRateStore {
     /// `bucket`'s Redis keys and view keys, nothing spent yet.
     fn nothing_spent(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Spent {
         Spent {
-            keys: limits
-                .quotas()
-                .iter()
-                .enumerate()
-                .map(|(index, quota)| self.key(bucket, quota, index))
-                .collect(),
+            keys: self.keys(bucket, limits),
             quotas: {
                 let (quotas, count) = limits.bucket_keys(bucket);
                 quotas[..count].to_vec()
