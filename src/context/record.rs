@@ -24,38 +24,42 @@ use crate::hash;
 /// assert_eq!(record.scopes(), ["people.*"]);
 /// ```
 #[derive(Clone, Debug)]
-// In this order: what every request reads first, beside the reference count
-// of the record's `Arc`, so that the lines a store's lookup brings in hold
-// it (the digest it compares, the hashes a rate limit partitions by, then
-// kind, status, scopes, expiry and caps); what only logs and config read
-// last.
+// In this order: what every admitted request reads first, beside the
+// reference count of the record's `Arc` (which the request's principal
+// takes), so that it spans as few cache lines as it can: the hashes a rate
+// limit partitions by, scopes, expiry, project, tier, kind and status, the
+// key's own quotas, credits and cap. Then the digest a store compares
+// (read only when a key is looked up, not when it was verified before),
+// and last what only logs, origins and config read. Measured: with the
+// project last, the scope check's read of it was a cache miss of its own
+// on every request (7 % of a gated request's time in `perf`).
 #[repr(C)]
 pub struct KeyRecord {
-    /// The digest a store holds the record under, once stored (all zeros
-    /// before): stores compare it, so one memory access finds both.
-    digest: KeyDigest,
     // Keyed hashes of the key id and project, for rate-limit partitions:
     // computed once here instead of on every request.
     project_hash: u64,
     key_id_hash: u64,
-    kind: KeyKind,
-    status: KeyStatus,
-    env: Option<KeyEnv>,
     /// Shared with every record of the kind's defaults.
     scopes: Arc<[String]>,
     expires_at: Option<SystemTime>,
-    body_limit: Option<u64>,
+    project: Box<str>,
     tier: Option<Arc<str>>,
+    kind: KeyKind,
+    status: KeyStatus,
+    env: Option<KeyEnv>,
     /// Quotas this key draws by instead of the route's, by policy label.
     quotas: Box<[(Box<str>, Meter)]>,
     /// Its credits, counted in the rate store.
     credits: Option<Credits>,
+    body_limit: Option<u64>,
+    /// The digest a store holds the record under, once stored (all zeros
+    /// before): stores compare it, so one memory access finds both.
+    digest: KeyDigest,
     /// What the rate-limit check composed of a route's limits and these
     /// credits, made once per route.
     memo: Memo,
     origins: Vec<OriginPattern>,
     key_id: String,
-    project: String,
 }
 
 /// Two records are equal when they say the same of their keys, wherever
@@ -177,7 +181,7 @@ impl KeyRecord {
     /// environment, no origins and no expiry.
     pub fn new(key_id: impl Into<String>, project: impl Into<String>, kind: KeyKind) -> Self {
         let key_id: String = key_id.into();
-        let project: String = project.into();
+        let project: Box<str> = project.into().into_boxed_str();
         Self {
             digest: KeyDigest::from_bytes([0; 32]),
             key_id_hash: hash::keyed(hash::KEY_ID, key_id.as_bytes()),
