@@ -84,75 +84,49 @@ fn push_name(out: &mut String, name: &str) {
     out.push('"');
 }
 
-/// A header value assembled on the stack, so that the only allocation is
-/// the value's own, of its exact size; one too long for the stack moves to
-/// the heap.
-struct Line {
-    buf: [u8; 256],
-    len: usize,
-    spilled: Vec<u8>,
-}
-
-impl Line {
-    fn new() -> Self {
-        Self {
-            buf: [0; 256],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, bytes: &[u8]) {
-        if self.spilled.is_empty() {
-            if let Some(end) = self
-                .len
-                .checked_add(bytes.len())
-                .filter(|end| *end <= self.buf.len())
-            {
-                self.buf[self.len..end].copy_from_slice(bytes);
-                self.len = end;
-                return;
-            }
-            self.spilled.extend_from_slice(&self.buf[..self.len]);
-        }
-        self.spilled.extend_from_slice(bytes);
-    }
-
-    /// `value` in decimal (two digits a step, without the formatting
-    /// machinery: this runs for every response).
-    #[inline]
-    fn push_number(&mut self, value: u64) {
-        self.push(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    fn value(self) -> Option<HeaderValue> {
-        if self.spilled.is_empty() {
-            HeaderValue::from_bytes(&self.buf[..self.len]).ok()
-        } else {
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(self.spilled)).ok()
-        }
-    }
+/// How many decimal digits `value` has.
+#[inline]
+fn digits(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// The `RateLimit` value: each policy's quoted label, the tokens left
 /// (`r`) and the whole seconds until one more is available (`t`, draft 11:
 /// for a refused request of cost 1 the same as `Retry-After`). Every
 /// policy, in the route's order. The one writer of this header.
+///
+/// Measured first, then written once into a buffer of exactly its size,
+/// which the value keeps: no scratch buffer to clear or move, and no copy
+/// (this runs for every response).
 #[inline]
 fn draft<L: AsRef<str>>(labels: &[L], states: &[QuotaState]) -> Option<HeaderValue> {
-    let mut line = Line::new();
+    const SEPARATOR: &[u8] = b", ";
+    let numbers = |state: &QuotaState| (state.remaining, ceil_seconds(state.next_after()));
+    let mut length = 0;
     for (index, (label, state)) in labels.iter().zip(states).enumerate() {
-        if index > 0 {
-            line.push(b", ");
-        }
-        line.push(label.as_ref().as_bytes());
-        line.push(b";r=");
-        line.push_number(state.remaining);
-        line.push(b";t=");
-        line.push_number(ceil_seconds(state.next_after()));
+        let (remaining, seconds) = numbers(state);
+        length += usize::from(index > 0) * SEPARATOR.len()
+            + label.as_ref().len()
+            + ";r=".len()
+            + digits(remaining)
+            + ";t=".len()
+            + digits(seconds);
     }
-    line.value()
+    let mut out = Vec::with_capacity(length);
+    for (index, (label, state)) in labels.iter().zip(states).enumerate() {
+        let (remaining, seconds) = numbers(state);
+        if index > 0 {
+            out.extend_from_slice(SEPARATOR);
+        }
+        out.extend_from_slice(label.as_ref().as_bytes());
+        out.extend_from_slice(b";r=");
+        out.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+        out.extend_from_slice(b";t=");
+        out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+    }
+    debug_assert_eq!(out.len(), length);
+    // Of its exact size, the buffer becomes the value's without a copy.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
 }
 
 /// Each quota's label on `route`, quoted and escaped.
@@ -281,16 +255,18 @@ mod tests {
     }
 
     #[test]
-    fn numbers() {
-        for value in [0, 7, 10, 1234, u64::MAX] {
-            let mut line = Line::new();
-            line.push_number(value);
-            assert_eq!(line.value().unwrap(), value.to_string().as_str());
+    fn digits_are_counted_at_every_power_of_ten() {
+        assert_eq!(digits(0), 1);
+        for power in 0..20 {
+            let at = 10u64.pow(power);
+            assert_eq!(digits(at), at.to_string().len());
+            assert_eq!(digits(at - 1), (at - 1).to_string().len());
         }
+        assert_eq!(digits(u64::MAX), u64::MAX.to_string().len());
     }
 
     #[test]
-    fn a_value_too_long_for_the_stack_is_made_on_the_heap() {
+    fn values_are_written_at_their_measured_size() {
         // One token of ten used, 0.5 s ago: 9 left, the next in 0.5 s.
         let state = QuotaState {
             limit: 10,
@@ -303,10 +279,19 @@ mod tests {
             draft(&["\"GET /a\""], &[state]).unwrap(),
             "\"GET /a\";r=9;t=1"
         );
+        // The largest numbers (a full bucket: the next token now), and a
+        // value longer than any fixed buffer.
+        let mut full = state;
+        full.remaining = u64::MAX;
         let long = format!("\"{}\"", "x".repeat(300));
-        let value = draft(&[long.as_str(), long.as_str()], &[state, state]).unwrap();
-        assert_eq!(value.len(), 2 * (302 + ";r=9;t=1".len()) + 2);
-        assert!(value.to_str().unwrap().ends_with(";r=9;t=1"));
+        let value = draft(&[long.as_str(), "\"d\""], &[state, full]).unwrap();
+        assert_eq!(
+            value.to_str().unwrap(),
+            format!("{long};r=9;t=1, \"d\";r={};t=0", u64::MAX)
+        );
+        // A label a header may not carry is no value at all, not a panic.
+        assert!(draft(&["\"a\nb\""], &[state]).is_none());
+        assert!(draft::<&str>(&[], &[]).is_some_and(|value| value.is_empty()));
     }
 
     #[test]
