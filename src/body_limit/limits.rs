@@ -226,6 +226,7 @@ where
 {
     type Body = LimitedBody<B>;
 
+    #[inline(always)]
     fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<LimitedBody<B>, B> {
         let (limit, of) = match self.limit_of(&request) {
             Ok(limit) => limit,

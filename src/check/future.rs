@@ -78,6 +78,7 @@ struct Waiting<S, C: Check, L, B> {
 
 impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
     /// The checks decided at once: call `service`, or answer the rejection.
+    #[inline(always)]
     pub(crate) fn decided(
         verdict: Result<(), ApiError>,
         request: Request<B>,
@@ -125,6 +126,7 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
 }
 
 impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
+    #[inline(always)]
     fn next(
         verdict: Result<(), ApiError>,
         request: Request<B>,
