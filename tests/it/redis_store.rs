@@ -1175,6 +1175,92 @@ async fn response_costs_are_settled_in_redis() {
     );
 }
 
+/// Waits (a readiness poll, bounded) until `done` holds.
+async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    for _ in 0..1_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// A settlement Redis does not take (it is down) is not lost: kept, merged
+/// with the bucket's next one, sent again by the store itself once Redis
+/// answers, and by `sync()` at once; while Redis is down `sync()` fails
+/// and keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_redis_did_not_take_are_sent_again() {
+    use tollgate::rate_limit::store::{Bucket, PartitionKey, RateStore, RouteLimits};
+    let mut server = RedisServer::start();
+    let redis = store(
+        &server,
+        options(&server)
+            .timeout(Duration::from_millis(100))
+            .retry_interval(Duration::from_millis(100)),
+    )
+    .await;
+    let limits =
+        RouteLimits::new(&RateLimit::new(Quota::per_day(100).burst(100)).cost_from_response())
+            .unwrap();
+    let bucket = Bucket::new(PartitionKey::project("acme"), "POST /v1/track");
+    let (_, decision) = asked(redis.decide(&bucket, &limits)).await;
+    assert_eq!(decision.unwrap().states()[0].remaining, 99);
+    let key = "tollgate:{project:acme}:POST /v1/track:0";
+    let emission_ms = 86_400_000 / 100;
+    let debt = |server: &RedisServer| -> i64 { server.query(redis::cmd("PTTL").arg(key)) };
+
+    // Down: two settlements of the bucket fail, and are kept as one.
+    server.kill();
+    redis.settlement(&bucket, &limits).unwrap().apply(36);
+    until(|| redis.stats().unsettled == 1, "the first settlement kept").await;
+    let failures = redis.stats().failures;
+    redis.settlement(&bucket, &limits).unwrap().apply(4);
+    until(
+        || redis.stats().failures > failures,
+        "the second settlement failed",
+    )
+    .await;
+    assert_eq!(redis.stats().unsettled, 1, "one bucket owes both");
+    assert!(redis.sync().await.is_err(), "Redis is down");
+    assert_eq!(redis.stats().unsettled, 1, "kept by the failed sync");
+
+    // Back (empty: a restarted Redis without persistence): the store sends
+    // the 40 by itself.
+    server.restart();
+    until(|| redis.stats().unsettled == 0, "sent again by the store").await;
+    let owed = debt(&server);
+    assert!(
+        owed > 39 * emission_ms && owed <= 40 * emission_ms,
+        "Redis holds the 40 settled while it was down: {owed} ms"
+    );
+
+    // And by `sync()`, at once.
+    server.kill();
+    redis.settlement(&bucket, &limits).unwrap().apply(5);
+    until(|| redis.stats().unsettled == 1, "the third settlement kept").await;
+    server.restart();
+    let mut sent = 0;
+    for _ in 0..100 {
+        if let Ok(count) = redis.sync().await {
+            sent += count;
+        }
+        if redis.stats().unsettled == 0 {
+            break;
+        }
+    }
+    assert_eq!(redis.stats().unsettled, 0);
+    // Sent by `sync()` or, racing it, by the store's own task: either way
+    // once.
+    assert!(sent <= 1);
+    let owed = debt(&server);
+    assert!(
+        owed > 4 * emission_ms && owed <= 5 * emission_ms,
+        "the restarted Redis holds the 5: {owed} ms"
+    );
+}
+
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -57,6 +57,11 @@ pub struct RedisStats {
     pub batches: u64,
     /// Buckets synced by those batches.
     pub synced_buckets: u64,
+    /// Settlements of response costs and give-backs Redis did not take
+    /// (it failed or did not answer in time), by bucket, waiting to be
+    /// sent again: every `retry_interval_ms`, and by
+    /// [`sync`](RedisRateStore::sync).
+    pub unsettled: u64,
 }
 
 /// Buckets in Redis, shared by every instance that uses the same Redis and
@@ -172,7 +177,23 @@ struct Shared {
     /// The fleet's view and what this instance spent since it last synced
     /// ([`Mode::Approximate`]).
     approximate: Option<Approximate>,
+    /// Settlements and give-backs Redis did not take, by their keys.
+    unsettled: std::sync::Mutex<std::collections::HashMap<Vec<String>, Owed>>,
+    /// Whether a task is sending them again.
+    resending: std::sync::atomic::AtomicBool,
+    /// One resend at a time (two would both send what is owed).
+    resend_lock: tokio::sync::Mutex<()>,
 }
+
+/// Tokens a stack owes Redis (negative: Redis owes them back).
+struct Owed {
+    meters: Vec<Meter>,
+    tokens: i64,
+}
+
+/// The most buckets kept unsettled at once; a settlement of another bucket
+/// beyond them is dropped, logged and counted as a failure.
+const MAX_UNSETTLED: usize = 65_536;
 
 /// The [`FailureMode`], with the buckets of this instance's share for
 /// [`FailureMode::Local`].
@@ -319,6 +340,9 @@ impl RedisRateStore {
                     syncing: std::sync::Once::new(),
                     interval: Duration::from_millis(options.sync_interval_ms),
                 }),
+                unsettled: std::sync::Mutex::default(),
+                resending: std::sync::atomic::AtomicBool::new(false),
+                resend_lock: tokio::sync::Mutex::new(()),
             }),
         };
         Ok(store)
@@ -367,16 +391,22 @@ impl RedisRateStore {
                 .approximate
                 .as_ref()
                 .map_or(0, |a| a.synced.load(Ordering::Relaxed)),
+            unsettled: self.shared.unsettled_count() as u64,
         }
     }
 
-    /// With [`Mode::Approximate`], sends what this instance spent since the
-    /// last sync to Redis now, and reads the fleet's buckets back into its
-    /// view (the store does this by itself every `sync_interval_ms`);
-    /// returns how many buckets it synced. What could not be sent is kept
-    /// for the next sync.
+    /// Sends what this instance owes Redis now: the settlements of
+    /// response costs (and a cluster's give-backs) Redis did not take
+    /// before, which the store also sends again by itself every
+    /// `retry_interval_ms` while there are some; and with
+    /// [`Mode::Approximate`], what it spent since the last sync, reading
+    /// the fleet's buckets back into its view (by itself every
+    /// `sync_interval_ms`). Returns how many buckets it sent. What could
+    /// not be sent is kept for the next time.
     pub async fn sync(&self) -> Result<usize, StoreError> {
-        self.shared.sync().await
+        let resent = self.shared.resend().await;
+        let synced = self.shared.sync().await;
+        Ok(resent? + synced?)
     }
 
     /// The Redis keys of every quota of `limits` in `bucket`, in order.
@@ -680,7 +710,7 @@ impl Shared {
     /// route's tokens given back if the credits refuse (so that a refused
     /// request still consumes from none, a round trip later).
     async fn decide_exactly(
-        &self,
+        self: &Arc<Self>,
         keys: &[String],
         cost: u64,
         meters: &[Meter],
@@ -743,8 +773,9 @@ impl Shared {
         if let Err(error) = refund {
             self.failures.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "tracing")]
-            tracing::warn!(target: "tollgate", %error, "giving back a route's tokens after a key's credits refused failed");
+            tracing::warn!(target: "tollgate", %error, "giving back a route's tokens after a key's credits refused failed; kept to be sent again");
             let _ = error;
+            self.owe(keys[..route].to_vec(), meters[..route].to_vec(), -tokens);
         }
         Ok((
             Decision::denied(credits.retry_after(), route, states),
@@ -870,7 +901,8 @@ impl RateStore for RedisRateStore {
 impl RedisRateStore {
     /// A settlement of `bucket`: in approximate mode, noted for the next
     /// sync and taken from the view at once; else one script run on the
-    /// store's runtime, never waited for (a failure is logged and counted).
+    /// store's runtime, never waited for (a failure is logged, counted and
+    /// kept to be sent again: see [`Shared::owe`]).
     fn settle(&self, bucket: &Bucket<'_>, limits: &RouteLimits) -> Settlement {
         let id = stack_id(bucket, limits);
         let entry = self.nothing_spent(bucket, limits);
@@ -887,8 +919,9 @@ impl RedisRateStore {
                 if let Err(error) = shared.consume(&entry.keys, tokens, &meters).await {
                     shared.failures.fetch_add(1, Ordering::Relaxed);
                     #[cfg(feature = "tracing")]
-                    tracing::warn!(target: "tollgate", %error, tokens, "settling a request's cost in Redis failed");
+                    tracing::warn!(target: "tollgate", %error, tokens, "settling a request's cost in Redis failed; kept to be sent again");
                     let _ = error;
+                    shared.owe(entry.keys, meters, tokens);
                 }
             });
         })
@@ -944,6 +977,114 @@ impl RedisRateStore {
 }
 
 impl Shared {
+    /// How many buckets owe Redis a settlement.
+    fn unsettled_count(&self) -> usize {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Keeps `tokens` that Redis did not take from the stack of `keys` (a
+    /// settlement or a give-back) to be sent again, added to what the stack
+    /// already owes; and has them sent again every retry interval while
+    /// anything is owed.
+    fn owe(self: &Arc<Self>, keys: Vec<String>, meters: Vec<Meter>, tokens: i64) {
+        {
+            let mut unsettled = self
+                .unsettled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let full = unsettled.len() >= MAX_UNSETTLED;
+            match unsettled.entry(keys) {
+                std::collections::hash_map::Entry::Occupied(mut owed) => {
+                    owed.get_mut().tokens = owed.get().tokens.saturating_add(tokens);
+                }
+                std::collections::hash_map::Entry::Vacant(_) if full => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::error!(target: "tollgate", tokens, "too many buckets owe Redis a settlement; this one is dropped");
+                    return;
+                }
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(Owed { meters, tokens });
+                }
+            }
+        }
+        if !self.resending.swap(true, Ordering::AcqRel) {
+            // As often as decisions retry a failed Redis (a second when
+            // they never wait).
+            let interval = Duration::from_nanos(if self.retry_interval == 0 {
+                1_000_000_000
+            } else {
+                self.retry_interval
+            });
+            self.runtime
+                .spawn(resend_every(Arc::downgrade(self), interval));
+        }
+    }
+
+    /// Sends every settlement Redis did not take again; what fails again is
+    /// kept. A settlement is owed until Redis took it: what was owed while
+    /// it was being sent stays. How many buckets were sent.
+    async fn resend(&self) -> Result<usize, StoreError> {
+        let _one = self.resend_lock.lock().await;
+        let owed: Vec<(Vec<String>, Vec<Meter>, i64)> = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(keys, owed)| (keys.clone(), owed.meters.clone(), owed.tokens))
+            .collect();
+        let mut sent = 0;
+        let mut failed = None;
+        for (keys, meters, tokens) in owed {
+            let result = if tokens == 0 {
+                Ok(Vec::new())
+            } else {
+                self.consume(&keys, tokens, &meters).await
+            };
+            match result {
+                Ok(_) => {
+                    sent += usize::from(tokens != 0);
+                    let mut unsettled = self
+                        .unsettled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(entry) = unsettled.get_mut(&keys) {
+                        entry.tokens = entry.tokens.saturating_sub(tokens);
+                        if entry.tokens == 0 {
+                            unsettled.remove(&keys);
+                        }
+                    }
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        match failed {
+            Some(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+            None => Ok(sent),
+        }
+    }
+
+    /// Ends the resending task when nothing is owed (decided under the
+    /// lock that [`owe`](Self::owe) adds under, so that a settlement owed
+    /// meanwhile starts another).
+    fn done_resending(&self) -> bool {
+        let unsettled = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = unsettled.is_empty();
+        if done {
+            self.resending.store(false, Ordering::Release);
+        }
+        done
+    }
+
     /// Sends each bucket's spending (one script per bucket, atomic over its
     /// quotas) and moves the view to the fleet's debt.
     async fn sync(&self) -> Result<usize, StoreError> {
@@ -1006,6 +1147,32 @@ impl Shared {
                 Err(error)
             }
             None => Ok(synced),
+        }
+    }
+}
+
+/// Sends what is owed again every `interval`, until nothing is (or the
+/// store is dropped).
+async fn resend_every(shared: std::sync::Weak<Shared>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match shared.resend().await {
+            #[cfg(feature = "tracing")]
+            Ok(sent) if sent > 0 => {
+                tracing::info!(target: "tollgate", buckets = sent, "settlements Redis had not taken were sent again");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "tollgate", %error, "sending settlements to Redis again failed; kept for the next try");
+                let _ = error;
+            }
+        }
+        if shared.done_resending() {
+            return;
         }
     }
 }
