@@ -9,13 +9,19 @@ pub(crate) enum Piece<'a> {
     Number(u64),
 }
 
+/// How many decimal digits `number` has.
+#[inline]
+pub(crate) fn digits(number: u64) -> usize {
+    number.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
 /// `pieces` one after the other.
 pub(crate) fn sentence(pieces: &[Piece<'_>]) -> String {
     let len = pieces
         .iter()
         .map(|piece| match piece {
             Piece::Text(text) => text.len(),
-            Piece::Number(number) => number.checked_ilog10().map_or(1, |log| log as usize + 1),
+            Piece::Number(number) => digits(*number),
         })
         .sum();
     let mut out = String::with_capacity(len);
@@ -34,13 +40,18 @@ mod tests {
 
     #[test]
     fn pieces_make_the_sentence_format_would() {
-        for number in [0, 1, 9, 10, 99, 100, 86_400, u64::MAX] {
+        let powers = (0..20).flat_map(|power| {
+            let at = 10u64.pow(power);
+            [at - 1, at]
+        });
+        for number in powers.chain([86_400, u64::MAX]) {
             let made = sentence(&[
                 Piece::Text("Retry after "),
                 Piece::Number(number),
                 Piece::Text(" seconds."),
             ]);
             assert_eq!(made, format!("Retry after {number} seconds."));
+            assert_eq!(digits(number), number.to_string().len());
             assert_eq!(made.capacity(), made.len(), "one allocation of its size");
         }
     }
