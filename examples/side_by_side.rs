@@ -43,9 +43,12 @@ use stacks::{poll_once, track};
 type Turn<'a> = Box<dyn FnMut() -> f64 + 'a>;
 
 /// A turn of `block` requests made by `make` (the `index`th key each)
-/// through `service`, each answered with `200`.
+/// through `service`, each answered with `200` (or `$status`).
 macro_rules! turn {
-    ($service:expr, $make:expr, $block:expr, $keys:expr) => {{
+    ($service:expr, $make:expr, $block:expr, $keys:expr) => {
+        turn!($service, $make, $block, $keys, StatusCode::OK)
+    };
+    ($service:expr, $make:expr, $block:expr, $keys:expr, $status:expr) => {{
         let service = $service;
         let keys = &$keys;
         let block: usize = $block;
@@ -64,7 +67,7 @@ macro_rules! turn {
             }
             let elapsed = start.elapsed();
             for response in responses {
-                assert_eq!(response.unwrap().status(), StatusCode::OK);
+                assert_eq!(response.unwrap().status(), $status);
             }
             elapsed.as_nanos() as f64 / block as f64
         }) as Turn<'_>
@@ -99,6 +102,27 @@ fn main() {
     }
     let f = stacks::fixture();
     let health = |_: &String| stacks::health();
+    // The refusals of `benches/stack.rs`'s `rejection` group, with its key.
+    let first = f.keys[0].clone();
+    let with_first = |method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {first}"))
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    let unknown = tollgate::key::KeyHasher::new()
+        .mint(
+            tollgate::key::KeyKind::Secret,
+            Some(tollgate::key::KeyEnv::Live),
+        )
+        .unwrap()
+        .into_key();
+    let unknown = &unknown;
+    let gated = f.gate.layer().layer(stacks::handler());
+    // The tight route's one token spent first.
+    let _ = poll_once(gated.clone().oneshot(with_first("POST", "/v1/tight")));
     let mut turns: Vec<Turn<'_>> = names
         .iter()
         .map(|name| match name.as_str() {
@@ -138,6 +162,48 @@ fn main() {
                 health,
                 block,
                 f.keys
+            ),
+            "reject_missing" => turn!(
+                gated.clone(),
+                |_: &String| Request::post("/v1/track").body(Full::default()).unwrap(),
+                block,
+                f.keys,
+                StatusCode::UNAUTHORIZED
+            ),
+            "reject_unknown" => turn!(
+                gated.clone(),
+                |_: &String| track(unknown),
+                block,
+                f.keys,
+                StatusCode::UNAUTHORIZED
+            ),
+            "reject_scope" => turn!(
+                gated.clone(),
+                |_: &String| with_first("GET", "/v1/admin"),
+                block,
+                f.keys,
+                StatusCode::FORBIDDEN
+            ),
+            "reject_429" => turn!(
+                gated.clone(),
+                |_: &String| with_first("POST", "/v1/tight"),
+                block,
+                f.keys,
+                StatusCode::TOO_MANY_REQUESTS
+            ),
+            "reject_413" => turn!(
+                gated.clone(),
+                |_: &String| {
+                    let mut request = with_first("POST", "/v1/track");
+                    request.headers_mut().insert(
+                        http::header::CONTENT_LENGTH,
+                        http::HeaderValue::from_static("100000"),
+                    );
+                    request
+                },
+                block,
+                f.keys,
+                StatusCode::PAYLOAD_TOO_LARGE
             ),
             "peer" => turn!(peer_stack!(), track, block, f.keys),
             "peer_keyed" => turn!(peer_stack_keyed!(f.digests), track, block, f.keys),

@@ -375,6 +375,11 @@ impl KeyRecord {
         &self.scopes
     }
 
+    /// The scopes as shared (a refusal's details hold them without a copy).
+    pub(crate) fn shared_scopes(&self) -> &Arc<[String]> {
+        &self.scopes
+    }
+
     /// The allowed browser origins (patterns), possibly none.
     pub fn origins(&self) -> &[OriginPattern] {
         &self.origins

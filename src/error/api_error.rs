@@ -74,6 +74,16 @@ pub(crate) enum TypedDetails {
         limit_bytes: u64,
         limit_of: &'static str,
     },
+    /// A key without a route's scopes: `{"granted", "missing", "mode",
+    /// "required"}`, the scopes shared with the rule and the key's record
+    /// (no copy), the missing ones as a mask over `required`.
+    Scope {
+        required: Arc<[Box<str>]>,
+        granted: Arc<[String]>,
+        /// Bit `i`: `required[i]` is missing (at most 64 required).
+        missing: u64,
+        mode: &'static str,
+    },
 }
 
 impl TypedDetails {
@@ -92,7 +102,27 @@ impl TypedDetails {
                 limit_bytes,
                 limit_of,
             } => serde_json::json!({ "limit_bytes": limit_bytes, "limit_of": limit_of }),
+            Self::Scope {
+                required,
+                granted,
+                missing,
+                mode,
+            } => serde_json::json!({
+                "required": &**required,
+                "granted": &**granted,
+                "missing": Self::missing(required, *missing).collect::<Vec<_>>(),
+                "mode": mode,
+            }),
         }
+    }
+
+    /// The required scopes the mask says are missing.
+    fn missing(required: &[Box<str>], mask: u64) -> impl Iterator<Item = &str> {
+        required
+            .iter()
+            .enumerate()
+            .filter(move |(index, _)| mask & (1 << index) != 0)
+            .map(|(_, scope)| &**scope)
     }
 
     /// Writes them as `serde_json` would write [`to_value`](Self::to_value).
@@ -127,6 +157,33 @@ impl TypedDetails {
                 out.extend_from_slice(itoa::Buffer::new().format(*limit_bytes).as_bytes());
                 out.extend_from_slice(b",\"limit_of\":");
                 write_str(out, limit_of);
+                out.push(b'}');
+            }
+            Self::Scope {
+                required,
+                granted,
+                missing,
+                mode,
+            } => {
+                // In the order of `serde_json`'s map: by key.
+                let list = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+                    out.push(b'[');
+                    for (index, item) in items.enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        write_str(out, item);
+                    }
+                    out.push(b']');
+                };
+                out.extend_from_slice(b"{\"granted\":");
+                list(out, &mut granted.iter().map(String::as_str));
+                out.extend_from_slice(b",\"missing\":");
+                list(out, &mut Self::missing(required, *missing));
+                out.extend_from_slice(b",\"mode\":");
+                write_str(out, mode);
+                out.extend_from_slice(b",\"required\":");
+                list(out, &mut required.iter().map(|scope| &**scope));
                 out.push(b'}');
             }
         }

@@ -349,6 +349,18 @@ mod tests {
         request_id: Option<&'a str>,
     }
 
+    /// A scope refusal's typed details: `missing` a mask over `required`.
+    fn scope(required: &[&str], granted: &[&str], missing: u64) -> ApiError {
+        ApiError::new(ErrorCode::INSUFFICIENT_SCOPE, "Scopes.").with_typed_details(
+            crate::error::TypedDetails::Scope {
+                required: required.iter().map(|scope| Box::from(*scope)).collect(),
+                granted: granted.iter().map(|scope| scope.to_string()).collect(),
+                missing,
+                mode: "all",
+            },
+        )
+    }
+
     #[test]
     fn the_envelope_is_what_serde_json_writes() {
         let typed = |limit, policy: Option<&str>| {
@@ -372,6 +384,13 @@ mod tests {
                     limit_of: "route",
                 },
             ),
+            scope(
+                &["events.write", "people.read", "stats.read"],
+                &["people.*", "a\"b é"],
+                0b101,
+            ),
+            scope(&["events.write"], &[], 0b1),
+            scope(&[], &["read"], 0),
         ];
         for error in &errors {
             for request_id in [None, Some("req-1\"2")] {

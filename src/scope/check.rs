@@ -31,7 +31,7 @@ impl ScopeCheck {
             Caller::Public => Ok(()),
             Caller::Key(principal) => self.rules.for_route(context::route(request))?.judge(
                 principal.kind(),
-                principal.scopes(),
+                principal.record().shared_scopes(),
                 principal.project(),
                 request.uri().path(),
             ),

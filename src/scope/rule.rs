@@ -8,7 +8,7 @@ use super::syntax::{covers, has_param, is_safe_value, named_params, validate_sco
 use crate::ConfigError;
 use crate::context::kind::{KeyKind, KeyKinds};
 use crate::error::sentence::{Piece::Text, sentence};
-use crate::error::{ApiError, ErrorCode, Rule};
+use crate::error::{ApiError, ErrorCode, Rule, TypedDetails};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -45,6 +45,9 @@ pub struct ScopeRule {
     /// Whether a required scope names a path parameter (known once, not
     /// looked for on every request).
     templated: bool,
+    /// The refusal's message of a rule without parameters, made at its
+    /// first refusal and shared by the next.
+    message: std::sync::OnceLock<Arc<str>>,
 }
 
 /// The route's path pattern, to read the parameters a rule names.
@@ -69,6 +72,7 @@ impl ScopeRule {
             hidden: false,
             resource: None,
             templated: false,
+            message: std::sync::OnceLock::new(),
         }
     }
 
@@ -171,6 +175,7 @@ impl ScopeRule {
             .any(|scope| named_params(scope).next().is_some());
         self.required = scopes.into();
         self.mode = mode;
+        self.message = std::sync::OnceLock::new();
         if self.resource.is_some() {
             self.check_params()?;
         }
@@ -286,7 +291,7 @@ impl ScopeRule {
     pub(super) fn judge(
         &self,
         kind: KeyKind,
-        granted: &[String],
+        granted: &Arc<[String]>,
         project: &str,
         path: &str,
     ) -> Result<(), ApiError> {
@@ -324,41 +329,7 @@ impl ScopeRule {
             .with_details(json!({ "reason": "project" }))
             .with_rule(Rule::Scope)
         } else if !held {
-            let required: Vec<&str> = match &filled {
-                Some(filled) => filled.iter().map(String::as_str).collect(),
-                None => self.required().collect(),
-            };
-            let missing: Vec<&str> = required
-                .iter()
-                .copied()
-                .filter(|required| !granted.iter().any(|g| covers(g, required)))
-                .collect();
-            let (mode, message) = match self.mode {
-                Mode::All => (
-                    "all",
-                    sentence(&[
-                        Text("This route requires the scopes: "),
-                        Text(&required.join(", ")),
-                        Text("."),
-                    ]),
-                ),
-                Mode::Any => (
-                    "any",
-                    sentence(&[
-                        Text("This route requires one of the scopes: "),
-                        Text(&required.join(", ")),
-                        Text("."),
-                    ]),
-                ),
-            };
-            ApiError::new(self.scope_code.clone(), message)
-                .with_details(json!({
-                    "required": required,
-                    "granted": granted,
-                    "missing": missing,
-                    "mode": mode,
-                }))
-                .with_rule(Rule::Scope)
+            self.scope_refusal(filled, granted)
         } else {
             return Ok(());
         };
@@ -367,6 +338,69 @@ impl ScopeRule {
             return Err(ApiError::from(ErrorCode::NOT_FOUND).with_rule(rule));
         }
         Err(refusal)
+    }
+}
+
+impl ScopeRule {
+    /// The refusal of a key holding `granted` that lacks this rule's scopes
+    /// (`filled`: with the path's parameters filled in). A rule without
+    /// parameters shares its scopes and message with every refusal: the
+    /// details hold the rule's and the record's scopes, not copies.
+    fn scope_refusal(&self, filled: Option<Vec<String>>, granted: &Arc<[String]>) -> ApiError {
+        let (required, message) = match filled {
+            Some(filled) => {
+                let required: Arc<[Box<str>]> = filled.into_iter().map(Box::from).collect();
+                let message = self.message_of(&required);
+                (required, message)
+            }
+            None => (
+                Arc::clone(&self.required),
+                Arc::clone(self.message.get_or_init(|| self.message_of(&self.required))),
+            ),
+        };
+        let mode = match self.mode {
+            Mode::All => "all",
+            Mode::Any => "any",
+        };
+        let held = |required: &str| granted.iter().any(|g| covers(g, required));
+        let refusal = ApiError::shared(self.scope_code.clone(), message).with_rule(Rule::Scope);
+        if required.len() > 64 {
+            let missing: Vec<&str> = required
+                .iter()
+                .map(|scope| &**scope)
+                .filter(|scope| !held(scope))
+                .collect();
+            return refusal.with_details(json!({
+                "required": &*required,
+                "granted": &**granted,
+                "missing": missing,
+                "mode": mode,
+            }));
+        }
+        let missing = required
+            .iter()
+            .enumerate()
+            .filter(|(_, scope)| !held(scope))
+            .fold(0u64, |mask, (index, _)| mask | 1 << index);
+        refusal.with_typed_details(TypedDetails::Scope {
+            required,
+            granted: Arc::clone(granted),
+            missing,
+            mode,
+        })
+    }
+
+    /// "This route requires the scopes: a, b." (or "one of the scopes").
+    fn message_of(&self, required: &[Box<str>]) -> Arc<str> {
+        let lead = match self.mode {
+            Mode::All => "This route requires the scopes: ",
+            Mode::Any => "This route requires one of the scopes: ",
+        };
+        Arc::from(sentence(&[
+            Text(lead),
+            Text(&required.join(", ")),
+            Text("."),
+        ]))
     }
 }
 
