@@ -53,7 +53,8 @@ pub struct KeyRecord {
     credits: Option<Credits>,
     body_limit: Option<u64>,
     /// The digest a store holds the record under, once stored (all zeros
-    /// before): stores compare it, so one memory access finds both.
+    /// before): stores compare it when they look a key up (a key verified
+    /// before is not looked up, so it sits after what every request reads).
     digest: KeyDigest,
     /// What the rate-limit check composed of a route's limits and these
     /// credits, made once per route.
