@@ -406,18 +406,27 @@ mod database {
             store.list().await.map_err(|error| error.to_string())
         })?;
         println!(
-            "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<20} last used",
-            "key id", "project", "kind", "env", "status", "tier", "created"
+            "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<14} {:<20} last used",
+            "key id", "project", "kind", "env", "status", "tier", "credits", "created"
         );
         for key in keys {
+            // As `mint --credits` takes them: `1000`, or `10000/month`.
+            let credits = key.credits.map_or_else(
+                || "-".to_owned(),
+                |credits| match credits.refill() {
+                    Some(every) => format!("{}/{}", credits.allowance(), every.as_str()),
+                    None => credits.allowance().to_string(),
+                },
+            );
             println!(
-                "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<20} {}",
+                "{:<24} {:<16} {:<12} {:<5} {:<9} {:<10} {:<14} {:<20} {}",
                 key.key_id,
                 key.project,
                 key.kind,
                 key.environment.as_deref().unwrap_or("-"),
                 key.status,
                 key.tier.as_deref().unwrap_or("-"),
+                credits,
                 utc(key.created_at),
                 key.last_used_at.map_or_else(|| "never".to_owned(), utc),
             );

@@ -647,6 +647,40 @@ async fn the_keys_tool_and_the_demo_gateway_against_postgres() {
         "{listed}"
     );
     assert!(!listed.contains(&key), "the list never shows a key");
+    // A key minted with credits lists them as `mint` took them (what is
+    // left of them is the rate store's).
+    for (name, credits) in [("key_monthly", "10000/month"), ("key_once", "25")] {
+        keys(&[
+            "mint",
+            "--kind",
+            "secret",
+            "--project",
+            "acme",
+            "--name",
+            name,
+            "--credits",
+            credits,
+            "--postgres",
+            &url,
+        ]);
+    }
+    let listed = keys(&["list", "--postgres", &url]);
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} listed: {listed}"))
+            .split_whitespace()
+            .nth(6)
+            .map(str::to_owned)
+    };
+    assert!(
+        listed.lines().next().unwrap().contains("credits"),
+        "{listed}"
+    );
+    assert_eq!(row("key_monthly").as_deref(), Some("10000/month"));
+    assert_eq!(row("key_once").as_deref(), Some("25"));
+    assert_eq!(row("key_demo").as_deref(), Some("-"));
 
     let config = std::env::temp_dir().join(format!("tollgate-pg-demo-{}.toml", std::process::id()));
     std::fs::write(

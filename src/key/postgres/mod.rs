@@ -107,6 +107,10 @@ pub struct StoredKey {
     pub last_used_at: Option<SystemTime>,
     /// When it stops working, if ever.
     pub expires_at: Option<SystemTime>,
+    /// The credits its row gives it (the uses, and their refill), if any.
+    /// What is left of them is counted in the rate store
+    /// ([`Gate::credits_left`](crate::gate::Gate::credits_left)).
+    pub credits: Option<crate::rate_limit::Credits>,
 }
 
 /// Keys in PostgreSQL, looked up by digest through a verified-key cache.
@@ -453,27 +457,33 @@ impl PostgresKeyStore {
         let rows = client
             .query(
                 "SELECT key_id, project, kind, environment, status, tier, created_at, \
-                 last_used_at, expires_at FROM tollgate_keys ORDER BY key_id",
+                 last_used_at, expires_at, credits FROM tollgate_keys ORDER BY key_id",
                 &[],
             )
             .await
             .map_err(StoreError::new)?;
         rows.iter()
             .map(|row| {
+                let credits: Option<serde_json::Value> = row.try_get(9).map_err(StoreError::new)?;
+                let credits = credits
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|error| StoreError::new(format!("column `credits`: {error}")))?;
+                let get = |error: tokio_postgres::Error| StoreError::new(error);
                 Ok(StoredKey {
-                    key_id: row.try_get(0)?,
-                    project: row.try_get(1)?,
-                    kind: row.try_get(2)?,
-                    environment: row.try_get(3)?,
-                    status: row.try_get(4)?,
-                    tier: row.try_get(5)?,
-                    created_at: row.try_get(6)?,
-                    last_used_at: row.try_get(7)?,
-                    expires_at: row.try_get(8)?,
+                    key_id: row.try_get(0).map_err(get)?,
+                    project: row.try_get(1).map_err(get)?,
+                    kind: row.try_get(2).map_err(get)?,
+                    environment: row.try_get(3).map_err(get)?,
+                    status: row.try_get(4).map_err(get)?,
+                    tier: row.try_get(5).map_err(get)?,
+                    created_at: row.try_get(6).map_err(get)?,
+                    last_used_at: row.try_get(7).map_err(get)?,
+                    expires_at: row.try_get(8).map_err(get)?,
+                    credits,
                 })
             })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(StoreError::new)
+            .collect()
     }
 }
 
