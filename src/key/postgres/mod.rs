@@ -108,9 +108,9 @@ pub struct StoredKey {
     /// When it stops working, if ever.
     pub expires_at: Option<SystemTime>,
     /// The credits its row gives it (the uses, and their refill), if any.
-    /// What is left of them is counted in the rate store
-    /// ([`Gate::credits_left`](crate::gate::Gate::credits_left)).
-    pub credits: Option<crate::rate_limit::Credits>,
+    /// What is left of them is counted in the rate store (the gate's
+    /// `credits_left` reads it).
+    pub credits: Option<crate::context::credits::Credits>,
 }
 
 /// Keys in PostgreSQL, looked up by digest through a verified-key cache.
