@@ -48,7 +48,6 @@ struct Inner {
     rule: Option<Rule>,
 }
 
-/// Who the rejected request was from, when a layer knows: for logs only.
 /// A rejection's details: none, a JSON value, or the typed details of a
 /// common refusal, made into a value only when something asks for one (the
 /// default envelope writes them as they are).
@@ -107,13 +106,25 @@ impl TypedDetails {
                 granted,
                 missing,
                 mode,
-            } => serde_json::json!({
-                "required": &**required,
-                "granted": &**granted,
-                "missing": Self::missing(required, *missing).collect::<Vec<_>>(),
-                "mode": mode,
-            }),
+            } => Self::scope_value(required, granted, Self::missing(required, *missing), mode),
         }
+    }
+
+    /// A scope refusal's details as a value: the one writer of their shape
+    /// as a value, for the typed details and for a rule whose required
+    /// scopes are too many for the mask.
+    pub(crate) fn scope_value<'a>(
+        required: &[Box<str>],
+        granted: &[String],
+        missing: impl Iterator<Item = &'a str>,
+        mode: &str,
+    ) -> Value {
+        serde_json::json!({
+            "required": required,
+            "granted": granted,
+            "missing": missing.collect::<Vec<_>>(),
+            "mode": mode,
+        })
     }
 
     /// The required scopes the mask says are missing.
@@ -198,6 +209,7 @@ enum Message {
     Shared(Arc<str>),
 }
 
+/// Who the rejected request was from, when a layer knows: for logs only.
 #[derive(Clone, Debug)]
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Subject {

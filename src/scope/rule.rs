@@ -365,17 +365,12 @@ impl ScopeRule {
         let held = |required: &str| granted.iter().any(|g| covers(g, required));
         let refusal = ApiError::shared(self.scope_code.clone(), message).with_rule(Rule::Scope);
         if required.len() > 64 {
-            let missing: Vec<&str> = required
+            let missing = required
                 .iter()
                 .map(|scope| &**scope)
-                .filter(|scope| !held(scope))
-                .collect();
-            return refusal.with_details(json!({
-                "required": &*required,
-                "granted": &**granted,
-                "missing": missing,
-                "mode": mode,
-            }));
+                .filter(|scope| !held(scope));
+            return refusal
+                .with_details(TypedDetails::scope_value(&required, granted, missing, mode));
         }
         let missing = required
             .iter()
@@ -443,6 +438,27 @@ mod tests {
                 .satisfied_by(&[])
         );
         assert!(ScopeRule::new().satisfied_by(&[]));
+    }
+
+    /// A refusal's details are the same whether the missing scopes fit the
+    /// typed details' mask (64) or not.
+    #[test]
+    fn refusal_details_past_the_mask_keep_their_shape() {
+        let granted: Arc<[String]> = Arc::from(["s.1".to_owned(), "s.64".to_owned()]);
+        for count in [3, 64, 65, 70] {
+            let scopes: Vec<String> = (0..count).map(|index| format!("s.{index}")).collect();
+            let rule = ScopeRule::all_of(&scopes).unwrap();
+            let refusal = rule
+                .judge(KeyKind::Secret, &granted, "acme", "/")
+                .unwrap_err();
+            let details = refusal.details().unwrap();
+            let missing: Vec<&String> = scopes.iter().filter(|s| !granted.contains(s)).collect();
+            assert_eq!(details["required"], json!(scopes), "{count}");
+            assert_eq!(details["granted"], json!(&*granted), "{count}");
+            assert_eq!(details["missing"], json!(missing), "{count}");
+            assert_eq!(details["mode"], "all", "{count}");
+            assert_eq!(details.as_object().unwrap().len(), 4, "{count}");
+        }
     }
 
     #[test]
