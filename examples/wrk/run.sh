@@ -13,6 +13,9 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-5}
 connections=${3:-32}
+for tool in wrk taskset; do
+    command -v "$tool" > /dev/null || { echo "$0: $tool is not installed (apt-get install -y wrk util-linux)" >&2; exit 1; }
+done
 keys=$(mktemp)
 cargo build --release --example loadtest
 server=target/release/examples/loadtest

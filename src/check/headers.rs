@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use http::header::RETRY_AFTER;
 use http::{Extensions, HeaderName, HeaderValue, StatusCode};
 
 /// How many headers fit before any allocation: the two of a rate limit's
@@ -19,6 +20,9 @@ const INLINE: usize = 2;
 pub struct ResponseHeaders {
     inline: [Option<(HeaderName, HeaderValue)>; INLINE],
     more: Vec<(HeaderName, HeaderValue)>,
+    /// `Retry-After`, in seconds: a refusal's third header beside the two
+    /// inline, kept as a number so that it spills nothing.
+    retry_after: Option<u64>,
     /// What a check asked to be told of the response that goes out (a
     /// cost settled after it).
     after: Option<AfterResponse>,
@@ -41,8 +45,16 @@ impl ResponseHeaders {
         Self {
             inline: [None, None],
             more: Vec::new(),
+            retry_after: None,
             after: None,
         }
+    }
+
+    /// Adds `Retry-After: seconds` to the response (before the others, so
+    /// that a `Retry-After` inserted by name replaces it).
+    #[inline]
+    pub(crate) fn retry_after(&mut self, seconds: u64) {
+        self.retry_after = Some(seconds);
     }
 
     /// Calls `after` with the status and extensions of the response that
@@ -66,7 +78,7 @@ impl ResponseHeaders {
 
     /// Whether none was added.
     pub fn is_empty(&self) -> bool {
-        self.inline[0].is_none()
+        self.inline[0].is_none() && self.retry_after.is_none()
     }
 
     /// Writes them into `response`'s headers, in the order they were
@@ -76,10 +88,24 @@ impl ResponseHeaders {
             after(response.status(), response.extensions());
         }
         let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, seconds_value(seconds));
+        }
         let inline = self.inline.into_iter().flatten();
         for (name, value) in inline.chain(self.more) {
             headers.insert(name, value);
         }
+    }
+}
+
+/// `seconds` as a header value: those under 100 from a static table (a
+/// refusal's usual `Retry-After`), allocating nothing.
+fn seconds_value(seconds: u64) -> HeaderValue {
+    const PAIRS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    match usize::try_from(seconds) {
+        Ok(small @ 0..10) => HeaderValue::from_static(&PAIRS[small * 2 + 1..small * 2 + 2]),
+        Ok(small @ 10..100) => HeaderValue::from_static(&PAIRS[small * 2..small * 2 + 2]),
+        _ => HeaderValue::from(seconds),
     }
 }
 
@@ -104,5 +130,27 @@ mod tests {
         assert_eq!(out.len(), 6);
         assert_eq!(out["x-0"], "9");
         assert_eq!(out["x-5"], "5");
+    }
+
+    #[test]
+    fn retry_after_is_written_as_its_digits_and_a_named_one_replaces_it() {
+        for seconds in [0, 1, 9, 10, 42, 99, 100, 3_600, u64::MAX] {
+            let mut headers = ResponseHeaders::new();
+            headers.retry_after(seconds);
+            assert!(!headers.is_empty());
+            let mut response = http::Response::new(());
+            headers.apply(&mut response);
+            assert_eq!(
+                response.headers()[RETRY_AFTER],
+                seconds.to_string().as_str()
+            );
+        }
+        let mut headers = ResponseHeaders::new();
+        headers.retry_after(5);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let mut response = http::Response::new(());
+        headers.apply(&mut response);
+        assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
+        assert_eq!(response.headers()[RETRY_AFTER], "7");
     }
 }

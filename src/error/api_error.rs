@@ -65,7 +65,7 @@ pub(crate) enum TypedDetails {
     /// A bucket's refusal: `{"limit", "policy", "retry_after"}`.
     RateLimited {
         limit: Option<u64>,
-        policy: Option<Box<str>>,
+        policy: Option<Arc<str>>,
         retry_after: u64,
     },
     /// A body over its cap: `{"limit_bytes", "limit_of"}`.

@@ -231,7 +231,7 @@ impl<St> RateLimitCheck<St> {
                 .with_typed_details(TypedDetails::RateLimited {
                     retry_after: seconds,
                     limit: quota.map(QuotaSpec::burst),
-                    policy: quota.map(|q| Box::from(&*q.label(bucket.route(), index))),
+                    policy: limits.label(bucket.route_hash(), bucket.route(), index),
                 }),
             }
         };

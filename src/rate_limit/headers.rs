@@ -222,7 +222,7 @@ impl RateHeaders {
     /// Hands them to the response (replacing any of the same names).
     pub(crate) fn write(self, headers: &mut ResponseHeaders) {
         if let Some(seconds) = self.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+            headers.retry_after(seconds);
         }
         if let Some(policy) = self.policy {
             headers.insert(RATELIMIT_POLICY, policy);

@@ -367,7 +367,7 @@ mod tests {
             ApiError::new(ErrorCode::RATE_LIMITED, "Slow down.").with_typed_details(
                 crate::error::TypedDetails::RateLimited {
                     limit,
-                    policy: policy.map(Box::from),
+                    policy: policy.map(std::sync::Arc::from),
                     retry_after: 86_400,
                 },
             )

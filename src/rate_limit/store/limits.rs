@@ -34,6 +34,15 @@ pub(crate) fn policy_label<'a>(
     }
 }
 
+/// Each of `quotas`' labels on `route`, as refusals' details name them.
+fn names(quotas: &[QuotaSpec], route: &str) -> Box<[Arc<str>]> {
+    quotas
+        .iter()
+        .enumerate()
+        .map(|(index, quota)| Arc::from(&*quota.label(route, index)))
+        .collect()
+}
+
 /// The bits of a bucket key that choose the in-memory store's shard (bits
 /// 32–37: the map itself uses the low bits and the top seven). A route's own
 /// quotas share them, so that a stack is decided under one shard's lock.
@@ -216,6 +225,8 @@ struct CachedHeaders {
     policy: HeaderValue,
     /// Each quota's label, quoted and escaped as `RateLimit` shows it.
     labels: Box<[Box<str>]>,
+    /// Each quota's label as a refusal's details name it, shared by them.
+    names: Box<[Arc<str>]>,
 }
 
 impl RouteLimits {
@@ -305,6 +316,7 @@ impl RouteLimits {
                 route_hash: route.hash(),
                 policy: crate::rate_limit::headers::policy(&quotas, route.name())?,
                 labels: crate::rate_limit::headers::labels(&quotas, route.name()),
+                names: names(&quotas, route.name()),
             })
         });
         Ok(Self {
@@ -396,6 +408,7 @@ impl RouteLimits {
                 route_hash: cached.route_hash,
                 policy: crate::rate_limit::headers::policy(&quotas, &self.route)?,
                 labels: crate::rate_limit::headers::labels(&quotas, &self.route),
+                names: names(&quotas, &self.route),
             })
         });
         Self {
@@ -476,5 +489,23 @@ impl RouteLimits {
             .as_ref()
             .filter(|cached| cached.route_hash == route_hash)
             .map(|cached| (&cached.policy, &*cached.labels))
+    }
+
+    /// The label of quota `index` on the route of `route_hash` (named
+    /// `route`), as a refusal's details give it: shared when made for this
+    /// route, else made now.
+    pub(crate) fn label(&self, route_hash: u64, route: &str, index: usize) -> Option<Arc<str>> {
+        let cached = self
+            .cached
+            .as_ref()
+            .filter(|cached| cached.route_hash == route_hash)
+            .and_then(|cached| cached.names.get(index));
+        match cached {
+            Some(name) => Some(Arc::clone(name)),
+            None => self
+                .quotas
+                .get(index)
+                .map(|quota| Arc::from(&*quota.label(route, index))),
+        }
     }
 }
