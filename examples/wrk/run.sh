@@ -33,18 +33,31 @@ done
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# How often wrk went to sleep waiting for responses (its voluntary context
+# switches, from GNU time when installed): each time, the server's next
+# write must wake it, which the server pays for (on a VM, an IPI).
+if [ -x /usr/bin/time ]; then
+    timed=(/usr/bin/time -f 'sleeps %w')
+else
+    timed=()
+fi
+
 # One wrk run against port $1 of server $2 with the keys of file $3:
-# "requests/s µs-of-server-CPU-per-request".
+# "requests/s µs-of-server-CPU-per-request client-sleeps-per-request".
 run() {
     local before after out
     before=$(ticks "$2")
-    out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
-        "http://127.0.0.1:$1" -- "$3")
+    out=$("${timed[@]}" taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
+        "http://127.0.0.1:$1" -- "$3" 2>&1)
     after=$(ticks "$2")
     awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
         / requests in / { requests = $1 }
         /^Requests\/sec/ { rate = $2 }
-        END { printf "%.0f %.2f", rate, (after - before) / hz * 1e6 / requests }' <<< "$out"
+        /^sleeps / { sleeps = $2 }
+        END {
+            printf "%.0f %.2f %s", rate, (after - before) / hz * 1e6 / requests,
+                sleeps == "" ? "-" : sprintf("%.3f", sleeps / requests)
+        }' <<< "$out"
 }
 
 median() {
@@ -52,18 +65,23 @@ median() {
         printf "%.3f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
 }
 
-ratios=() added=() peer_ratios=() peer_added=()
+ratios=() added=() peer_ratios=() peer_added=() sleeps=()
 for round in $(seq "$rounds"); do
-    read -r b bcpu <<< "$(run 8080 "$bare" "$keys")"
-    read -r g gcpu <<< "$(run 8081 "$gated" "$keys")"
-    read -r p pcpu <<< "$(run 8082 "$peer" "$keys.peer")"
+    read -r b bcpu bsleeps <<< "$(run 8080 "$bare" "$keys")"
+    read -r g gcpu gsleeps <<< "$(run 8081 "$gated" "$keys")"
+    read -r p pcpu psleeps <<< "$(run 8082 "$peer" "$keys.peer")"
     ratio=$(awk -v g="$g" -v b="$b" 'BEGIN { printf "%.3f", g / b }')
     peer_ratio=$(awk -v p="$p" -v b="$b" 'BEGIN { printf "%.3f", p / b }')
-    echo "round $round: bare $b req/s ($bcpu µs CPU each), gated $g ($gcpu µs), peer $p ($pcpu µs); gated/bare $ratio, peer/bare $peer_ratio"
+    echo "round $round: bare $b req/s ($bcpu µs CPU each), gated $g ($gcpu µs), peer $p ($pcpu µs); gated/bare $ratio, peer/bare $peer_ratio; wrk slept per request: bare $bsleeps, gated $gsleeps, peer $psleeps"
     ratios+=("$ratio")
     peer_ratios+=("$peer_ratio")
     added+=("$(awk -v g="$gcpu" -v b="$bcpu" 'BEGIN { print g - b }')")
     peer_added+=("$(awk -v p="$pcpu" -v b="$bcpu" 'BEGIN { print p - b }')")
+    sleeps+=("$bsleeps $gsleeps $psleeps")
 done
 echo "median over $rounds rounds: gated/bare $(printf '%s\n' "${ratios[@]}" | median), peer/bare $(printf '%s\n' "${peer_ratios[@]}" | median)"
 echo "median server CPU added per request: gate $(printf '%s\n' "${added[@]}" | median) µs, peer $(printf '%s\n' "${peer_added[@]}" | median) µs"
+if [ "${sleeps[0]}" != "- - -" ]; then
+    column() { printf '%s\n' "${sleeps[@]}" | awk -v k="$1" '{ print $k }' | median; }
+    echo "median wrk sleeps per request: bare $(column 1), gated $(column 2), peer $(column 3)"
+fi
