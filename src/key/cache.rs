@@ -405,12 +405,24 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         };
         let began = self.shared.changes.load(Ordering::Acquire);
         let mut flights = self.shared.flights();
-        if let Some(flight) = flights.get(digest)
-            && !self
-                .shared
-                .changed_since(&self.shared.changing(), digest, flight.began)
-        {
-            return Answer::Pending(CachedLookup::waiting(Arc::clone(flight)));
+        match flights.get(digest) {
+            Some(flight)
+                if !self
+                    .shared
+                    .changed_since(&self.shared.changing(), digest, flight.began) =>
+            {
+                return Answer::Pending(CachedLookup::waiting(Arc::clone(flight)));
+            }
+            Some(_) => {}
+            // A flight for this key may have landed between the look into
+            // the cache above and this lock: it remembers its answer before
+            // it leaves the list, so the cache has it now. (Without this
+            // second look, a miss in that gap made a second lookup.)
+            None => {
+                if let Cached::Hit(record) = self.shared.cached(digest) {
+                    return Answer::Ready(Ok(record));
+                }
+            }
         }
         match self.inner.lookup(digest) {
             Answer::Ready(result) => {
