@@ -5,23 +5,27 @@ use std::fmt;
 use http::header::RETRY_AFTER;
 use http::{Extensions, HeaderName, HeaderValue, StatusCode};
 
-/// How many headers fit before any allocation: the two of a rate limit's
-/// draft set, which admitted requests carry. (Kept small: the headers ride
-/// in every response future, which is moved.)
-const INLINE: usize = 2;
+/// The IETF draft's `RateLimit-Policy`.
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// The IETF draft's `RateLimit`.
+pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Headers the checks add to the response, whichever response goes out:
 /// your service's, or a rejection made after they were added. A header set
 /// here replaces one of the same name.
 ///
-/// The first few are kept inline: adding them allocates nothing but their
-/// values.
+/// The rate limit's own headers (`RateLimit-Policy` and `RateLimit`, which
+/// admitted requests carry, and a refusal's `Retry-After`) are kept as
+/// values in fields of their own, and written first: adding them allocates
+/// nothing but their values, and they take little room in the response
+/// future, which is moved (128 bytes, where two inline name-value pairs
+/// took 200). Headers inserted by name come after them.
 #[derive(Debug, Default)]
 pub struct ResponseHeaders {
-    inline: [Option<(HeaderName, HeaderValue)>; INLINE],
+    /// `RateLimit-Policy`, `RateLimit`.
+    rate_limit: [Option<HeaderValue>; 2],
     more: Vec<(HeaderName, HeaderValue)>,
-    /// `Retry-After`, in seconds: a refusal's third header beside the two
-    /// inline, kept as a number so that it spills nothing.
+    /// `Retry-After`, in seconds.
     retry_after: Option<u64>,
     /// What a check asked to be told of the response that goes out (a
     /// cost settled after it).
@@ -43,7 +47,7 @@ impl ResponseHeaders {
     /// No headers.
     pub const fn new() -> Self {
         Self {
-            inline: [None, None],
+            rate_limit: [None, None],
             more: Vec::new(),
             retry_after: None,
             after: None,
@@ -55,6 +59,17 @@ impl ResponseHeaders {
     #[inline]
     pub(crate) fn retry_after(&mut self, seconds: u64) {
         self.retry_after = Some(seconds);
+    }
+
+    /// Adds the draft's `RateLimit-Policy` and `RateLimit` values (before
+    /// those inserted by name).
+    #[inline]
+    pub(crate) fn rate_limit(
+        &mut self,
+        policy: Option<HeaderValue>,
+        remaining: Option<HeaderValue>,
+    ) {
+        self.rate_limit = [policy, remaining];
     }
 
     /// Calls `after` with the status and extensions of the response that
@@ -70,15 +85,14 @@ impl ResponseHeaders {
     /// Adds `name: value` to the response.
     #[inline]
     pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some((name, value)),
-            None => self.more.push((name, value)),
-        }
+        self.more.push((name, value));
     }
 
     /// Whether none was added.
     pub fn is_empty(&self) -> bool {
-        self.inline[0].is_none() && self.retry_after.is_none()
+        self.rate_limit.iter().all(Option::is_none)
+            && self.more.is_empty()
+            && self.retry_after.is_none()
     }
 
     /// Writes them into `response`'s headers, in the order they were
@@ -91,8 +105,14 @@ impl ResponseHeaders {
         if let Some(seconds) = self.retry_after {
             headers.insert(RETRY_AFTER, seconds_value(seconds));
         }
-        let inline = self.inline.into_iter().flatten();
-        for (name, value) in inline.chain(self.more) {
+        let [policy, remaining] = self.rate_limit;
+        if let Some(policy) = policy {
+            headers.insert(RATELIMIT_POLICY, policy);
+        }
+        if let Some(remaining) = remaining {
+            headers.insert(RATELIMIT, remaining);
+        }
+        for (name, value) in self.more {
             headers.insert(name, value);
         }
     }
@@ -152,5 +172,28 @@ mod tests {
         headers.apply(&mut response);
         assert_eq!(response.headers().get_all(RETRY_AFTER).iter().count(), 1);
         assert_eq!(response.headers()[RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn the_rate_limits_values_come_first_and_one_inserted_by_name_replaces_them() {
+        let mut headers = ResponseHeaders::new();
+        headers.rate_limit(
+            Some(HeaderValue::from_static("\"r\";q=5;w=1")),
+            Some(HeaderValue::from_static("\"r\";r=4;t=0")),
+        );
+        assert!(!headers.is_empty());
+        let mut response = http::Response::new(());
+        headers.apply(&mut response);
+        let names: Vec<_> = response.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["ratelimit-policy", "ratelimit"]);
+        assert_eq!(response.headers()[RATELIMIT], "\"r\";r=4;t=0");
+
+        let mut headers = ResponseHeaders::new();
+        headers.insert(RATELIMIT, HeaderValue::from_static("mine"));
+        headers.rate_limit(None, Some(HeaderValue::from_static("\"r\";r=4;t=0")));
+        let mut response = http::Response::new(());
+        headers.apply(&mut response);
+        assert_eq!(response.headers().len(), 1);
+        assert_eq!(response.headers()[RATELIMIT], "mine");
     }
 }

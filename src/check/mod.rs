@@ -67,7 +67,7 @@ mod body;
 pub(crate) mod body_limit;
 pub(crate) mod drain;
 mod future;
-mod headers;
+pub(crate) mod headers;
 pub(crate) mod observe;
 mod rerender;
 pub(crate) mod service;

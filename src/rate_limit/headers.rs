@@ -7,6 +7,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::check::ResponseHeaders;
+use crate::check::headers::{RATELIMIT, RATELIMIT_POLICY};
 use crate::context::credits::NEVER;
 use crate::context::gcra::QuotaState;
 use crate::error::sentence::digits;
@@ -62,8 +63,6 @@ impl RateLimitHeaders {
     }
 }
 
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
@@ -224,11 +223,8 @@ impl RateHeaders {
         if let Some(seconds) = self.retry_after {
             headers.retry_after(seconds);
         }
-        if let Some(policy) = self.policy {
-            headers.insert(RATELIMIT_POLICY, policy);
-        }
-        if let Some(remaining) = self.remaining {
-            headers.insert(RATELIMIT, remaining);
+        if self.policy.is_some() || self.remaining.is_some() {
+            headers.rate_limit(self.policy, self.remaining);
         }
         if let Some([limit, remaining, reset]) = self.legacy {
             headers.insert(X_LIMIT, HeaderValue::from(limit));
