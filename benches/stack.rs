@@ -16,6 +16,8 @@
 //!   have their own quota and body cap on the route.
 //! - `peer_stack`: tower-http's `RequestBodyLimitLayer` and `tower_governor`
 //!   keyed by the bearer token: no key check at all.
+//! - `peer_stack_headers`: the same with tower_governor's rate-limit headers
+//!   (`use_headers()`), as the gate's public route sends its own.
 //! - `peer_stack_keyed_headers`: what a user who does check keys would
 //!   assemble: tower-http's `ValidateRequestHeaderLayer::custom` taking the
 //!   bearer token, hashing it with SHA-256 and looking the digest up in a
@@ -109,6 +111,13 @@ fn bench_stack(c: &mut Criterion) {
     );
     let peer = peer_stack!();
     case!(group, "peer_stack", peer.clone(), f.keys, track);
+    case!(
+        group,
+        "peer_stack_headers",
+        peer_stack!(use_headers),
+        f.keys,
+        track
+    );
     let peer_keyed_headers = peer_stack_keyed!(f.digests, use_headers);
     case!(
         group,

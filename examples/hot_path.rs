@@ -15,7 +15,9 @@
 //! secret key on a scoped, rate-limited route, as `stack/tollgate_gate`),
 //! `tiers`, `window` (a daily window stacked on the route's bucket),
 //! `credits` (every key with monthly credits),
-//! `contract`, `public` (a public route), `peer`,
+//! `contract`, `public` (a public route), `peer`, `peer_headers` (the
+//! peer with tower_governor's rate-limit headers, as the public route sends
+//! its own),
 //! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
 //! headers), `peer_keyed` (without them), and the gate's refusals
 //! `reject_missing`, `reject_unknown`, `reject_scope`, `reject_429`,
@@ -195,6 +197,7 @@ fn main() {
         ),
         "public" => run!(gated, |_| stacks::health(), count, StatusCode::OK),
         "peer" => run!(peer_stack!(), key, count, StatusCode::OK),
+        "peer_headers" => run!(peer_stack!(use_headers), key, count, StatusCode::OK),
         "peer_keyed" => run!(peer_stack_keyed!(f.digests), key, count, StatusCode::OK),
         "peer_keyed_headers" => run!(
             peer_stack_keyed!(f.digests, use_headers),

@@ -23,8 +23,9 @@
 //! Stacks (built by `benches/support/stacks.rs`, which the benches and
 //! `examples/hot_path.rs` share): `bare`, `gate`, `window` (a daily window
 //! stacked on the route's bucket), `credits`, `tiers`, `contract`, `public`
-//! (the gate's public route), `peer`, `peer_keyed`, `peer_keyed_headers` (as in
-//! `benches/stack.rs`, `public` is weighed against `peer`).
+//! (the gate's public route), `peer`, `peer_headers` (the peer with
+//! tower_governor's rate-limit headers), `peer_keyed`, `peer_keyed_headers`
+//! (as in `benches/stack.rs`, `public` is weighed against `peer`).
 
 use std::time::Instant;
 
@@ -206,6 +207,7 @@ fn main() {
                 StatusCode::PAYLOAD_TOO_LARGE
             ),
             "peer" => turn!(peer_stack!(), track, block, f.keys),
+            "peer_headers" => turn!(peer_stack!(use_headers), track, block, f.keys),
             "peer_keyed" => turn!(peer_stack_keyed!(f.digests), track, block, f.keys),
             "peer_keyed_headers" => turn!(
                 peer_stack_keyed!(f.digests, use_headers),

@@ -300,15 +300,16 @@ impl KeyExtractor for BearerToken {
 }
 
 /// `tower_governor` keyed by the bearer token behind tower-http's
-/// `RequestBodyLimitLayer`: no key check at all.
+/// `RequestBodyLimitLayer`: no key check at all. `peer_stack!(use_headers)`
+/// adds tower_governor's rate-limit headers, as the gate's public route
+/// sends its own.
 macro_rules! peer_stack {
-    () => {{
-        let config = tower_governor::governor::GovernorConfigBuilder::default()
-            .per_nanosecond(1)
-            .burst_size(1_000_000_000)
-            .key_extractor(stacks::BearerToken)
-            .finish()
-            .unwrap();
+    ($($headers:ident)?) => {{
+        let mut config = tower_governor::governor::GovernorConfigBuilder::default()
+            .key_extractor(stacks::BearerToken);
+        config.per_nanosecond(1).burst_size(1_000_000_000);
+        $( let mut config = config.$headers(); )?
+        let config = config.finish().unwrap();
         tower::ServiceBuilder::new()
             .layer(tower_http::limit::RequestBodyLimitLayer::new(8192))
             .layer(tower_governor::GovernorLayer::<_, _, axum::body::Body>::new(config))
