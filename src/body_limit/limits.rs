@@ -209,15 +209,22 @@ fn refusal(code: ErrorCode, limit: u64, message: String, of: &'static str) -> Ap
         .with_rule(Rule::BodyLimit)
 }
 
+/// The length `request`'s `Content-Length` declares: its decimal digits,
+/// spaces around them allowed; none when it is absent, empty, not digits or
+/// past `u64`. (Read as bytes: every request with a body asks.)
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    request
-        .headers()
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    parse_length(request.headers().get(CONTENT_LENGTH)?.as_bytes())
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |length, &byte| {
+        let digit = byte.checked_sub(b'0').filter(|digit| *digit < 10)?;
+        length.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 impl<B> BodyLimit<B> for BodyLimits
@@ -310,5 +317,28 @@ where
             self.drain.timeout,
             false,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_declared_length_is_its_digits() {
+        use super::parse_length;
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b" 8192\t"), Some(8192));
+        assert_eq!(parse_length(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"  ",
+            b"18446744073709551616",
+            b"+5",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"\xff",
+        ] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
     }
 }
