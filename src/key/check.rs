@@ -368,12 +368,16 @@ impl<St> KeyCheck<St> {
 
     /// Parses and digests `credential`: everything that needs no store.
     pub(crate) fn present(&self, credential: Credential<'_>) -> Result<Presented, ApiError> {
-        let parsed = self.parser.parse(credential.key).map_err(malformed)?;
+        let key = credential.text().map_err(|error| match error {
+            CredentialError::Malformed(reason) => malformed(reason),
+            CredentialError::Missing => malformed("no key"),
+        })?;
+        let parsed = self.parser.parse(key).map_err(malformed)?;
         if credential.in_query && parsed.kind() != KeyKind::Publishable {
             return Err(query_refusal());
         }
         Ok(Presented {
-            digest: self.hasher.digest(credential.key),
+            digest: self.hasher.digest(key),
             kind: parsed.kind(),
         })
     }

@@ -103,10 +103,21 @@ impl Places<'_> {
 /// The one credential a request carries.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Credential<'a> {
-    pub(crate) key: &'a str,
+    /// As presented: not yet known to be text (see [`Credential::text`]).
+    /// A key verified before is recognised by these bytes alone.
+    pub(crate) key: &'a [u8],
     /// Whether it came (also) in the query string, where only publishable
     /// keys are accepted.
     pub(crate) in_query: bool,
+}
+
+impl<'a> Credential<'a> {
+    /// The key as text, or why it is not: what parsing it needs, and only
+    /// a key not verified before is parsed.
+    pub(crate) fn text(&self) -> Result<&'a str, CredentialError> {
+        std::str::from_utf8(self.key)
+            .map_err(|_| CredentialError::Malformed("a credential header is not plain ASCII text"))
+    }
 }
 
 /// Why no single credential could be taken from a request.
@@ -141,10 +152,12 @@ pub(crate) fn extract<'a>(
         false => None,
     };
     let query = match places.query_parameter {
-        Some(name) if places.sources.contains(CredentialSource::Query) => query_value(uri, name)?,
+        Some(name) if places.sources.contains(CredentialSource::Query) => {
+            query_value(uri, name)?.map(str::as_bytes)
+        }
         _ => None,
     };
-    let mut found: Option<&str> = None;
+    let mut found: Option<&[u8]> = None;
     for candidate in [bearer, header, query].into_iter().flatten() {
         match found {
             Some(key) if key != candidate => {
@@ -176,13 +189,6 @@ fn single<'a>(
     Ok(first)
 }
 
-/// `bytes` as text. (Which characters a key may hold is the parser's
-/// business: anything but letters, digits and `_` is refused there.)
-fn text(bytes: &[u8]) -> Result<&str, CredentialError> {
-    std::str::from_utf8(bytes)
-        .map_err(|_| CredentialError::Malformed("a credential header is not plain ASCII text"))
-}
-
 fn is_space(byte: &u8) -> bool {
     matches!(byte, b' ' | b'\t')
 }
@@ -200,7 +206,10 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-fn bearer_token(value: &HeaderValue) -> Result<&str, CredentialError> {
+/// The token after `Bearer`, as bytes. (Which characters a key may hold is
+/// the parser's business: anything but letters, digits and `_` is refused
+/// there.)
+fn bearer_token(value: &HeaderValue) -> Result<&[u8], CredentialError> {
     let value = trim(value.as_bytes());
     let (scheme, token) = value.split_at(value.iter().position(is_space).unwrap_or(value.len()));
     if !scheme.eq_ignore_ascii_case(b"bearer") {
@@ -214,15 +223,15 @@ fn bearer_token(value: &HeaderValue) -> Result<&str, CredentialError> {
             "the Authorization header has no key after Bearer",
         ));
     }
-    text(token)
+    Ok(token)
 }
 
-fn bare_key(value: &HeaderValue) -> Result<&str, CredentialError> {
+fn bare_key(value: &HeaderValue) -> Result<&[u8], CredentialError> {
     let key = trim(value.as_bytes());
     if key.is_empty() {
         return Err(CredentialError::Malformed("the credential header is empty"));
     }
-    text(key)
+    Ok(key)
 }
 
 fn query_value<'a>(uri: &'a Uri, name: &str) -> Result<Option<&'a str>, CredentialError> {
@@ -296,7 +305,8 @@ mod tests {
             header: &X_API_KEY,
             query_parameter: Some("api_key"),
         };
-        extract(&map, &uri, &places).map(|c| (c.key.to_owned(), c.in_query))
+        let credential = extract(&map, &uri, &places)?;
+        Ok((credential.text()?.to_owned(), credential.in_query))
     }
 
     #[test]

@@ -81,9 +81,9 @@ impl VerifiedKeys {
 
     /// The tag of `key`.
     #[inline]
-    pub(crate) fn tag(&self, key: &str) -> Tag {
+    pub(crate) fn tag(&self, key: &[u8]) -> Tag {
         let mut hasher = self.inner.hasher;
-        hasher.write(key.as_bytes());
+        hasher.write(key);
         let hash = hasher.finish128();
         Tag([hash.h1, hash.h2])
     }
@@ -164,27 +164,27 @@ mod tests {
     #[test]
     fn an_entry_serves_only_its_generation() {
         let keys = VerifiedKeys::new(16).unwrap();
-        let tag = keys.tag("sk_test_abc");
+        let tag = keys.tag(b"sk_test_abc");
         keys.insert(tag, &record(), KeyKind::Secret, 7);
         assert!(keys.get(tag, 7).is_some());
         assert!(keys.get(tag, 8).is_none());
-        assert!(keys.get(keys.tag("sk_test_abd"), 7).is_none());
+        assert!(keys.get(keys.tag(b"sk_test_abd"), 7).is_none());
         // A lookup begun before the store changed is not answered after.
-        keys.insert(keys.tag("sk_test_new"), &record(), KeyKind::Secret, 9);
-        keys.insert(keys.tag("sk_test_old"), &record(), KeyKind::Secret, 8);
-        assert!(keys.get(keys.tag("sk_test_new"), 9).is_some());
-        assert!(keys.get(keys.tag("sk_test_old"), 9).is_none());
+        keys.insert(keys.tag(b"sk_test_new"), &record(), KeyKind::Secret, 9);
+        keys.insert(keys.tag(b"sk_test_old"), &record(), KeyKind::Secret, 8);
+        assert!(keys.get(keys.tag(b"sk_test_new"), 9).is_some());
+        assert!(keys.get(keys.tag(b"sk_test_old"), 9).is_none());
         assert!(keys.get(tag, 9).is_none());
         // Nor is a key whose prefix names another kind than its record.
-        keys.insert(keys.tag("pk_test_abc"), &record(), KeyKind::Publishable, 9);
-        assert!(keys.get(keys.tag("pk_test_abc"), 9).is_none());
+        keys.insert(keys.tag(b"pk_test_abc"), &record(), KeyKind::Publishable, 9);
+        assert!(keys.get(keys.tag(b"pk_test_abc"), 9).is_none());
     }
 
     #[test]
     fn tags_are_keyed_per_cache() {
         let (a, b) = (VerifiedKeys::new(1).unwrap(), VerifiedKeys::new(1).unwrap());
-        assert!(a.tag("sk_test_abc") == a.tag("sk_test_abc"));
-        assert!(a.tag("sk_test_abc") != b.tag("sk_test_abc"));
+        assert!(a.tag(b"sk_test_abc") == a.tag(b"sk_test_abc"));
+        assert!(a.tag(b"sk_test_abc") != b.tag(b"sk_test_abc"));
     }
 
     #[test]
@@ -192,7 +192,7 @@ mod tests {
         let keys = VerifiedKeys::new(32).unwrap();
         for i in 0..1_000 {
             keys.insert(
-                keys.tag(&format!("sk_test_{i}")),
+                keys.tag(format!("sk_test_{i}").as_bytes()),
                 &record(),
                 KeyKind::Secret,
                 1,
