@@ -56,8 +56,10 @@ pin_project! {
             overflow: Option<Box<Overflow>>,
             echo: Echo<C, L>,
         },
+        // Not boxed: no larger than the inner call's state, and every
+        // refusal would pay an allocation for it.
         Rejected {
-            response: Option<Box<Response<Bytes>>>,
+            response: Option<Response<Bytes>>,
             drain: Option<Drain>,
         },
         // A rejection that echoes something of the body (JSON-RPC's id):
@@ -166,7 +168,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
             headers.apply(&mut response);
             let drain = shared.limit.refused(request, &mut response, over_limit);
             State::Rejected {
-                response: Some(Box::new(response)),
+                response: Some(response),
                 drain,
             }
         };
@@ -282,7 +284,7 @@ where
                         }
                     }
                     let response = response.take().expect(POLLED_AFTER_COMPLETION);
-                    (*response).map(ResponseBody::rejection)
+                    response.map(ResponseBody::rejection)
                 }
             };
             #[cfg(feature = "tracing")]
