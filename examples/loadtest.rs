@@ -24,7 +24,10 @@
 //! what a user would assemble from tower-http and tower_governor instead of
 //! the gate; `--serve gated --guesses N --guesses-file PATH` also writes N
 //! well-formed keys the store does not hold (a guessing flood,
-//! `examples/wrk/flood.sh`).
+//! `examples/wrk/flood.sh`); `--serve bare --busy-ns N` makes the bare
+//! server spin N ns on each request before its handlers (to see what a
+//! server that is slower by N ns pays beyond those N ns under the same
+//! client: `examples/wrk/busy.sh`).
 //!
 //! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
 //! it can and checks that the admitted count is what the quota allows, within
@@ -71,6 +74,8 @@ struct Args {
     /// well-formed keys the store does not hold (a guessing flood, for wrk).
     guesses: usize,
     guesses_file: Option<std::path::PathBuf>,
+    /// `--serve bare --busy-ns N`: spin N ns on each request first.
+    busy_ns: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -87,6 +92,7 @@ fn parse_args() -> Result<Args, String> {
         keys_file: None,
         guesses: 0,
         guesses_file: None,
+        busy_ns: 0,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -113,6 +119,9 @@ fn parse_args() -> Result<Args, String> {
                 args.guesses = value()?.parse().map_err(|e| format!("--guesses: {e}"))?
             }
             "--guesses-file" => args.guesses_file = Some(value()?.into()),
+            "--busy-ns" => {
+                args.busy_ns = value()?.parse().map_err(|e| format!("--busy-ns: {e}"))?
+            }
             "--mode" => match value()?.as_str() {
                 "throughput" => args.quota_mode = false,
                 "quota" => args.quota_mode = true,
@@ -316,6 +325,21 @@ fn add_keys(
     Ok(keys)
 }
 
+/// `app`, spinning `busy` on each request before it: a server slower by
+/// exactly that much CPU per request.
+fn busy_app(app: app::App, busy: std::time::Duration) -> app::App {
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |request| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < busy {
+                std::hint::spin_loop();
+            }
+            request
+        })
+        .service(app);
+    tower::util::BoxCloneService::new(service)
+}
+
 /// Serves the bare, the gated or the peer app (in a process of its own),
 /// prints `listening ADDRESS`, then for the gated and peer apps their keys,
 /// one a line (or into `--keys-file`), then `ready`; serves until killed.
@@ -368,6 +392,10 @@ async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::E
                 app::handlers(renderer),
                 caller,
             );
+            let app = match args.busy_ns {
+                0 => app,
+                busy => busy_app(app, std::time::Duration::from_nanos(busy)),
+            };
             (serve(app, args.addr).await, Vec::new())
         }
         other => return Err(format!("--serve {other}: expected bare, gated or peer").into()),

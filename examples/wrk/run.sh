@@ -7,12 +7,17 @@
 # system, from /proc), and the medians: gated/bare, peer/bare, and the CPU
 # time each adds to a request. Needs wrk (apt-get install wrk) and taskset.
 #
-#   bash examples/wrk/run.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#   bash examples/wrk/run.sh [ROUNDS] [SECONDS] [CONNECTIONS] [BUSY_NS]
+#
+# With BUSY_NS, a fourth server joins the rounds: the bare one spinning
+# BUSY_NS of CPU on each request (`loadtest --busy-ns`), to see what a
+# server slower by exactly that much pays beyond it under the same client.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-5}
 connections=${3:-32}
+busy_ns=${4:-0}
 for tool in wrk taskset; do
     command -v "$tool" > /dev/null || { echo "$0: $tool is not installed (apt-get install -y wrk util-linux)" >&2; exit 1; }
 done
@@ -26,8 +31,15 @@ taskset -c 0 "$server" --serve gated --addr 127.0.0.1:8081 --keys-file "$keys" >
 gated=$!
 taskset -c 0 "$server" --serve peer --addr 127.0.0.1:8082 --keys-file "$keys.peer" > "$keys.peer.out" &
 peer=$!
-trap 'kill $bare $gated $peer 2>/dev/null; rm -f "$keys" "$keys".*' EXIT
-for which in bare gated peer; do
+servers=(bare gated peer)
+busy=
+if [ "$busy_ns" -gt 0 ]; then
+    taskset -c 0 "$server" --serve bare --busy-ns "$busy_ns" --addr 127.0.0.1:8083 > "$keys.busy.out" &
+    busy=$!
+    servers+=(busy)
+fi
+trap 'kill $bare $gated $peer $busy 2>/dev/null; rm -f "$keys" "$keys".*' EXIT
+for which in "${servers[@]}"; do
     until grep -q ready "$keys.$which.out" 2>/dev/null; do sleep 0.2; done
 done
 
@@ -65,7 +77,7 @@ median() {
         printf "%.3f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
 }
 
-ratios=() added=() peer_ratios=() peer_added=() sleeps=()
+ratios=() added=() peer_ratios=() peer_added=() sleeps=() busy_ratios=() busy_beyond=() busy_sleeps=()
 for round in $(seq "$rounds"); do
     read -r b bcpu bsleeps <<< "$(run 8080 "$bare" "$keys")"
     read -r g gcpu gsleeps <<< "$(run 8081 "$gated" "$keys")"
@@ -78,10 +90,21 @@ for round in $(seq "$rounds"); do
     added+=("$(awk -v g="$gcpu" -v b="$bcpu" 'BEGIN { print g - b }')")
     peer_added+=("$(awk -v p="$pcpu" -v b="$bcpu" 'BEGIN { print p - b }')")
     sleeps+=("$bsleeps $gsleeps $psleeps")
+    if [ -n "$busy" ]; then
+        read -r s scpu ssleeps <<< "$(run 8083 "$busy" "$keys")"
+        busy_ratios+=("$(awk -v s="$s" -v b="$b" 'BEGIN { printf "%.3f", s / b }')")
+        # The CPU the busy server adds beyond its BUSY_NS.
+        busy_beyond+=("$(awk -v s="$scpu" -v b="$bcpu" -v n="$busy_ns" 'BEGIN { print s - b - n / 1000 }')")
+        busy_sleeps+=("$ssleeps")
+        echo "        busy ($busy_ns ns a request): $s req/s ($scpu µs CPU each), busy/bare ${busy_ratios[-1]}; wrk slept per request: $ssleeps"
+    fi
 done
 echo "median over $rounds rounds: gated/bare $(printf '%s\n' "${ratios[@]}" | median), peer/bare $(printf '%s\n' "${peer_ratios[@]}" | median)"
 echo "median server CPU added per request: gate $(printf '%s\n' "${added[@]}" | median) µs, peer $(printf '%s\n' "${peer_added[@]}" | median) µs"
 if [ "${sleeps[0]}" != "- - -" ]; then
     column() { printf '%s\n' "${sleeps[@]}" | awk -v k="$1" '{ print $k }' | median; }
     echo "median wrk sleeps per request: bare $(column 1), gated $(column 2), peer $(column 3)"
+fi
+if [ -n "$busy" ]; then
+    echo "busy server ($busy_ns ns a request): median busy/bare $(printf '%s\n' "${busy_ratios[@]}" | median), CPU added beyond the $busy_ns ns $(printf '%s\n' "${busy_beyond[@]}" | median) µs a request, wrk slept $(printf '%s\n' "${busy_sleeps[@]}" | median) per request"
 fi
