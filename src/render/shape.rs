@@ -162,6 +162,23 @@ fn needs_escape(word: u64) -> bool {
         != 0
 }
 
+/// Whether any byte of `bytes` must be escaped in a JSON string.
+#[inline]
+fn any_escape(bytes: &[u8]) -> bool {
+    let word = |at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+    }
+    (0..bytes.len() / 8).any(|step| needs_escape(word(step * 8)))
+        || needs_escape(word(bytes.len() - 8))
+}
+
 /// `text` as a JSON string, quoted and escaped exactly as `serde_json`
 /// escapes it (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, else `\u00XX`
 /// below 0x20).
@@ -169,6 +186,13 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Most strings need no escape: found so with whole words, the last one
+    // overlapping the one before, then copied at once.
+    if !any_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     let mut at = 0;
     loop {
@@ -313,10 +337,17 @@ mod tests {
         .iter()
         .map(|text| (*text).to_owned())
         .collect();
-        // Every byte below 0x80 at every place of an eight-byte word.
+        // Every byte below 0x80 at every place of a string of two words
+        // and one byte (the last word overlapping the one before), and of a
+        // string shorter than a word.
         for byte in 0u8..0x80 {
-            for at in 0..9 {
+            for at in 0..=16 {
                 let mut text = "abcdefghijklmnop".to_owned();
+                text.insert(at, char::from(byte));
+                samples.push(text);
+            }
+            for at in 0..=3 {
+                let mut text = "abc".to_owned();
                 text.insert(at, char::from(byte));
                 samples.push(text);
             }
