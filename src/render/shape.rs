@@ -162,6 +162,13 @@ fn needs_escape(word: u64) -> bool {
         != 0
 }
 
+/// Whether `byte` must be escaped in a JSON string: a control character,
+/// `"` or `\` (what [`needs_escape`] asks of eight at a time).
+#[inline]
+fn escaped(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
 /// Whether any byte of `bytes` must be escaped in a JSON string.
 #[inline]
 fn any_escape(bytes: &[u8]) -> bool {
@@ -171,9 +178,7 @@ fn any_escape(bytes: &[u8]) -> bool {
         u64::from_le_bytes(word)
     };
     if bytes.len() < 8 {
-        return bytes
-            .iter()
-            .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+        return bytes.iter().copied().any(escaped);
     }
     (0..bytes.len() / 8).any(|step| needs_escape(word(step * 8)))
         || needs_escape(word(bytes.len() - 8))
@@ -206,10 +211,7 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
             at += 8;
         }
         // Then byte by byte to the next escape (or the end).
-        let Some(offset) = bytes[at..]
-            .iter()
-            .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-        else {
+        let Some(offset) = bytes[at..].iter().copied().position(escaped) else {
             break;
         };
         at += offset;
