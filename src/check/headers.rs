@@ -61,15 +61,20 @@ impl ResponseHeaders {
         self.retry_after = Some(seconds);
     }
 
-    /// Adds the draft's `RateLimit-Policy` and `RateLimit` values (before
-    /// those inserted by name).
+    /// Adds the draft's `RateLimit-Policy` and `RateLimit` values, each
+    /// given replacing an earlier one (written before those inserted by
+    /// name).
     #[inline]
     pub(crate) fn rate_limit(
         &mut self,
         policy: Option<HeaderValue>,
         remaining: Option<HeaderValue>,
     ) {
-        self.rate_limit = [policy, remaining];
+        for (slot, value) in self.rate_limit.iter_mut().zip([policy, remaining]) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
     }
 
     /// Calls `after` with the status and extensions of the response that
@@ -187,6 +192,18 @@ mod tests {
         let names: Vec<_> = response.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["ratelimit-policy", "ratelimit"]);
         assert_eq!(response.headers()[RATELIMIT], "\"r\";r=4;t=0");
+
+        // A later check's values replace those it gives, and only those.
+        let mut headers = ResponseHeaders::new();
+        headers.rate_limit(
+            Some(HeaderValue::from_static("\"r\";q=5;w=1")),
+            Some(HeaderValue::from_static("\"r\";r=4;t=0")),
+        );
+        headers.rate_limit(None, Some(HeaderValue::from_static("\"r\";r=3;t=0")));
+        let mut response = http::Response::new(());
+        headers.apply(&mut response);
+        assert_eq!(response.headers()[RATELIMIT_POLICY], "\"r\";q=5;w=1");
+        assert_eq!(response.headers()[RATELIMIT], "\"r\";r=3;t=0");
 
         let mut headers = ResponseHeaders::new();
         headers.insert(RATELIMIT, HeaderValue::from_static("mine"));

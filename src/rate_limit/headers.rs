@@ -223,9 +223,7 @@ impl RateHeaders {
         if let Some(seconds) = self.retry_after {
             headers.retry_after(seconds);
         }
-        if self.policy.is_some() || self.remaining.is_some() {
-            headers.rate_limit(self.policy, self.remaining);
-        }
+        headers.rate_limit(self.policy, self.remaining);
         if let Some([limit, remaining, reset]) = self.legacy {
             headers.insert(X_LIMIT, HeaderValue::from(limit));
             headers.insert(X_REMAINING, HeaderValue::from(remaining));
