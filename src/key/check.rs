@@ -368,10 +368,7 @@ impl<St> KeyCheck<St> {
 
     /// Parses and digests `credential`: everything that needs no store.
     pub(crate) fn present(&self, credential: Credential<'_>) -> Result<Presented, ApiError> {
-        let key = credential.text().map_err(|error| match error {
-            CredentialError::Malformed(reason) => malformed(reason),
-            CredentialError::Missing => malformed("no key"),
-        })?;
+        let key = credential.text().map_err(malformed)?;
         let parsed = self.parser.parse(key).map_err(malformed)?;
         if credential.in_query && parsed.kind() != KeyKind::Publishable {
             return Err(query_refusal());
