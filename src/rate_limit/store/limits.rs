@@ -39,8 +39,14 @@ fn names(quotas: &[QuotaSpec], route: &str) -> Box<[Arc<str>]> {
     quotas
         .iter()
         .enumerate()
-        .map(|(index, quota)| Arc::from(&*quota.label(route, index)))
+        .map(|(index, quota)| name(quota, route, index))
         .collect()
+}
+
+/// The label of `quota`, the `index`th on `route`, as a refusal's details
+/// name it.
+fn name(quota: &QuotaSpec, route: &str, index: usize) -> Arc<str> {
+    Arc::from(&*quota.label(route, index))
 }
 
 /// The bits of a bucket key that choose the in-memory store's shard (bits
@@ -505,7 +511,7 @@ impl RouteLimits {
             None => self
                 .quotas
                 .get(index)
-                .map(|quota| Arc::from(&*quota.label(route, index))),
+                .map(|quota| name(quota, route, index)),
         }
     }
 }
