@@ -44,8 +44,9 @@ impl Collecting {
     }
 }
 
-/// What rendering an error your service returns takes: the gate's renderer
-/// and the request's id, method, route and caller (kept as cheap clones).
+/// What rendering an error your service returns takes: the gate's renderer,
+/// the request's id and method, whether it is gRPC, and its path, route
+/// and caller when rendering will read them (kept as cheap clones).
 pub(crate) struct Echo<C, L> {
     shared: Arc<Shared<C, L>>,
     method: Method,
@@ -53,13 +54,20 @@ pub(crate) struct Echo<C, L> {
     /// (Boxed: the admitted request's future stays small.)
     uri: Option<Box<Uri>>,
     request_id: Option<HeaderValue>,
+    /// Whether the request is answered with a gRPC status.
+    grpc: bool,
     route: Option<Route>,
     principal: Option<Principal>,
 }
 
 impl<C, L> Echo<C, L> {
     pub(super) fn of<B>(shared: &Arc<Shared<C, L>>, request: &Request<B>) -> Self {
+        let grpc = shared.renderer.answers_grpc(request.headers());
+        // The route and caller only when rendering will read them: two
+        // reference counts fewer for every admitted request otherwise.
+        let caller = grpc || shared.renderer.reads_route_or_caller_of(request);
         Self {
+            grpc,
             shared: Arc::clone(shared),
             method: request.method().clone(),
             uri: shared
@@ -70,8 +78,12 @@ impl<C, L> Echo<C, L> {
                 .headers()
                 .get(shared.renderer.request_id_header())
                 .cloned(),
-            route: crate::context::route(request).cloned(),
-            principal: crate::context::principal(request).cloned(),
+            route: caller
+                .then(|| crate::context::route(request).cloned())
+                .flatten(),
+            principal: caller
+                .then(|| crate::context::principal(request).cloned())
+                .flatten(),
         }
     }
 
@@ -85,6 +97,12 @@ impl<C, L> Echo<C, L> {
         *request.method_mut() = self.method.clone();
         if let Some(uri) = &self.uri {
             *request.uri_mut() = Uri::clone(uri);
+        }
+        if self.grpc {
+            request.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
         }
         if let Some(id) = &self.request_id {
             request

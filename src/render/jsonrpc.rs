@@ -114,6 +114,10 @@ impl RenderError for JsonRpc {
     fn body_read_limit(&self) -> Option<u64> {
         (self.id_limit > 0).then_some(self.id_limit)
     }
+
+    fn reads_route_or_caller(&self) -> bool {
+        false
+    }
 }
 
 /// The request's `id`, if `body` is one JSON-RPC request object whose id

@@ -34,6 +34,9 @@ pub struct ErrorRenderer {
     codes: CodeMap,
     /// Whether a shape reads the request's path.
     reads_path: bool,
+    /// Whether the shape of routes without one of their own reads the
+    /// request's route or caller.
+    reads_route_or_caller: bool,
     /// Whether requests without an id get one.
     generate_ids: bool,
     /// The domain of gRPC refusals' `ErrorInfo`.
@@ -47,8 +50,10 @@ impl ErrorRenderer {
     /// A renderer producing the shape of `renderer`.
     pub fn new(renderer: impl RenderError) -> Self {
         let reads_path = renderer.reads_path();
+        let reads_route_or_caller = renderer.reads_route_or_caller();
         Self {
             reads_path,
+            reads_route_or_caller,
             generate_ids: false,
             grpc_domain: Arc::from(DEFAULT_GRPC_DOMAIN),
             renderer: Arc::new(renderer),
@@ -126,22 +131,43 @@ impl ErrorRenderer {
 
     pub(crate) fn set_shape(&mut self, shape: Arc<dyn RenderError>) {
         self.renderer = shape;
-        self.note_reads_path();
+        self.note_reads();
     }
 
     pub(crate) fn set_route_shape(&mut self, route: &str, shape: Arc<dyn RenderError>) {
         Arc::make_mut(&mut self.routes).insert(route.into(), shape);
-        self.note_reads_path();
+        self.note_reads();
     }
 
-    fn note_reads_path(&mut self) {
+    fn note_reads(&mut self) {
         self.reads_path =
             self.renderer.reads_path() || self.routes.values().any(|shape| shape.reads_path());
+        self.reads_route_or_caller = self.renderer.reads_route_or_caller();
     }
 
     /// Whether a shape of this renderer reads the request's path.
     pub(crate) fn reads_path(&self) -> bool {
         self.reads_path
+    }
+
+    /// Whether a request with `headers` is answered with a gRPC status.
+    pub(crate) fn answers_grpc(&self, headers: &HeaderMap) -> bool {
+        self.grpc && is_grpc(headers)
+    }
+
+    /// Whether a rejection of `request` (not gRPC), rendered after the
+    /// request was handed on, reads its route and caller: its shape reads
+    /// them or is chosen by the route, or the rejection's log is listened
+    /// to. (A gRPC status names the route: see [`Self::answers_grpc`].)
+    pub(crate) fn reads_route_or_caller_of<B>(&self, request: &Request<B>) -> bool {
+        let reads = if self.routes.is_empty() {
+            self.reads_route_or_caller
+        } else {
+            // A route's own shape is chosen by the route's name.
+            let route = request.extensions().get::<Route>().map(Route::name);
+            route.is_some_and(|route| self.routes.contains_key(route)) || self.reads_route_or_caller
+        };
+        reads || log_listened()
     }
 
     /// The code map.
@@ -293,12 +319,14 @@ impl ErrorRenderer {
                 snapshot.headers_mut().insert(name.clone(), value.clone());
             }
         }
-        let extensions = request.extensions();
-        if let Some(route) = extensions.get::<Route>() {
-            snapshot.extensions_mut().insert(route.clone());
-        }
-        if let Some(principal) = extensions.get::<Principal>() {
-            snapshot.extensions_mut().insert(principal.clone());
+        if self.answers_grpc(request.headers()) || self.reads_route_or_caller_of(request) {
+            let extensions = request.extensions();
+            if let Some(route) = extensions.get::<Route>() {
+                snapshot.extensions_mut().insert(route.clone());
+            }
+            if let Some(principal) = extensions.get::<Principal>() {
+                snapshot.extensions_mut().insert(principal.clone());
+            }
         }
         snapshot
     }
@@ -365,3 +393,15 @@ fn log_rejection(error: &ApiError, extensions: &http::Extensions, route: Option<
 
 #[cfg(not(feature = "tracing"))]
 fn log_rejection(_: &ApiError, _: &http::Extensions, _: Option<&str>) {}
+
+/// Whether someone listens to rejections' logs (at either of their levels).
+#[cfg(feature = "tracing")]
+fn log_listened() -> bool {
+    tracing::enabled!(target: "tollgate", tracing::Level::INFO)
+        || tracing::enabled!(target: "tollgate", tracing::Level::WARN)
+}
+
+#[cfg(not(feature = "tracing"))]
+fn log_listened() -> bool {
+    false
+}

@@ -48,6 +48,18 @@ pub trait RenderError: Send + Sync + 'static {
     fn reads_path(&self) -> bool {
         false
     }
+
+    /// Whether rendering reads [`RenderContext::route`],
+    /// [`RenderContext::principal`], [`RenderContext::key_id`] or
+    /// [`RenderContext::project`]. For an error your service returns, the
+    /// gate keeps the request's route and caller only when something will
+    /// read them (this, a route with a shape of its own, a gRPC request, a
+    /// log someone listens to); `true` (the default): they are kept. A
+    /// shape that reads none of them says `false`, and admitted requests
+    /// then skip two reference counts each.
+    fn reads_route_or_caller(&self) -> bool {
+        true
+    }
 }
 
 impl<F> RenderError for F
@@ -145,6 +157,10 @@ impl RenderError for JsonEnvelope {
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(APPLICATION_JSON));
         response
+    }
+
+    fn reads_route_or_caller(&self) -> bool {
+        false
     }
 }
 
@@ -317,6 +333,10 @@ impl RenderError for ProblemJson {
             request_id: context.request_id(),
         };
         json_response(error.status(), APPLICATION_PROBLEM_JSON, &body)
+    }
+
+    fn reads_route_or_caller(&self) -> bool {
+        false
     }
 }
 

@@ -348,6 +348,18 @@ impl RenderError for Template {
     fn reads_path(&self) -> bool {
         self.compiled.reads(&Field::Path)
     }
+
+    fn reads_route_or_caller(&self) -> bool {
+        [
+            Field::Route,
+            Field::KeyId,
+            Field::Project,
+            Field::Kind,
+            Field::Tier,
+        ]
+        .iter()
+        .any(|field| self.compiled.reads(field))
+    }
 }
 
 impl Node {

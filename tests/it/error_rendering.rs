@@ -296,3 +296,137 @@ async fn a_layer_uses_the_renderer_it_is_given() {
     assert_eq!(answer.body["request_id"], "r-1");
     assert_eq!(answer.body["status"], 401);
 }
+
+/// A handler that answers every request with its own `ApiError` in axum's
+/// default shape, noting how many holders the caller's key record has
+/// while the request is in the gate.
+fn failing_handler<B: Send + 'static>(
+    holders: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> impl tower::Service<
+    Request<B>,
+    Response = http::Response<axum::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    use axum::response::IntoResponse;
+    tower::service_fn(move |request: Request<B>| {
+        let holders = holders.clone();
+        async move {
+            let principal = request.extensions().get::<tollgate::key::Principal>();
+            let count = principal.map_or(0, |principal| {
+                std::sync::Arc::strong_count(principal.record())
+            });
+            holders.store(count, std::sync::atomic::Ordering::SeqCst);
+            Ok(ApiError::new(ErrorCode::NOT_FOUND, "No such order.").into_response())
+        }
+    })
+}
+
+/// What rendering a handler's error reads of the request's route and
+/// caller is kept for it, and only then: the default envelope reads
+/// neither, so an admitted request's key record has no holder more than
+/// its request's own `Principal`; a template that shows the key id, a
+/// route's own shape, a gRPC request and a listened log each keep them.
+#[tokio::test]
+async fn handler_errors_keep_the_route_and_caller_only_for_what_reads_them() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tollgate::gate::{Gate, RoutePolicy};
+    use tollgate::render::{ErrorFormat, Template};
+    use tower::Layer;
+
+    let keys = Keys::new();
+    let gate = |renderer: Option<ErrorRenderer>| {
+        let builder = Gate::builder(keys.store.clone())
+            .hasher(keys.hasher.clone())
+            .route("GET /orders/{id}", RoutePolicy::new())
+            .route(
+                "GET /problems/{id}",
+                RoutePolicy::new().errors(ErrorFormat::Problem),
+            );
+        match renderer {
+            Some(renderer) => builder.renderer(renderer),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let record = keys.store.get(&keys.secret.digest()).unwrap();
+    let with_key = |path: &str| {
+        get(path)
+            .header("x-api-key", keys.secret.key())
+            .header("x-request-id", "req-3")
+    };
+    // The holders seen by the handler, beyond those left once the request
+    // is done (the store, the gate's verified-key cache, `record` here).
+    let extra_holders = |renderer: Option<ErrorRenderer>, path: &'static str, grpc: bool| {
+        let holders = Arc::new(AtomicUsize::new(0));
+        let service = gate(renderer)
+            .layer()
+            .layer(failing_handler(holders.clone()));
+        let request = |grpc: bool| {
+            let builder = with_key(path);
+            empty(match grpc {
+                true => builder.header("content-type", "application/grpc"),
+                false => builder,
+            })
+        };
+        let record = record.clone();
+        async move {
+            // Once to fill the verified-key cache, then measured.
+            send(service.clone(), request(grpc)).await;
+            let answer = send(service.clone(), request(grpc)).await;
+            // With the gate still alive: its caches hold what they held.
+            let left = Arc::strong_count(&record);
+            drop(service);
+            (holders.load(Ordering::SeqCst) - left, answer)
+        }
+    };
+
+    // The default envelope: the request's `Principal` is the one holder more.
+    let (extra, answer) = extra_holders(None, "/orders/7", false).await;
+    assert_eq!(extra, 1);
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.body["error"]["code"], "not_found");
+    assert_eq!(answer.body["error"]["request_id"], "req-3");
+
+    // A template showing the key id and route keeps them, and shows them.
+    let template = Template::new(json!({
+        "code": "{code}", "key": "{key_id}", "route": "{route}"
+    }))
+    .unwrap();
+    let renderer = ErrorRenderer::new(template);
+    let (extra, answer) = extra_holders(Some(renderer), "/orders/7", false).await;
+    assert_eq!(extra, 2);
+    assert_eq!(
+        answer.body,
+        json!({ "code": "not_found", "key": "key_sk", "route": "GET /orders/{id}" })
+    );
+
+    // A route with a shape of its own is found by the route.
+    let (extra, answer) = extra_holders(None, "/problems/7", false).await;
+    assert_eq!(extra, 2);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    assert_eq!(answer.body["code"], "not_found");
+
+    // A gRPC status names the route.
+    let (extra, answer) = extra_holders(None, "/orders/7", true).await;
+    assert_eq!(extra, 2);
+    assert_eq!(answer.headers["grpc-status"], "12");
+    {
+        use tonic_types::StatusExt;
+        let status = tonic::Status::from_header_map(&answer.headers).unwrap();
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata["route"], "GET /orders/{id}");
+    }
+
+    // A log someone listens to names the key and the route.
+    let (logs, _guard) = Logs::capture();
+    let (extra, answer) = extra_holders(None, "/orders/7", false).await;
+    assert_eq!(extra, 2);
+    assert_eq!(answer.status, 404);
+    let logs = logs.text();
+    assert!(logs.contains("key_id=\"key_sk\""), "{logs}");
+    assert!(logs.contains("route=\"GET /orders/{id}\""), "{logs}");
+}
