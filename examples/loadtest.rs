@@ -143,13 +143,16 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The demo configuration with every quota raised out of reach.
+/// The demo configuration with every quota raised out of reach, and the
+/// public `GET /health` given one too (a public request is then rate
+/// limited by its client's address, as in the benches and as the peer's
+/// is).
 fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
     let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(CONFIG)?)?;
     if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
         for route in routes {
             if let Some(table) = route.as_table_mut()
-                && table.contains_key("quotas")
+                && (table.contains_key("quotas") || table.get("public") == Some(&true.into()))
             {
                 let quota: toml::Value = toml::from_str(
                     "q = { rate = 1000000000, per = \"second\", burst = 1000000000 }",
@@ -422,6 +425,8 @@ async fn serve_one(which: &str, args: &Args) -> Result<(), Box<dyn std::error::E
 /// SHA-256 looked up in a `HashMap` (the caller into the extensions),
 /// `tower_governor` keyed by the token with its rate-limit headers, and
 /// tower-http's body limit; CORS and panic handling as in the other apps.
+/// `GET /health` is public, as in the gated app: no token is asked for,
+/// and `tower_governor` keys it by the client's address instead.
 mod peer {
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -464,19 +469,37 @@ mod peer {
         )
     }
 
-    #[derive(Clone)]
-    struct BearerToken;
+    /// The public route: no token, a bucket per client address.
+    fn public<T>(request: &Request<T>) -> bool {
+        request.uri().path() == "/health"
+    }
 
-    impl tower_governor::key_extractor::KeyExtractor for BearerToken {
-        type Key = String;
+    /// The bearer token, or on the public route the client's address.
+    #[derive(Clone)]
+    struct TokenOrAddress;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    enum Caller {
+        Token(String),
+        Address(std::net::IpAddr),
+    }
+
+    impl tower_governor::key_extractor::KeyExtractor for TokenOrAddress {
+        type Key = Caller;
 
         fn extract<T>(
             &self,
             request: &Request<T>,
         ) -> Result<Self::Key, tower_governor::GovernorError> {
-            token(request)
-                .map(str::to_owned)
-                .ok_or(tower_governor::GovernorError::UnableToExtractKey)
+            let caller = if public(request) {
+                request
+                    .extensions()
+                    .get::<std::net::SocketAddr>()
+                    .map(|address| Caller::Address(address.ip()))
+            } else {
+                token(request).map(|token| Caller::Token(token.to_owned()))
+            };
+            caller.ok_or(tower_governor::GovernorError::UnableToExtractKey)
         }
     }
 
@@ -492,7 +515,7 @@ mod peer {
         let config = tower_governor::governor::GovernorConfigBuilder::default()
             .per_nanosecond(1)
             .burst_size(1_000_000_000)
-            .key_extractor(BearerToken)
+            .key_extractor(TokenOrAddress)
             .use_headers()
             .finish()
             .expect("a governor configuration");
@@ -509,6 +532,9 @@ mod peer {
                 tower_http::validate_request::ValidateRequestHeaderLayer::custom(
                     #[allow(clippy::result_large_err)]
                     move |request: &mut Request<Limited<Incoming>>| {
+                        if public(request) {
+                            return Ok(());
+                        }
                         let caller = token(request).and_then(|token| {
                             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                             digests.get(&digest).cloned()

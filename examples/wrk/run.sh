@@ -7,17 +7,25 @@
 # system, from /proc), and the medians: gated/bare, peer/bare, and the CPU
 # time each adds to a request. Needs wrk (apt-get install wrk) and taskset.
 #
-#   bash examples/wrk/run.sh [ROUNDS] [SECONDS] [CONNECTIONS] [BUSY_NS]
+#   bash examples/wrk/run.sh [ROUNDS] [SECONDS] [CONNECTIONS] [BUSY_NS] [ROUTE]
 #
-# With BUSY_NS, a fourth server joins the rounds: the bare one spinning
-# BUSY_NS of CPU on each request (`loadtest --busy-ns`), to see what a
-# server slower by exactly that much pays beyond it under the same client.
+# With BUSY_NS (0: none), a fourth server joins the rounds: the bare one
+# spinning BUSY_NS of CPU on each request (`loadtest --busy-ns`), to see
+# what a server slower by exactly that much pays beyond it under the same
+# client. ROUTE `track` (the default) sends `POST /v1/track` with the keys
+# (examples/wrk/rotate.lua); `health` sends the public `GET /health`, no
+# key, which the gate and the peer rate limit by the client's address.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-5}
 connections=${3:-32}
 busy_ns=${4:-0}
+route=${5:-track}
+case "$route" in
+    track | health) ;;
+    *) echo "$0: ROUTE is track or health, not $route" >&2; exit 2 ;;
+esac
 for tool in wrk taskset; do
     command -v "$tool" > /dev/null || { echo "$0: $tool is not installed (apt-get install -y wrk util-linux)" >&2; exit 1; }
 done
@@ -57,10 +65,14 @@ fi
 # One wrk run against port $1 of server $2 with the keys of file $3:
 # "requests/s µs-of-server-CPU-per-request client-sleeps-per-request".
 run() {
-    local before after out
+    local before after out target
+    if [ "$route" = health ]; then
+        target=("http://127.0.0.1:$1/health")
+    else
+        target=(-s examples/wrk/rotate.lua "http://127.0.0.1:$1" -- "$3")
+    fi
     before=$(ticks "$2")
-    out=$("${timed[@]}" taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
-        "http://127.0.0.1:$1" -- "$3" 2>&1)
+    out=$("${timed[@]}" taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" "${target[@]}" 2>&1)
     after=$(ticks "$2")
     awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
         / requests in / { requests = $1 }
@@ -99,6 +111,7 @@ for round in $(seq "$rounds"); do
         echo "        busy ($busy_ns ns a request): $s req/s ($scpu µs CPU each), busy/bare ${busy_ratios[-1]}; wrk slept per request: $ssleeps"
     fi
 done
+echo "route: $route"
 echo "median over $rounds rounds: gated/bare $(printf '%s\n' "${ratios[@]}" | median), peer/bare $(printf '%s\n' "${peer_ratios[@]}" | median)"
 echo "median server CPU added per request: gate $(printf '%s\n' "${added[@]}" | median) µs, peer $(printf '%s\n' "${peer_added[@]}" | median) µs"
 if [ "${sleeps[0]}" != "- - -" ]; then

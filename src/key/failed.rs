@@ -20,10 +20,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use http::{HeaderValue, Request};
+use http::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::check::headers::number_value;
 use crate::clock::{Clock, Nanos};
 use crate::context::client_ip::{IpNet, client_ip};
 use crate::context::window::{Calendar, UtcOffset, Window};
@@ -179,7 +180,7 @@ impl FailedKeys {
                 "window": shared.window.calendar().as_str(),
                 "reset": shared.clock.unix_seconds() + seconds,
             }))
-            .with_header(http::header::RETRY_AFTER, HeaderValue::from(seconds)),
+            .with_header(http::header::RETRY_AFTER, number_value(seconds)),
         )
     }
 

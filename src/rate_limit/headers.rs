@@ -7,7 +7,7 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::check::ResponseHeaders;
-use crate::check::headers::{RATELIMIT, RATELIMIT_POLICY};
+use crate::check::headers::{RATELIMIT, RATELIMIT_POLICY, number_value};
 use crate::context::credits::NEVER;
 use crate::context::gcra::QuotaState;
 use crate::error::sentence::digits;
@@ -225,9 +225,9 @@ impl RateHeaders {
         }
         headers.rate_limit(self.policy, self.remaining);
         if let Some([limit, remaining, reset]) = self.legacy {
-            headers.insert(X_LIMIT, HeaderValue::from(limit));
-            headers.insert(X_REMAINING, HeaderValue::from(remaining));
-            headers.insert(X_RESET, HeaderValue::from(reset));
+            headers.insert(X_LIMIT, number_value(limit));
+            headers.insert(X_REMAINING, number_value(remaining));
+            headers.insert(X_RESET, number_value(reset));
         }
     }
 }
