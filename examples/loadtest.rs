@@ -9,7 +9,9 @@
 //! process of its own — the demo service without the gate (same handlers,
 //! CORS and panic handling, and a fixed caller in each request so the
 //! handlers answer the same bodies), and with the gate built from
-//! `examples/gateway.toml`, every quota raised so none refuses, and `--keys`
+//! `examples/gateway.toml`, every quota raised so none refuses (and the
+//! public `GET /health` given one, so it is rate limited by client address
+//! as the peer's is), and `--keys`
 //! (default 10 000) secret keys over `--projects` (default 1 000) projects
 //! added to its store — and drives each from this process with HTTP/1.1
 //! keep-alive clients (hyper), each walking the shuffled keys, in
@@ -22,12 +24,13 @@
 //! `--serve bare|gated|peer [--addr ADDR] [--keys-file PATH]` serves one
 //! of the apps for an external client (`examples/wrk/run.sh`); `peer` is
 //! what a user would assemble from tower-http and tower_governor instead of
-//! the gate; `--serve gated --guesses N --guesses-file PATH` also writes N
+//! the gate (on `GET /health`, public in both, it keys tower_governor by
+//! the client's address); `--serve gated --guesses N --guesses-file PATH` also writes N
 //! well-formed keys the store does not hold (a guessing flood,
 //! `examples/wrk/flood.sh`); `--serve bare --busy-ns N` makes the bare
 //! server spin N ns on each request before its handlers (to see what a
 //! server that is slower by N ns pays beyond those N ns under the same
-//! client: `examples/wrk/busy.sh`).
+//! client: `examples/wrk/run.sh`'s fourth argument).
 //!
 //! `quota`: drives `GET /v1/stats` (10/s, burst 20, per project) as fast as
 //! it can and checks that the admitted count is what the quota allows, within
