@@ -24,11 +24,11 @@ use http::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::check::headers::number_value;
 use crate::clock::{Clock, Nanos};
 use crate::context::client_ip::{IpNet, client_ip};
 use crate::context::window::{Calendar, UtcOffset, Window};
 use crate::error::{ApiError, ErrorCode};
+use crate::render::number_value;
 
 const SHARDS: usize = 16;
 

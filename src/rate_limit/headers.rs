@@ -7,10 +7,11 @@ use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::store::{Bucket, Decision, QuotaSpec, RouteLimits};
 use crate::check::ResponseHeaders;
-use crate::check::headers::{RATELIMIT, RATELIMIT_POLICY, number_value};
+use crate::check::headers::{RATELIMIT, RATELIMIT_POLICY};
 use crate::context::credits::NEVER;
 use crate::context::gcra::QuotaState;
 use crate::error::sentence::digits;
+use crate::render::number_value;
 
 /// Which rate-limit headers responses carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

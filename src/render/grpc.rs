@@ -48,7 +48,7 @@ pub(crate) fn grpc_response(error: &ApiError, context: &GrpcContext<'_>) -> Resp
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(
         HeaderName::from_static("grpc-status"),
-        HeaderValue::from(u16::from(grpc_status(error.status()))),
+        super::number_value(u64::from(grpc_status(error.status()))),
     );
     let message = percent_encode_grpc(&format!("{}: {}", error.code(), error.message()));
     if let Ok(value) = HeaderValue::from_str(&message) {
