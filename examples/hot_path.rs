@@ -20,7 +20,8 @@
 //! its own),
 //! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
 //! headers), `peer_keyed` (without them), and the gate's refusals
-//! `reject_missing`, `reject_unknown`, `reject_scope`, `reject_429`,
+//! `reject_missing`, `reject_missing_grpc` (the same from a gRPC client),
+//! `reject_unknown`, `reject_scope`, `reject_429`,
 //! `reject_413`. Each runs the given number of requests after as many for
 //! warm-up, then prints the allocations (and bytes) per request of the
 //! service call and the drop of its response — the request is built
@@ -212,6 +213,16 @@ fn main() {
                 .unwrap(),
             count,
             StatusCode::UNAUTHORIZED
+        ),
+        // A gRPC client without a key: a trailers-only gRPC status.
+        "reject_missing_grpc" => run!(
+            gated,
+            |_| Request::post("/v1/track")
+                .header(http::header::CONTENT_TYPE, "application/grpc")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+            count,
+            StatusCode::OK
         ),
         "reject_unknown" => run!(gated, |_| track(&unknown), count, StatusCode::UNAUTHORIZED),
         "reject_scope" => run!(

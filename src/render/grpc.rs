@@ -50,8 +50,7 @@ pub(crate) fn grpc_response(error: &ApiError, context: &GrpcContext<'_>) -> Resp
         HeaderName::from_static("grpc-status"),
         super::number_value(u64::from(grpc_status(error.status()))),
     );
-    let message = percent_encode_grpc(&format!("{}: {}", error.code(), error.message()));
-    if let Ok(value) = HeaderValue::from_str(&message) {
+    if let Some(value) = grpc_message(error.code().as_str(), error.message()) {
         headers.insert(HeaderName::from_static("grpc-message"), value);
     }
     response
@@ -63,7 +62,7 @@ mod details {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use http::HeaderMap;
+    use http::{HeaderMap, HeaderValue};
     use tonic_types::{ErrorDetails, StatusExt};
 
     use super::{GrpcContext, grpc_status};
@@ -102,30 +101,44 @@ mod details {
         }
         let code = tonic::Code::from(i32::from(grpc_status(error.status())));
         let status = tonic::Status::with_error_details(code, error.message(), details);
-        let mut written = HeaderMap::new();
-        if status.add_header(&mut written).is_ok()
-            && let Some(value) = written.remove(DETAILS)
-        {
+        // The encoded `google.rpc.Status` in base64 without padding, as
+        // tonic writes binary headers; written here rather than through
+        // `Status::add_header`, which also percent-encodes the message (the
+        // refusal writes its own `grpc-message`) into scratch headers.
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.details());
+        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(encoded)) {
             headers.insert(DETAILS, value);
         }
     }
 }
 
-/// Percent-encodes a `grpc-message` as the gRPC spec asks: every byte outside
-/// printable ASCII, and `%` itself.
-fn percent_encode_grpc(message: &str) -> String {
+/// `code: message` as a `grpc-message`, percent-encoded as the gRPC spec
+/// asks (every byte outside printable ASCII, and `%` itself), measured
+/// first and written once into a buffer of exactly its size.
+fn grpc_message(code: &str, message: &str) -> Option<HeaderValue> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut encoded = String::with_capacity(message.len());
-    for &byte in message.as_bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            encoded.push(char::from(byte));
+    let escaped = |byte: u8| !(0x20..=0x7e).contains(&byte) || byte == b'%';
+    let bytes = || {
+        [code.as_bytes(), b": ", message.as_bytes()]
+            .into_iter()
+            .flatten()
+            .copied()
+    };
+    let length = bytes().map(|byte| if escaped(byte) { 3 } else { 1 }).sum();
+    let mut out = Vec::with_capacity(length);
+    for byte in bytes() {
+        if escaped(byte) {
+            out.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0x0f)],
+            ]);
         } else {
-            encoded.push('%');
-            encoded.push(char::from(HEX[usize::from(byte >> 4)]));
-            encoded.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            out.push(byte);
         }
     }
-    encoded
+    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
 }
 
 #[cfg(test)]
@@ -134,7 +147,10 @@ mod tests {
 
     #[test]
     fn grpc_message_is_percent_encoded() {
-        assert_eq!(percent_encode_grpc("a b%c\né"), "a b%25c%0A%C3%A9");
+        assert_eq!(
+            grpc_message("team_quota_spent", "a b%c\né~").unwrap(),
+            "team_quota_spent: a b%25c%0A%C3%A9~"
+        );
     }
 
     #[test]
