@@ -160,14 +160,15 @@ impl ErrorRenderer {
     /// them or is chosen by the route, or the rejection's log is listened
     /// to. (A gRPC status names the route: see [`Self::answers_grpc`].)
     pub(crate) fn reads_route_or_caller_of<B>(&self, request: &Request<B>) -> bool {
-        let reads = if self.routes.is_empty() {
-            self.reads_route_or_caller
-        } else {
-            // A route's own shape is chosen by the route's name.
-            let route = request.extensions().get::<Route>().map(Route::name);
-            route.is_some_and(|route| self.routes.contains_key(route)) || self.reads_route_or_caller
+        // A route's own shape is chosen by the route's name.
+        let own_shape = || {
+            !self.routes.is_empty()
+                && request
+                    .extensions()
+                    .get::<Route>()
+                    .is_some_and(|route| self.routes.contains_key(route.name()))
         };
-        reads || log_listened()
+        self.reads_route_or_caller || own_shape() || log_listened()
     }
 
     /// The code map.
@@ -365,12 +366,7 @@ fn log_rejection(error: &ApiError, extensions: &http::Extensions, route: Option<
     // Nothing is read for a log nobody listens to: the key id sits at the
     // end of its record, a cache miss of its own (measured: 6 % of a 429's
     // time when it was read first).
-    let enabled = if error.status().is_server_error() {
-        tracing::enabled!(target: "tollgate", tracing::Level::WARN)
-    } else {
-        tracing::enabled!(target: "tollgate", tracing::Level::INFO)
-    };
-    if !enabled {
+    if !log_enabled(error.status().is_server_error()) {
         return;
     }
     let principal = extensions.get::<Principal>();
@@ -394,11 +390,21 @@ fn log_rejection(error: &ApiError, extensions: &http::Extensions, route: Option<
 #[cfg(not(feature = "tracing"))]
 fn log_rejection(_: &ApiError, _: &http::Extensions, _: Option<&str>) {}
 
+/// Whether someone listens to the log of a rejection: at `warn` for a
+/// server error, else at `info`.
+#[cfg(feature = "tracing")]
+fn log_enabled(server_error: bool) -> bool {
+    if server_error {
+        tracing::enabled!(target: "tollgate", tracing::Level::WARN)
+    } else {
+        tracing::enabled!(target: "tollgate", tracing::Level::INFO)
+    }
+}
+
 /// Whether someone listens to rejections' logs (at either of their levels).
 #[cfg(feature = "tracing")]
 fn log_listened() -> bool {
-    tracing::enabled!(target: "tollgate", tracing::Level::INFO)
-        || tracing::enabled!(target: "tollgate", tracing::Level::WARN)
+    log_enabled(false) || log_enabled(true)
 }
 
 #[cfg(not(feature = "tracing"))]
