@@ -21,8 +21,8 @@
 //! `peer_keyed_headers` (the keyed peer with tower_governor's rate-limit
 //! headers), `peer_keyed` (without them), and the gate's refusals
 //! `reject_missing`, `reject_missing_grpc` (the same from a gRPC client),
-//! `reject_unknown`, `reject_scope`, `reject_429`,
-//! `reject_413`. Each runs the given number of requests after as many for
+//! `reject_unknown`, `reject_scope`, `reject_429`, `reject_window` (a
+//! calendar window's 429), `reject_413`. Each runs the given number of requests after as many for
 //! warm-up, then prints the allocations (and bytes) per request of the
 //! service call and the drop of its response — the request is built
 //! outside the count. Built with
@@ -239,6 +239,18 @@ fn main() {
             run!(
                 gated,
                 |i| with_key("POST", "/v1/tight", i),
+                count,
+                StatusCode::TOO_MANY_REQUESTS
+            )
+        }
+        "reject_window" => {
+            // Spend each project's one request of the (calendar) day first.
+            for i in 0..keys.len() {
+                let _ = poll_once(gated.clone().oneshot(with_key("POST", "/v1/spent", i)));
+            }
+            run!(
+                gated,
+                |i| with_key("POST", "/v1/spent", i),
                 count,
                 StatusCode::TOO_MANY_REQUESTS
             )

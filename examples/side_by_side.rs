@@ -122,8 +122,10 @@ fn main() {
         .into_key();
     let unknown = &unknown;
     let gated = f.gate.layer().layer(stacks::handler());
-    // The tight route's one token spent first.
+    // The tight route's one token, and the spent route's one request of
+    // the day, spent first.
     let _ = poll_once(gated.clone().oneshot(with_first("POST", "/v1/tight")));
+    let _ = poll_once(gated.clone().oneshot(with_first("POST", "/v1/spent")));
     let mut turns: Vec<Turn<'_>> = names
         .iter()
         .map(|name| match name.as_str() {
@@ -188,6 +190,13 @@ fn main() {
             "reject_429" => turn!(
                 gated.clone(),
                 |_: &String| with_first("POST", "/v1/tight"),
+                block,
+                f.keys,
+                StatusCode::TOO_MANY_REQUESTS
+            ),
+            "reject_window" => turn!(
+                gated.clone(),
+                |_: &String| with_first("POST", "/v1/spent"),
                 block,
                 f.keys,
                 StatusCode::TOO_MANY_REQUESTS

@@ -260,6 +260,10 @@ fn routes_quoted<St: tollgate::key::store::KeyStore>(
             RoutePolicy::new().quota(Quota::per_day(1).burst(1)),
         )
         .route(
+            "POST /v1/spent",
+            RoutePolicy::new().quota(Quota::per_calendar(1, tollgate::rate_limit::Calendar::Day)),
+        )
+        .route(
             "GET /v1/admin",
             RoutePolicy::new().require_all(["superuser"]),
         )

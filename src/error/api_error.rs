@@ -68,6 +68,17 @@ pub(crate) enum TypedDetails {
         policy: Option<Arc<str>>,
         retry_after: u64,
     },
+    /// A calendar window's refusal: `{"limit", "policy", "reason",
+    /// "reset", "retry_after", "window"}` (`reset` a Unix time; `reason`
+    /// only when there is one).
+    Window {
+        limit: Option<u64>,
+        policy: Option<Arc<str>>,
+        reason: Option<&'static str>,
+        reset: u64,
+        retry_after: u64,
+        window: &'static str,
+    },
     /// A body over its cap: `{"limit_bytes", "limit_of"}`.
     TooLarge {
         limit_bytes: u64,
@@ -97,6 +108,26 @@ impl TypedDetails {
                 "limit": limit,
                 "policy": policy.as_deref(),
             }),
+            Self::Window {
+                limit,
+                policy,
+                reason,
+                reset,
+                retry_after,
+                window,
+            } => {
+                let mut value = serde_json::json!({
+                    "retry_after": retry_after,
+                    "limit": limit,
+                    "window": window,
+                    "reset": reset,
+                    "policy": policy.as_deref(),
+                });
+                if let Some(reason) = reason {
+                    value["reason"] = Value::from(*reason);
+                }
+                value
+            }
             Self::TooLarge {
                 limit_bytes,
                 limit_of,
@@ -138,26 +169,52 @@ impl TypedDetails {
 
     /// Writes them as `serde_json` would write [`to_value`](Self::to_value).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>, write_str: impl Fn(&mut Vec<u8>, &str)) {
+        // Limit and policy, which a bucket's and a window's refusals open with.
+        let limit_and_policy = |out: &mut Vec<u8>,
+                                limit: &Option<u64>,
+                                policy: &Option<Arc<str>>| {
+            out.extend_from_slice(b"{\"limit\":");
+            match limit {
+                Some(limit) => out.extend_from_slice(itoa::Buffer::new().format(*limit).as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"policy\":");
+            match policy {
+                Some(policy) => write_str(out, policy),
+                None => out.extend_from_slice(b"null"),
+            }
+        };
         match self {
             Self::RateLimited {
                 limit,
                 policy,
                 retry_after,
             } => {
-                out.extend_from_slice(b"{\"limit\":");
-                match limit {
-                    Some(limit) => {
-                        out.extend_from_slice(itoa::Buffer::new().format(*limit).as_bytes())
-                    }
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.extend_from_slice(b",\"policy\":");
-                match policy {
-                    Some(policy) => write_str(out, policy),
-                    None => out.extend_from_slice(b"null"),
-                }
+                limit_and_policy(out, limit, policy);
                 out.extend_from_slice(b",\"retry_after\":");
                 out.extend_from_slice(itoa::Buffer::new().format(*retry_after).as_bytes());
+                out.push(b'}');
+            }
+            Self::Window {
+                limit,
+                policy,
+                reason,
+                reset,
+                retry_after,
+                window,
+            } => {
+                // In the order of `serde_json`'s map: by key.
+                limit_and_policy(out, limit, policy);
+                if let Some(reason) = reason {
+                    out.extend_from_slice(b",\"reason\":");
+                    write_str(out, reason);
+                }
+                out.extend_from_slice(b",\"reset\":");
+                out.extend_from_slice(itoa::Buffer::new().format(*reset).as_bytes());
+                out.extend_from_slice(b",\"retry_after\":");
+                out.extend_from_slice(itoa::Buffer::new().format(*retry_after).as_bytes());
+                out.extend_from_slice(b",\"window\":");
+                write_str(out, window);
                 out.push(b'}');
             }
             Self::TooLarge {

@@ -22,15 +22,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use http::Request;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::clock::{Clock, Nanos};
 use crate::context::client_ip::{IpNet, client_ip};
 use crate::context::window::{Calendar, UtcOffset, Window};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
+use crate::error::{ApiError, ErrorCode, TypedDetails};
 use crate::render::number_value;
 
 const SHARDS: usize = 16;
+
+/// The budget's name as its refusals' details give it (`policy` and
+/// `reason`).
+const POLICY: &str = "failed_keys";
 
 /// How many unknown or malformed keys one address may present per window
 /// (a configuration file's `[failed_keys]` table):
@@ -99,6 +103,8 @@ struct Shared {
     /// Until when (clock nanoseconds) some address may be over its budget:
     /// before it, a request's address is looked up; after it, none is over.
     any_over_until: AtomicU64,
+    /// The policy a refusal's details name, made once.
+    policy: Arc<str>,
 }
 
 /// The address a request counts against.
@@ -123,6 +129,7 @@ impl FailedKeys {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 tracked: AtomicUsize::new(0),
                 any_over_until: AtomicU64::new(0),
+                policy: Arc::from(POLICY),
             }),
         })
     }
@@ -167,19 +174,24 @@ impl FailedKeys {
         Some(
             ApiError::new(
                 ErrorCode::RATE_LIMITED,
-                format!(
-                    "Too many unknown or malformed API keys from this address. Retry after {seconds} second{}.",
-                    if seconds == 1 { "" } else { "s" }
-                ),
+                sentence(&[
+                    Text("Too many unknown or malformed API keys from this address. Retry after "),
+                    Number(seconds),
+                    Text(if seconds == 1 {
+                        " second."
+                    } else {
+                        " seconds."
+                    }),
+                ]),
             )
-            .with_details(json!({
-                "retry_after": seconds,
-                "reason": "failed_keys",
-                "policy": "failed_keys",
-                "limit": shared.limit,
-                "window": shared.window.calendar().as_str(),
-                "reset": shared.clock.unix_seconds() + seconds,
-            }))
+            .with_typed_details(TypedDetails::Window {
+                limit: Some(shared.limit),
+                policy: Some(Arc::clone(&shared.policy)),
+                reason: Some(POLICY),
+                reset: shared.clock.unix_seconds() + seconds,
+                retry_after: seconds,
+                window: shared.window.calendar().as_str(),
+            })
             .with_header(http::header::RETRY_AFTER, number_value(seconds)),
         )
     }

@@ -209,13 +209,14 @@ impl<St> RateLimitCheck<St> {
                         Text("."),
                     ]),
                 )
-                .with_details(json!({
-                    "retry_after": seconds,
-                    "limit": quota.map(QuotaSpec::burst),
-                    "window": calendar.as_str(),
-                    "reset": self.clock.unix_seconds() + seconds,
-                    "policy": quota.map(|q| q.label(bucket.route(), index)),
-                })),
+                .with_typed_details(TypedDetails::Window {
+                    limit: quota.map(QuotaSpec::burst),
+                    policy: limits.label(bucket.route_hash(), bucket.route(), index),
+                    reason: None,
+                    reset: self.clock.unix_seconds() + seconds,
+                    retry_after: seconds,
+                    window: calendar.as_str(),
+                }),
                 None => ApiError::new(
                     code,
                     sentence(&[

@@ -431,6 +431,26 @@ mod tests {
                 .with_details(serde_json::json!({ "retry_after": 3, "policy": "POST /v1/track" })),
             typed(Some(200), Some("POST /v1/\"track\"")),
             typed(None, None),
+            ApiError::new(ErrorCode::RATE_LIMITED, "Spent.").with_typed_details(
+                crate::error::TypedDetails::Window {
+                    limit: Some(10_000),
+                    policy: Some(std::sync::Arc::from("daily")),
+                    reason: None,
+                    reset: 1_767_225_600,
+                    retry_after: 86_400,
+                    window: "day",
+                },
+            ),
+            ApiError::new(ErrorCode::RATE_LIMITED, "Spent.").with_typed_details(
+                crate::error::TypedDetails::Window {
+                    limit: None,
+                    policy: Some(std::sync::Arc::from("failed_keys")),
+                    reason: Some("failed_keys"),
+                    reset: 0,
+                    retry_after: 1,
+                    window: "minute",
+                },
+            ),
             ApiError::new(ErrorCode::PAYLOAD_TOO_LARGE, "Too large.").with_typed_details(
                 crate::error::TypedDetails::TooLarge {
                     limit_bytes: 8192,
