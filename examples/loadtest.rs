@@ -149,7 +149,7 @@ fn parse_args() -> Result<Args, String> {
 /// The demo configuration with every quota raised out of reach, and the
 /// public `GET /health` given one too (a public request is then rate
 /// limited by its client's address, as in the benches and as the peer's
-/// is).
+/// is), and three routes added that refuse every request.
 fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
     let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(CONFIG)?)?;
     if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
@@ -165,6 +165,20 @@ fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
                     toml::Value::Array(vec![quota["q"].clone()]),
                 );
             }
+        }
+    }
+    // Routes that refuse every request of a secret key, for
+    // examples/wrk/refusals.sh: two that each project spends at its first
+    // request (429 after: a bucket of one token a day, a calendar day's
+    // window of one request), one asking a scope no key holds (403). The
+    // demo app has no handler for them: nothing reaches it.
+    if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
+        for route in [
+            "route = \"POST /v1/tight\"\nquotas = [{ rate = 1, per = \"day\" }]",
+            "route = \"POST /v1/spent\"\nquotas = [{ limit = 1, window = \"day\" }]",
+            "route = \"POST /v1/sudo\"\nscopes = [\"superuser\"]",
+        ] {
+            routes.push(toml::from_str(route)?);
         }
     }
     // wrk sends every guess of the flood from one address: without this,
