@@ -183,6 +183,15 @@ fn bench_stack(c: &mut Criterion) {
                     .unwrap()
             })
         }),
+        ("429_window_spent", StatusCode::TOO_MANY_REQUESTS, {
+            let key = key.clone();
+            Box::new(move || {
+                Request::post("/v1/spent")
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Full::default())
+                    .unwrap()
+            })
+        }),
         ("413_payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, {
             let key = key.clone();
             Box::new(move || {
@@ -194,8 +203,10 @@ fn bench_stack(c: &mut Criterion) {
             })
         }),
     ];
-    // Spend the tight quota's one token first.
+    // Spend the tight quota's one token, and the spent route's one request
+    // of the day, first.
     let _ = poll_once(gated.clone().oneshot(cases[3].2()));
+    let _ = poll_once(gated.clone().oneshot(cases[4].2()));
     for (name, status, make) in &cases {
         group.bench_function(*name, |b| {
             b.iter_batched(

@@ -13,6 +13,7 @@ use super::body::LimitedBody;
 use crate::check::body_limit::{BodyLimit, Limited, Overflow};
 use crate::check::drain::{Drain, close};
 use crate::context::per_route::PerRoute;
+use crate::context::principal::Principal;
 use crate::context::route::Route;
 use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
 use crate::error::{ApiError, ErrorCode, Rule, TypedDetails};
@@ -79,13 +80,13 @@ impl BodyLimits {
     /// route, else its route's, with whose it is. A route of another table
     /// is refused.
     #[inline]
-    fn limit_of<B>(&self, request: &Request<B>) -> Result<(u64, LimitOf), ApiError> {
-        let route = crate::context::route(request);
+    fn limit_of(&self, extensions: &http::Extensions) -> Result<(u64, LimitOf), ApiError> {
+        let route = extensions.get::<Route>();
         let limit = *self.limits.for_route(route)?;
         if route.is_some_and(Route::is_public) {
             return Ok((limit, LimitOf::Route));
         }
-        let Some(record) = crate::context::principal(request).map(|p| p.record()) else {
+        let Some(record) = extensions.get::<Principal>().map(|p| p.record()) else {
             return Ok((limit, LimitOf::Route));
         };
         if let Some(own) = record.body_limit() {
@@ -109,9 +110,10 @@ impl BodyLimits {
         self.codes = codes;
     }
 
-    /// The cap of `request`'s route (0 for a route of another table).
-    fn limit_or_zero<B>(&self, request: &Request<B>) -> u64 {
-        self.limit_of(request).map_or(0, |(limit, _)| limit)
+    /// The cap of the route of the request with these `extensions` (0 for
+    /// a route of another table).
+    fn limit_or_zero(&self, extensions: &http::Extensions) -> u64 {
+        self.limit_of(extensions).map_or(0, |(limit, _)| limit)
     }
 
     /// The code refusing a body over the cap of `route`.
@@ -216,6 +218,12 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
     parse_length(request.headers().get(CONTENT_LENGTH)?.as_bytes())
 }
 
+/// The length the `Content-Length` among `headers` declares (see
+/// [`declared_length`]).
+fn parse_declared(headers: &http::HeaderMap) -> Option<u64> {
+    parse_length(headers.get(CONTENT_LENGTH)?.as_bytes())
+}
+
 fn parse_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
     if digits.is_empty() {
@@ -235,7 +243,7 @@ where
 
     #[inline(always)]
     fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<LimitedBody<B>, B> {
-        let (limit, of) = match self.limit_of(&request) {
+        let (limit, of) = match self.limit_of(request.extensions()) {
             Ok(limit) => limit,
             Err(error) => return Limited::Refused { error, request },
         };
@@ -281,7 +289,7 @@ where
 
     #[allow(clippy::result_large_err)]
     fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
-        let limit = limit.min(self.limit_or_zero(&request));
+        let limit = limit.min(self.limit_or_zero(request.extensions()));
         if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
             return Err(request);
         }
@@ -295,28 +303,24 @@ where
 
     fn refused(
         &self,
-        request: Request<B>,
+        parts: &http::request::Parts,
+        body: B,
         response: &mut Response<Bytes>,
         over_limit: bool,
     ) -> Option<Drain> {
         // HTTP/2 streams end on their own; HTTP/1.0 connections close anyway.
-        if request.version() != Version::HTTP_11 || request.body().is_end_stream() {
+        if parts.version != Version::HTTP_11 || body.is_end_stream() {
             return None;
         }
-        let limit = self.drain.bytes.min(self.limit_or_zero(&request));
+        let limit = self.drain.bytes.min(self.limit_or_zero(&parts.extensions));
         let drainable = !over_limit
             && limit > 0
-            && declared_length(&request).is_none_or(|length| length <= limit);
+            && parse_declared(&parts.headers).is_none_or(|length| length <= limit);
         if !drainable {
             close(response);
             return None;
         }
-        Some(Drain::new(
-            request.into_body(),
-            limit,
-            self.drain.timeout,
-            false,
-        ))
+        Some(Drain::new(body, limit, self.drain.timeout, false))
     }
 }
 

@@ -25,17 +25,19 @@ pub trait BodyLimit<B>: Send + Sync + 'static {
     /// The request to hand on, or the rejection with the request back.
     fn limit(&self, request: Request<B>, renderer: &ErrorRenderer) -> Limited<Self::Body, B>;
 
-    /// What to do with the body of a refused `request` whose rejection is
-    /// `response` (`over_limit`: refused by this cap): drain it (the returned
-    /// [`Drain`]), or — when it cannot be drained — mark `response`
-    /// `Connection: close`. Without a cap, nothing.
+    /// What to do with the `body` of a refused request whose head is
+    /// `parts` and whose rejection is `response` (`over_limit`: refused by
+    /// this cap): drain it (the returned [`Drain`]), or — when it cannot be
+    /// drained — mark `response` `Connection: close`. Without a cap,
+    /// nothing.
     fn refused(
         &self,
-        request: Request<B>,
+        parts: &http::request::Parts,
+        body: B,
         response: &mut Response<Bytes>,
         over_limit: bool,
     ) -> Option<Drain> {
-        let _ = (request, response, over_limit);
+        let _ = (parts, body, response, over_limit);
         None
     }
 

@@ -128,6 +128,43 @@ impl<F, S, C: Check, L, B> ResponseFuture<F, S, C, L, B> {
 }
 
 impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
+    /// The rejection of `request` with `error`, its body drained or its
+    /// connection closed.
+    fn refuse(
+        error: ApiError,
+        request: Request<B>,
+        headers: ResponseHeaders,
+        over_limit: bool,
+        shared: &Arc<Shared<C, L>>,
+    ) -> Self
+    where
+        L: BodyLimit<B>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let (mut response, error) = shared.renderer.rendered(
+            error,
+            Some(&parts.method),
+            Some(&parts.uri),
+            &parts.headers,
+            &parts.extensions,
+        );
+        headers.apply(&mut response);
+        let drain = shared
+            .limit
+            .refused(&parts, body, &mut response, over_limit);
+        // The refused request's extension map, emptied, carries the
+        // rejection: the response needs no map of its own (two allocations
+        // fewer a refusal).
+        let mut extensions = std::mem::take(&mut parts.extensions);
+        extensions.clear();
+        extensions.insert(error);
+        *response.extensions_mut() = extensions;
+        State::Rejected {
+            response: Some(response),
+            drain,
+        }
+    }
+
     #[inline(always)]
     fn next(
         verdict: Result<(), ApiError>,
@@ -164,13 +201,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
                 }
                 _ => request,
             };
-            let mut response = shared.renderer.respond(error, &request);
-            headers.apply(&mut response);
-            let drain = shared.limit.refused(request, &mut response, over_limit);
-            State::Rejected {
-                response: Some(response),
-                drain,
-            }
+            Self::refuse(error, request, headers, over_limit, shared)
         };
         if let Err(error) = verdict {
             return rejected(error, request, headers, false);

@@ -267,6 +267,23 @@ impl ErrorRenderer {
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Response<Bytes> {
+        let (mut response, error) = self.rendered(error, method, uri, headers, extensions);
+        response.extensions_mut().insert(error);
+        response
+    }
+
+    /// The response rejecting a request with `error`, and the rejection (in
+    /// its contract's code) to put in the response's extensions: the
+    /// caller's to put there, into a map it has (the refused request's), so
+    /// that the response needs none of its own.
+    pub(crate) fn rendered(
+        &self,
+        error: ApiError,
+        method: Option<&Method>,
+        uri: Option<&Uri>,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> (Response<Bytes>, ApiError) {
         let request_id = request_id::of(headers, extensions, &self.request_id_header);
         let route = extensions.get::<Route>().map(Route::name);
         let error = self.codes.apply(error);
@@ -300,8 +317,7 @@ impl ErrorRenderer {
         for (name, value) in error.headers() {
             response.headers_mut().append(name, value.clone());
         }
-        response.extensions_mut().insert(error);
-        response
+        (response, error)
     }
 }
 

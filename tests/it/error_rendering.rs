@@ -133,6 +133,88 @@ fn typed_error_rides_in_the_response_extensions() {
     assert_eq!(error.details().unwrap()["limit"], 200);
 }
 
+/// Every refusal of the gate carries its typed rejection in the response's
+/// extensions — and nothing of the refused request's (its route, its
+/// caller, what an outer layer put there), though the response's map is
+/// the request's own, emptied.
+#[tokio::test]
+async fn a_refusal_carries_its_rejection_and_none_of_the_requests_extensions() {
+    use tower::{Layer, ServiceExt};
+    #[derive(Clone)]
+    struct Outer;
+    let keys = Keys::new();
+    let gate = tollgate::gate::Gate::builder(keys.store.clone())
+        .hasher(keys.hasher.clone())
+        .route(
+            "POST /v1/track",
+            tollgate::gate::RoutePolicy::new()
+                .require_all(["ingest"])
+                .body_limit(8),
+        )
+        .route(
+            "POST /v1/admin",
+            tollgate::gate::RoutePolicy::new().require_all(["superuser"]),
+        )
+        .route(
+            "POST /v1/tight",
+            tollgate::gate::RoutePolicy::new()
+                .quota(tollgate::rate_limit::Quota::per_day(1).burst(1)),
+        )
+        .build()
+        .unwrap();
+    let service = gate.layer().layer(Handler::default().gated());
+    let secret = keys.secret.key().to_owned();
+    let post = |path: &str, key: Option<&str>, length: usize| {
+        let mut request = Request::post(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let mut request = request
+            .header("content-length", length.to_string())
+            .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+                b'x';
+                length
+            ])))
+            .unwrap();
+        request.extensions_mut().insert(Outer);
+        request
+    };
+    let spend = service.clone().oneshot(post("/v1/tight", Some(&secret), 0));
+    assert_eq!(spend.await.unwrap().status(), StatusCode::OK);
+    let cases = [
+        (post("/v1/track", None, 2), ErrorCode::MISSING_API_KEY),
+        (
+            post("/v1/admin", Some(&secret), 2),
+            ErrorCode::INSUFFICIENT_SCOPE,
+        ),
+        (post("/v1/tight", Some(&secret), 2), ErrorCode::RATE_LIMITED),
+        (
+            post("/v1/track", Some(&secret), 9),
+            ErrorCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (request, code) in cases {
+        let response = service.clone().oneshot(request).await.unwrap();
+        let extensions = response.extensions();
+        let error = extensions.get::<ApiError>().expect("the typed rejection");
+        assert_eq!(error.code(), &code);
+        assert_eq!(response.status(), code.status());
+        assert!(
+            extensions.get::<Outer>().is_none(),
+            "{code}: an outer layer's"
+        );
+        assert!(
+            extensions.get::<tollgate::route::Route>().is_none(),
+            "{code}: the route"
+        );
+        assert!(
+            extensions.get::<tollgate::key::Principal>().is_none(),
+            "{code}: the caller"
+        );
+        assert_eq!(extensions.len(), 1, "{code}");
+    }
+}
+
 #[test]
 fn grpc_requests_get_trailers_only_statuses() {
     let cases = [
