@@ -4,7 +4,7 @@
 use http::HeaderMap;
 
 use super::ErrorRenderer;
-use super::renderer::RenderedByDefault;
+use super::renderer::{RenderedByDefault, with_rejection};
 use crate::context::principal::Principal;
 use crate::error::{ApiError, ErrorCode};
 
@@ -14,9 +14,9 @@ impl axum::response::IntoResponse for ApiError {
     /// request's id, route and caller.
     fn into_response(self) -> axum::response::Response {
         let headers = HeaderMap::new();
-        let mut response = ErrorRenderer::default()
-            .respond_to(self, None, None, &headers, &http::Extensions::new())
-            .map(axum::body::Body::from);
+        let rendered =
+            ErrorRenderer::default().rendered(self, None, None, &headers, &http::Extensions::new());
+        let mut response = with_rejection(rendered).map(axum::body::Body::from);
         response.extensions_mut().insert(RenderedByDefault);
         response
     }

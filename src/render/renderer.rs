@@ -200,13 +200,13 @@ impl ErrorRenderer {
 
     /// The response rejecting `request` with `error`.
     pub fn respond<B>(&self, error: ApiError, request: &Request<B>) -> Response<Bytes> {
-        self.respond_to(
+        with_rejection(self.rendered(
             error,
             Some(request.method()),
             Some(request.uri()),
             request.headers(),
             request.extensions(),
-        )
+        ))
     }
 
     /// The response to a panic in your service, for tower-http's
@@ -237,39 +237,26 @@ impl ErrorRenderer {
         let renderer = Arc::new(self.clone());
         move |_panic| {
             let error = ApiError::from(crate::error::ErrorCode::INTERNAL_ERROR);
-            let response = renderer.respond_to(
+            let response = with_rejection(renderer.rendered(
                 error,
                 None,
                 None,
                 &HeaderMap::new(),
                 &http::Extensions::new(),
-            );
+            ));
             response.map(|body| String::from_utf8(body.to_vec()).unwrap_or_default())
         }
     }
 
     /// The response rejecting the request whose head is `parts`.
     pub fn respond_parts(&self, error: ApiError, parts: &http::request::Parts) -> Response<Bytes> {
-        self.respond_to(
+        with_rejection(self.rendered(
             error,
             Some(&parts.method),
             Some(&parts.uri),
             &parts.headers,
             &parts.extensions,
-        )
-    }
-
-    pub(crate) fn respond_to(
-        &self,
-        error: ApiError,
-        method: Option<&Method>,
-        uri: Option<&Uri>,
-        headers: &HeaderMap,
-        extensions: &http::Extensions,
-    ) -> Response<Bytes> {
-        let (mut response, error) = self.rendered(error, method, uri, headers, extensions);
-        response.extensions_mut().insert(error);
-        response
+        ))
     }
 
     /// The response rejecting a request with `error`, and the rejection (in
@@ -347,6 +334,15 @@ impl ErrorRenderer {
         }
         snapshot
     }
+}
+
+/// `response` with its rejection `error` in its extensions (what
+/// [`ErrorRenderer::rendered`] leaves to its caller).
+pub(crate) fn with_rejection(
+    (mut response, error): (Response<Bytes>, ApiError),
+) -> Response<Bytes> {
+    response.extensions_mut().insert(error);
+    response
 }
 
 /// In the extensions of a response an `ApiError` was rendered into without
