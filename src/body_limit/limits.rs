@@ -211,16 +211,11 @@ fn refusal(code: ErrorCode, limit: u64, message: String, of: &'static str) -> Ap
         .with_rule(Rule::BodyLimit)
 }
 
-/// The length `request`'s `Content-Length` declares: its decimal digits,
+/// The length the `Content-Length` among `headers` declares: its decimal digits,
 /// spaces around them allowed; none when it is absent, empty, not digits or
 /// past `u64`. (Read as bytes: every request with a body asks.)
-fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    parse_length(request.headers().get(CONTENT_LENGTH)?.as_bytes())
-}
-
-/// The length the `Content-Length` among `headers` declares (see
-/// [`declared_length`]).
-fn parse_declared(headers: &http::HeaderMap) -> Option<u64> {
+#[inline]
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     parse_length(headers.get(CONTENT_LENGTH)?.as_bytes())
 }
 
@@ -247,7 +242,7 @@ where
             Ok(limit) => limit,
             Err(error) => return Limited::Refused { error, request },
         };
-        let watch = match declared_length(&request) {
+        let watch = match declared_length(request.headers()) {
             Some(length) if length > limit => {
                 let code = self.code(crate::context::route(&request));
                 return Limited::Refused {
@@ -290,7 +285,7 @@ where
     #[allow(clippy::result_large_err)]
     fn collect(&self, request: Request<B>, limit: u64) -> Result<Drain, Request<B>> {
         let limit = limit.min(self.limit_or_zero(request.extensions()));
-        if limit == 0 || declared_length(&request).is_some_and(|length| length > limit) {
+        if limit == 0 || declared_length(request.headers()).is_some_and(|length| length > limit) {
             return Err(request);
         }
         Ok(Drain::new(
@@ -315,7 +310,7 @@ where
         let limit = self.drain.bytes.min(self.limit_or_zero(&parts.extensions));
         let drainable = !over_limit
             && limit > 0
-            && parse_declared(&parts.headers).is_none_or(|length| length <= limit);
+            && declared_length(&parts.headers).is_none_or(|length| length <= limit);
         if !drainable {
             close(response);
             return None;
