@@ -141,13 +141,7 @@ impl<F, S, C: Check, L, B> State<F, S, C, L, B> {
         L: BodyLimit<B>,
     {
         let (mut parts, body) = request.into_parts();
-        let (mut response, error) = shared.renderer.rendered(
-            error,
-            Some(&parts.method),
-            Some(&parts.uri),
-            &parts.headers,
-            &parts.extensions,
-        );
+        let (mut response, error) = shared.renderer.rendered_parts(error, &parts);
         headers.apply(&mut response);
         let drain = shared
             .limit

@@ -250,13 +250,22 @@ impl ErrorRenderer {
 
     /// The response rejecting the request whose head is `parts`.
     pub fn respond_parts(&self, error: ApiError, parts: &http::request::Parts) -> Response<Bytes> {
-        with_rejection(self.rendered(
+        with_rejection(self.rendered_parts(error, parts))
+    }
+
+    /// [`Self::rendered`] for the request whose head is `parts`.
+    pub(crate) fn rendered_parts(
+        &self,
+        error: ApiError,
+        parts: &http::request::Parts,
+    ) -> (Response<Bytes>, ApiError) {
+        self.rendered(
             error,
             Some(&parts.method),
             Some(&parts.uri),
             &parts.headers,
             &parts.extensions,
-        ))
+        )
     }
 
     /// The response rejecting a request with `error`, and the rejection (in
