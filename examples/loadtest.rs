@@ -153,7 +153,7 @@ fn parse_args() -> Result<Args, String> {
 fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
     let mut value: toml::Value = toml::from_str(&std::fs::read_to_string(CONFIG)?)?;
     if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
-        for route in routes {
+        for route in routes.iter_mut() {
             if let Some(table) = route.as_table_mut()
                 && (table.contains_key("quotas") || table.get("public") == Some(&true.into()))
             {
@@ -166,13 +166,11 @@ fn unlimited_config() -> Result<GateConfig, Box<dyn std::error::Error>> {
                 );
             }
         }
-    }
-    // Routes that refuse every request of a secret key, for
-    // examples/wrk/refusals.sh: two that each project spends at its first
-    // request (429 after: a bucket of one token a day, a calendar day's
-    // window of one request), one asking a scope no key holds (403). The
-    // demo app has no handler for them: nothing reaches it.
-    if let Some(routes) = value.get_mut("routes").and_then(toml::Value::as_array_mut) {
+        // Routes that refuse every request of a secret key, for
+        // examples/wrk/refusals.sh: two that each project spends at its
+        // first request (429 after: a bucket of one token a day, a calendar
+        // day's window of one request), one asking a scope no key holds
+        // (403). The demo app has no handler for them: nothing reaches it.
         for route in [
             "route = \"POST /v1/tight\"\nquotas = [{ rate = 1, per = \"day\" }]",
             "route = \"POST /v1/spent\"\nquotas = [{ limit = 1, window = \"day\" }]",
