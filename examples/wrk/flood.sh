@@ -9,6 +9,8 @@
 #   bash examples/wrk/flood.sh [GUESSES] [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/wrk/lib.sh
+need wrk taskset
 guesses=${1:-1000000}
 rounds=${2:-3}
 seconds=${3:-5}
@@ -19,17 +21,16 @@ taskset -c 0 target/release/examples/loadtest --serve gated --addr 127.0.0.1:808
     --keys-file "$dir/known" --guesses "$guesses" --guesses-file "$dir/guesses" > "$dir/out" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
-until grep -q ready "$dir/out" 2>/dev/null; do sleep 0.2; done
+ready "$dir/out"
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 rss() { awk '/^VmRSS/ { print $2 / 1024 " MiB" }' "/proc/$server/status"; }
 
 run() {
     local before after out
-    before=$(ticks)
+    before=$(ticks "$server")
     out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s examples/wrk/rotate.lua \
         "http://127.0.0.1:8083" -- "$1")
-    after=$(ticks)
+    after=$(ticks "$server")
     awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
         / requests in / { requests = $1 }
         /^Requests\/sec/ { rate = $2 }

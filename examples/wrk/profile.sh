@@ -23,9 +23,8 @@ case "$route" in
     track | health) ;;
     *) echo "$0: ROUTE is track or health, not $route" >&2; exit 2 ;;
 esac
-for tool in wrk taskset perf python3; do
-    command -v "$tool" > /dev/null || { echo "$0: $tool is not installed" >&2; exit 1; }
-done
+source examples/wrk/lib.sh
+need wrk taskset perf python3
 dir=$(mktemp -d)
 CARGO_TARGET_DIR=target/frame-pointers RUSTFLAGS="-C force-frame-pointers=yes" \
     cargo build --release --example loadtest
@@ -39,10 +38,8 @@ taskset -c 0 "$server" --serve peer --addr 127.0.0.1:8092 --keys-file "$dir/keys
 peer=$!
 trap 'kill $bare $gated $peer 2>/dev/null; rm -rf "$dir"' EXIT
 for which in bare gated peer; do
-    until grep -q ready "$dir/$which.out" 2>/dev/null; do sleep 0.2; done
+    ready "$dir/$which.out"
 done
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # One profiled run of server $2 (pid) on port $1 with the keys of file $3,
 # named $4: writes $dir/$4.cpu (µs of CPU per request) and $dir/$4.txt

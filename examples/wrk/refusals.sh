@@ -21,18 +21,15 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-5}
 connections=${3:-32}
-for tool in wrk taskset; do
-    command -v "$tool" > /dev/null || { echo "$0: $tool is not installed (apt-get install -y wrk util-linux)" >&2; exit 1; }
-done
+source examples/wrk/lib.sh
+need wrk taskset
 dir=$(mktemp -d)
 cargo build --release --example loadtest
 taskset -c 0 target/release/examples/loadtest --serve gated --addr 127.0.0.1:8084 \
     --keys-file "$dir/known" --guesses 10000 --guesses-file "$dir/guesses" > "$dir/out" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
-until grep -q ready "$dir/out" 2>/dev/null; do sleep 0.2; done
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+ready "$dir/out"
 
 # One wrk run with the keys of file $1 and the environment given after it
 # (see rotate.lua): "requests/s µs-of-server-CPU-per-request
@@ -40,21 +37,16 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 run() {
     local keys=$1 before after out
     shift
-    before=$(ticks)
+    before=$(ticks "$server")
     out=$(env "$@" taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" \
         -s examples/wrk/rotate.lua "http://127.0.0.1:8084" -- "$keys" 2>&1)
-    after=$(ticks)
+    after=$(ticks "$server")
     awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
         / requests in / { requests = $1 }
         /^Requests\/sec/ { rate = $2 }
         /Non-2xx/ { refused = $NF }
         END { printf "%.0f %.2f %d %d", rate, (after - before) / hz * 1e6 / requests,
               refused, requests }' <<< "$out"
-}
-
-median() {
-    sort -n | awk '{ r[NR] = $1 } END {
-        printf "%.3f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
 }
 
 names=(missing unknown scope bucket window size)

@@ -26,9 +26,8 @@ case "$route" in
     track | health) ;;
     *) echo "$0: ROUTE is track or health, not $route" >&2; exit 2 ;;
 esac
-for tool in wrk taskset; do
-    command -v "$tool" > /dev/null || { echo "$0: $tool is not installed (apt-get install -y wrk util-linux)" >&2; exit 1; }
-done
+source examples/wrk/lib.sh
+need wrk taskset
 keys=$(mktemp)
 cargo build --release --example loadtest
 server=target/release/examples/loadtest
@@ -48,10 +47,8 @@ if [ "$busy_ns" -gt 0 ]; then
 fi
 trap 'kill $bare $gated $peer $busy 2>/dev/null; rm -f "$keys" "$keys".*' EXIT
 for which in "${servers[@]}"; do
-    until grep -q ready "$keys.$which.out" 2>/dev/null; do sleep 0.2; done
+    ready "$keys.$which.out"
 done
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # How often wrk went to sleep waiting for responses (its voluntary context
 # switches, from GNU time when installed): each time, the server's next
@@ -82,11 +79,6 @@ run() {
             printf "%.0f %.2f %s", rate, (after - before) / hz * 1e6 / requests,
                 sleeps == "" ? "-" : sprintf("%.3f", sleeps / requests)
         }' <<< "$out"
-}
-
-median() {
-    sort -n | awk '{ r[NR] = $1 } END {
-        printf "%.3f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
 }
 
 ratios=() added=() peer_ratios=() peer_added=() sleeps=() busy_ratios=() busy_beyond=() busy_sleeps=()

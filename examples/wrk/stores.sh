@@ -11,6 +11,7 @@
 #   bash examples/wrk/stores.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/wrk/lib.sh
 rounds=${1:-3}
 seconds=${2:-5}
 connections=${3:-32}
@@ -66,10 +67,6 @@ for store in "${stores[@]}"; do
     port=$((port + 1))
 done
 
-median() {
-    sort -n | awk '{ r[NR] = $1 } END {
-        printf "%.0f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
-}
 declare -A results
 for round in $(seq "$rounds"); do
     line="round $round:"
@@ -85,8 +82,8 @@ for round in $(seq "$rounds"); do
     done
     echo "$line req/s"
 done
-memory=$(printf '%s\n' ${results[memory]} | median)
+memory=$(printf '%s\n' ${results[memory]} | median %.0f)
 for store in "${stores[@]}"; do
-    m=$(printf '%s\n' ${results[$store]} | median)
+    m=$(printf '%s\n' ${results[$store]} | median %.0f)
     echo "median $store: $m req/s ($(awk -v m="$m" -v b="$memory" 'BEGIN { printf "%.2f", m / b }') of memory)"
 done
