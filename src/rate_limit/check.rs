@@ -25,6 +25,8 @@ use crate::clock::Clock;
 use crate::context::client_ip::client_ip;
 use crate::context::credits::{Credits, NEVER};
 use crate::context::per_route::PerRoute;
+use crate::context::principal::Principal;
+use crate::context::route::Route;
 use crate::context::{self, Caller};
 use crate::error::sentence::{Piece::Number, Piece::Text, sentence};
 use crate::error::{ApiError, ErrorCode, Rule, StoreError, TypedDetails};
@@ -107,15 +109,40 @@ impl<St> RateLimitCheck<St> {
         &'a self,
         request: &'a Request<B>,
     ) -> Result<Bucket<'a>, ApiError> {
-        let partition = self.partition_of(request)?;
-        Ok(match context::route(request) {
+        self.bucket_on(
+            request,
+            context::route(request),
+            context::principal(request),
+        )
+    }
+
+    /// [`bucket_of`](Self::bucket_of) with the request's route and
+    /// principal already looked up (each lookup in the extensions is a
+    /// hash probe and two dynamic calls: the check has both at hand).
+    fn bucket_on<'a, B>(
+        &'a self,
+        request: &'a Request<B>,
+        route: Option<&'a Route>,
+        principal: Option<&'a Principal>,
+    ) -> Result<Bucket<'a>, ApiError> {
+        let partition = self.partition_of(request, principal)?;
+        Ok(match route {
             Some(route) => Bucket::on_route(partition, route),
             None => Bucket::unrouted(partition),
         })
     }
 
-    fn partition_of<'a, B>(&self, request: &'a Request<B>) -> Result<PartitionKey<'a>, ApiError> {
+    fn partition_of<'a, B>(
+        &self,
+        request: &'a Request<B>,
+        principal: Option<&'a Principal>,
+    ) -> Result<PartitionKey<'a>, ApiError> {
         let by_ip = || PartitionKey::ip(client_ip(request, &self.options.trusted_proxies));
+        // What `context::caller` answers, from the principal at hand.
+        let caller = || match principal {
+            Some(principal) => Ok(Caller::Key(principal)),
+            None => context::caller(request),
+        };
         Ok(match &self.options.partition {
             Partition::Global => PartitionKey::global(),
             Partition::ClientIp => by_ip(),
@@ -125,11 +152,11 @@ impl<St> RateLimitCheck<St> {
                 headers: request.headers(),
                 extensions: request.extensions(),
             })),
-            Partition::Project => match context::caller(request)? {
+            Partition::Project => match caller()? {
                 Caller::Key(principal) => PartitionKey::of_project(principal),
                 Caller::Public => by_ip(),
             },
-            Partition::KeyId => match context::caller(request)? {
+            Partition::KeyId => match caller()? {
                 Caller::Key(principal) => PartitionKey::of_key(principal),
                 Caller::Public => by_ip(),
             },
@@ -306,9 +333,10 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         };
         // A public route has no caller whose tier, overrides or credits
         // could apply.
+        let principal = context::principal(request);
         let caller = match route {
             Some(route) if route.is_public() => None,
-            _ => context::principal(request),
+            _ => principal,
         };
         if limits.is_unlimited()
             && caller.is_none_or(|principal| principal.record().credits().is_none())
@@ -319,7 +347,7 @@ impl<St: RateStore> Check for RateLimitCheck<St> {
         if limits.quotas().is_empty() {
             return Answer::Ready(Ok(()));
         }
-        let bucket = match self.bucket_of(request) {
+        let bucket = match self.bucket_on(request, route, principal) {
             Ok(bucket) => bucket,
             Err(error) => return Answer::Ready(Err(error)),
         };
