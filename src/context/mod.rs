@@ -93,7 +93,16 @@ pub enum Caller<'a> {
 /// The caller of `request`: its principal, `Public` on a public route, or
 /// `missing_api_key` when a key was needed and no key check admitted it.
 pub fn caller<B>(request: &Request<B>) -> Result<Caller<'_>, ApiError> {
-    if let Some(principal) = principal(request) {
+    caller_given(request, principal(request))
+}
+
+/// [`caller`], for a check that has already looked up the request's
+/// principal (`principal`, as [`principal`] gives it).
+pub(crate) fn caller_given<'a, B>(
+    request: &'a Request<B>,
+    principal: Option<&'a Principal>,
+) -> Result<Caller<'a>, ApiError> {
+    if let Some(principal) = principal {
         return Ok(Caller::Key(principal));
     }
     if is_public(request) || request.extensions().get::<Anonymous>().is_some() {

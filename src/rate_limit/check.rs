@@ -138,11 +138,7 @@ impl<St> RateLimitCheck<St> {
         principal: Option<&'a Principal>,
     ) -> Result<PartitionKey<'a>, ApiError> {
         let by_ip = || PartitionKey::ip(client_ip(request, &self.options.trusted_proxies));
-        // What `context::caller` answers, from the principal at hand.
-        let caller = || match principal {
-            Some(principal) => Ok(Caller::Key(principal)),
-            None => context::caller(request),
-        };
+        let caller = || context::caller_given(request, principal);
         Ok(match &self.options.partition {
             Partition::Global => PartitionKey::global(),
             Partition::ClientIp => by_ip(),
